@@ -1,0 +1,270 @@
+"""Presigned URLs and Authorization headers, byte for byte against botocore (the oracle)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+from freezegun import freeze_time
+from hypothesis import given
+from hypothesis import strategies as st
+
+from signer import Bucket, Credentials, SigningError, presign_url, sign_headers
+from signer.errors import InvalidBucket, InvalidExpiry, InvalidHeader, InvalidInput, InvalidKey, InvalidTime
+from tests.oracle import (
+    buckets,
+    client_for,
+    credentials,
+    expiries,
+    header_values,
+    metadata_names,
+    moments,
+    object_keys,
+)
+
+NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=timezone.utc)
+CREDS = Credentials("AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+BUCKET = Bucket("uploads-bucket")
+
+
+@st.composite
+def operations(draw):
+    """(botocore operation, its params, our method, our query, our headers), same call."""
+    key = draw(object_keys())
+    kind = draw(st.sampled_from(["get", "put", "head", "delete", "initiate", "part", "complete", "abort", "download"]))
+    if kind == "put":
+        params: dict = {"Key": key}
+        headers: dict[str, str] = {}
+        if draw(st.booleans()):
+            params["ContentType"] = headers["Content-Type"] = draw(header_values)
+        if draw(st.booleans()):
+            params["ACL"] = headers["x-amz-acl"] = draw(st.sampled_from(["private", "public-read"]))
+        if draw(st.booleans()):
+            params["ServerSideEncryption"] = headers["x-amz-server-side-encryption"] = "AES256"
+        meta = draw(st.dictionaries(metadata_names, header_values, max_size=3))
+        if meta:
+            params["Metadata"] = meta
+            headers.update({f"x-amz-meta-{name}": value for name, value in meta.items()})
+        return "put_object", params, "PUT", [], headers
+    simple = {"get": ("get_object", "GET"), "head": ("head_object", "HEAD"), "delete": ("delete_object", "DELETE")}
+    if kind in simple:
+        operation, method = simple[kind]
+        return operation, {"Key": key}, method, [], {}
+    upload_id = draw(st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40))
+    if kind == "initiate":
+        return "create_multipart_upload", {"Key": key}, "POST", [("uploads", "")], {}
+    if kind == "part":
+        part = draw(st.integers(1, 10000))
+        return (
+            "upload_part",
+            {"Key": key, "PartNumber": part, "UploadId": upload_id},
+            "PUT",
+            [("partNumber", str(part)), ("uploadId", upload_id)],
+            {},
+        )
+    if kind == "complete":
+        return "complete_multipart_upload", {"Key": key, "UploadId": upload_id}, "POST", [("uploadId", upload_id)], {}
+    if kind == "abort":
+        return "abort_multipart_upload", {"Key": key, "UploadId": upload_id}, "DELETE", [("uploadId", upload_id)], {}
+    disposition = draw(header_values)
+    return (
+        "get_object",
+        {"Key": key, "ResponseContentDisposition": disposition},
+        "GET",
+        [("response-content-disposition", disposition)],
+        {},
+    )
+
+
+@given(operations(), buckets(), credentials(), expiries, moments)
+def test_presign_url_equals_botocore(operation, bucket, creds, expires_in, moment) -> None:
+    name, params, method, query, headers = operation
+    with freeze_time(moment):
+        expected = client_for(creds, bucket).generate_presigned_url(
+            name, Params={"Bucket": bucket.name, **params}, ExpiresIn=expires_in
+        )
+    ours = presign_url(
+        creds, bucket, params["Key"], method=method, expires_in=expires_in, query=query, headers=headers, now=moment
+    )
+    assert ours.url == expected
+    assert ours.method == method
+    assert ours.headers == headers
+    assert ours.expires_at == moment + timedelta(seconds=expires_in)
+
+
+def botocore_headers(creds: Credentials, method, url, headers, body, region, moment) -> dict[str, str]:
+    request = AWSRequest(method=method, url=url, headers=dict(headers), data=body)
+    with freeze_time(moment):
+        S3SigV4Auth(
+            BotoCredentials(creds.access_key, creds.secret_key, creds.session_token), "s3", region
+        ).add_auth(request)
+    return dict(request.headers.items())
+
+
+signable_header_names = st.sampled_from(
+    ["Content-Type", "Range", "x-amz-acl", "x-amz-meta-a", "If-Match", "Cache-Control", "x-amz-storage-class"]
+)
+
+
+@given(
+    st.sampled_from(["GET", "PUT", "HEAD", "DELETE", "POST"]),
+    object_keys(),
+    buckets(),
+    credentials(),
+    st.dictionaries(signable_header_names, header_values, max_size=4),
+    st.binary(max_size=64),
+    st.sampled_from(["", "uploads=", "partNumber=2&uploadId=a%2Fb", "uploadId=xyz", "acl=", "max-keys=2&prefix=J"]),
+    moments,
+)
+def test_sign_headers_equals_botocore(method, key, bucket, creds, headers, body, query, moment) -> None:
+    url = bucket.object_url(key) + (f"?{query}" if query else "")
+    expected = botocore_headers(creds, method, url, headers, body, bucket.region, moment)
+    ours = sign_headers(creds, method, url, headers=headers, body=body, region=bucket.region, now=moment)
+    assert ours["Authorization"] == expected["Authorization"]
+    assert ours["X-Amz-Date"] == expected["X-Amz-Date"]
+    assert ours["X-Amz-Content-SHA256"] == expected["X-Amz-Content-SHA256"]
+    assert ours.get("X-Amz-Security-Token") == expected.get("X-Amz-Security-Token")
+
+
+def test_session_token_is_in_the_url_and_signed() -> None:
+    creds = Credentials("AKIDEXAMPLE12345", "secret", "token/with+chars=")
+    url = presign_url(creds, BUCKET, "a.txt", now=NOW).url
+    assert "X-Amz-Security-Token=token%2Fwith%2Bchars%3D&X-Amz-Signature=" in url
+
+
+def test_unsigned_payload_header_mode() -> None:
+    headers = sign_headers(CREDS, "PUT", BUCKET.object_url("k"), unsigned_payload=True, now=NOW)
+    assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+
+
+def test_keys_are_encoded_once_and_not_normalised() -> None:
+    url = presign_url(CREDS, BUCKET, "a//b/./c/../d é+%.txt", now=NOW).url
+    assert url.startswith("https://uploads-bucket.s3.amazonaws.com/a//b/./c/../d%20%C3%A9%2B%25.txt?")
+
+
+def test_custom_endpoint_keeps_port_and_drops_default_port() -> None:
+    assert presign_url(CREDS, Bucket("b-1", endpoint_url="http://127.0.0.1:9000"), "k", now=NOW).url.startswith(
+        "http://127.0.0.1:9000/b-1/k?"
+    )
+    assert presign_url(CREDS, Bucket("b-1", endpoint_url="https://minio.test:443"), "k", now=NOW).url.startswith(
+        "https://minio.test/b-1/k?"
+    )
+    vhost = Bucket("b-1", endpoint_url="http://s3.localhost:9000", addressing_style="virtual")
+    assert presign_url(CREDS, vhost, "k", now=NOW).url.startswith("http://b-1.s3.localhost:9000/k?")
+
+
+def test_credentials_repr_hides_secret_and_token() -> None:
+    creds = Credentials("AKIDEXAMPLE12345", "super-secret-value", "session-token-value")
+    assert "super-secret-value" not in repr(creds)
+    assert "session-token-value" not in repr(creds)
+    assert "super-secret-value" not in str(creds)
+
+
+@pytest.mark.parametrize("expires_in", [0, -1, 604801, 10**9, 1.5, "60", True, None])
+def test_expiry_outside_range_is_an_error_not_a_clamp(expires_in) -> None:
+    with pytest.raises(InvalidExpiry):
+        presign_url(CREDS, BUCKET, "k", expires_in=expires_in, now=NOW)
+
+
+def test_naive_datetime_is_refused() -> None:
+    with pytest.raises(InvalidTime):
+        presign_url(CREDS, BUCKET, "k", now=datetime(2026, 1, 1))
+    with pytest.raises(InvalidTime):
+        sign_headers(CREDS, "GET", BUCKET.object_url("k"), now=datetime(2026, 1, 1))
+
+
+def test_other_timezones_are_converted_to_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    here = presign_url(CREDS, BUCKET, "k", now=datetime(2026, 11, 23, 10, 0, tzinfo=plus_two)).url
+    assert here == presign_url(CREDS, BUCKET, "k", now=NOW).url
+
+
+def test_freezegun_drives_the_default_clock() -> None:
+    with freeze_time("2026-11-23 08:00:00"):
+        assert presign_url(CREDS, BUCKET, "k").url == presign_url(CREDS, BUCKET, "k", now=NOW).url
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "ab", "a" * 64, "Upper", "under_score", "-leading", "trailing-", "a..b", "192.168.1.1", "xn--abc",
+     "bucket-s3alias", "sthree-x", "has space", "dot.-dash"],
+)
+def test_bucket_names_s3_rejects(name: str) -> None:
+    with pytest.raises(InvalidBucket):
+        Bucket(name)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain\r\nx-amz-acl: public-read"},
+        {"Content-Type": "text/plain\nx"},
+        {"Content-Type": "a\rb"},
+        {"Content-Type": "a\x00b"},
+        {"Bad\r\nName": "v"},
+        {"Bad Name": "v"},
+        {"": "v"},
+        {"x-amz-meta-a:b": "v"},
+        {"Host": "evil.example"},
+        {"Authorization": "AWS4-HMAC-SHA256 ..."},
+    ],
+)
+def test_header_injection_is_refused(headers) -> None:
+    with pytest.raises(InvalidHeader):
+        presign_url(CREDS, BUCKET, "k", method="PUT", headers=headers, now=NOW)
+
+
+def test_header_injection_is_refused_in_header_signing() -> None:
+    with pytest.raises(InvalidHeader):
+        sign_headers(CREDS, "GET", BUCKET.object_url("k"), headers={"Range": "bytes=0-1\r\nx: y"}, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: presign_url(CREDS, BUCKET, "k", method="PATCH", now=NOW),
+        lambda: presign_url(CREDS, BUCKET, "k", query={"X-Amz-Signature": "0"}, now=NOW),
+        lambda: presign_url(CREDS, BUCKET, "k", query={"x-amz-credential": "x"}, now=NOW),
+        lambda: sign_headers(CREDS, "GET", "ftp://example.com/k", now=NOW),
+        lambda: sign_headers(CREDS, "GET", "not a url", now=NOW),
+        lambda: sign_headers(CREDS, "GET", BUCKET.object_url("k"), region="US EAST", now=NOW),
+        lambda: Bucket("b-1", region="../evil"),
+        lambda: Bucket("b-1", endpoint_url="ftp://x"),
+        lambda: Bucket("b-1", endpoint_url="http://127.0.0.1:9000/prefix"),
+        lambda: Bucket("b-1", endpoint_url="http://127.0.0.1:9000", addressing_style="virtual"),
+        lambda: Bucket("b-1", addressing_style="sideways"),
+        lambda: Credentials("", "s"),
+        lambda: Credentials("AK ID", "s"),
+        lambda: Credentials("AKID", ""),
+        lambda: Credentials("AKID", "s", "tok\nen"),
+    ],
+)
+def test_bad_input_raises_the_library_error(call) -> None:
+    with pytest.raises(SigningError):
+        call()
+
+
+def test_key_rules() -> None:
+    with pytest.raises(InvalidKey):
+        presign_url(CREDS, BUCKET, "é" * 513, now=NOW)  # 1026 bytes
+    with pytest.raises(InvalidKey):
+        presign_url(CREDS, BUCKET, "bad\ud800surrogate", now=NOW)
+    presign_url(CREDS, BUCKET, "é" * 512, now=NOW)  # 1024 bytes is allowed
+
+
+def test_error_messages_never_contain_the_secret() -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    creds = Credentials("AKIDEXAMPLE12345", secret, "tok")
+    for call in (
+        lambda: presign_url(creds, BUCKET, "k", expires_in=0, now=NOW),
+        lambda: presign_url(creds, BUCKET, "k", headers={"X": "a\nb"}, now=NOW),
+        lambda: presign_url(creds, BUCKET, "k", now=datetime(2026, 1, 1)),
+    ):
+        with pytest.raises(SigningError) as caught:
+            call()
+        assert secret not in str(caught.value)
+        assert secret not in repr(caught.value)
+    assert isinstance(InvalidInput("x"), ValueError)
