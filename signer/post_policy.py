@@ -10,7 +10,8 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput

@@ -49,13 +49,17 @@ def encode_key(key: str) -> str:
     (``a//b``, ``./`` and ``../`` stay as they are), unicode as UTF-8 percent-encoding."""
     if not isinstance(key, str):
         raise InvalidKey("key must be a string")
+    if len(key) * 4 > MAX_KEY_BYTES:  # only long keys need their UTF-8 size measured
+        try:
+            size = len(key.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidKey("key is not valid unicode (lone surrogate)") from None
+        if size > MAX_KEY_BYTES:
+            raise InvalidKey(f"key is {size} bytes of UTF-8; S3 allows at most {MAX_KEY_BYTES}")
     try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
+        return uri_encode(key, keep_slash=True)
+    except InvalidInput:
         raise InvalidKey("key is not valid unicode (lone surrogate)") from None
-    if size > MAX_KEY_BYTES:
-        raise InvalidKey(f"key is {size} bytes of UTF-8; S3 allows at most {MAX_KEY_BYTES}")
-    return uri_encode(key, keep_slash=True)
 
 
 def _parse_endpoint(endpoint_url: str) -> tuple[str, str]:

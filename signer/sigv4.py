@@ -13,8 +13,8 @@ import hmac
 import re
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Iterable, Mapping
-from urllib.parse import quote, unquote
+from collections.abc import Iterable, Mapping
+from urllib.parse import unquote
 
 from .errors import InvalidExpiry, InvalidHeader, InvalidInput, InvalidTime
 
@@ -51,9 +51,8 @@ def utc_moment(now: datetime | None) -> datetime:
 
 def amz_date(moment: datetime) -> str:
     """``YYYYMMDDTHHMMSSZ``, the X-Amz-Date format."""
-    return (
-        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
-        f"T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z"
+    return "%04d%02d%02dT%02d%02d%02dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
     )
 
 
@@ -68,12 +67,24 @@ def check_expires(expires_in: object) -> int:
 
 # --- encoding -----------------------------------------------------------------
 
+_NEEDS_ESCAPE = re.compile(r"[^A-Za-z0-9\-_.~]")
+_NEEDS_ESCAPE_IN_PATH = re.compile(r"[^A-Za-z0-9\-_.~/]")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_BYTE_ESCAPES = [chr(byte) if byte in _UNRESERVED else "%%%02X" % byte for byte in range(256)]
+_BYTE_ESCAPES_KEEP_SLASH = [("/" if byte == ord("/") else escape) for byte, escape in enumerate(_BYTE_ESCAPES)]
+
+
 def uri_encode(text: str, *, keep_slash: bool = False) -> str:
-    """RFC 3986 percent-encoding of UTF-8, unreserved characters (A-Za-z0-9-_.~) kept."""
+    """RFC 3986 percent-encoding of UTF-8, unreserved characters (A-Za-z0-9-_.~) kept.
+    Text with nothing to escape is returned as is (the common, hot case); otherwise a
+    byte table does in C what ``urllib.parse.quote`` does in a Python loop."""
+    if not (_NEEDS_ESCAPE_IN_PATH if keep_slash else _NEEDS_ESCAPE).search(text):
+        return text
     try:
-        return quote(text, safe="/" if keep_slash else "")
+        encoded = text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput("text is not encodable as UTF-8 (lone surrogate?)") from None
+    return "".join(map((_BYTE_ESCAPES_KEEP_SLASH if keep_slash else _BYTE_ESCAPES).__getitem__, encoded))
 
 
 def normalize_path(path: str) -> str:
@@ -136,13 +147,14 @@ def check_header(name: str, value: str) -> None:
 def canonical_headers(headers: HeaderItems) -> tuple[str, str]:
     """(canonical header block, signed header list). Names lower-cased and sorted,
     values trimmed with inner runs of spaces folded, repeated headers joined by commas."""
-    grouped: dict[str, list[str]] = {}
+    grouped: dict[str, str] = {}
     for name, value in headers:
         check_header(name, value)
-        grouped.setdefault(name.lower(), []).append(" ".join(value.split()))
+        name = name.lower()
+        value = " ".join(value.split())
+        grouped[name] = f"{grouped[name]},{value}" if name in grouped else value
     names = sorted(grouped)
-    block = "".join(f"{name}:{','.join(grouped[name])}\n" for name in names)
-    return block, ";".join(names)
+    return "".join([f"{name}:{grouped[name]}\n" for name in names]), ";".join(names)
 
 
 def canonical_request(
@@ -226,6 +238,6 @@ def headers_as_items(headers: Mapping[str, str] | HeaderItems | None) -> list[tu
     """Accept a mapping or a list of pairs (for repeated headers)."""
     if headers is None:
         return []
-    if isinstance(headers, Mapping):
+    if type(headers) is dict or isinstance(headers, Mapping):
         return list(headers.items())
     return list(headers)
