@@ -1,0 +1,63 @@
+"""Who is calling: bearer tokens, a trusted gateway's user header, or anonymous mode."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass
+from typing import Mapping
+
+from .config import Config
+from .errors import Unauthorized
+from .rules import IDENTITY
+
+
+@dataclass(frozen=True)
+class Caller:
+    """``identity`` decides the caller's key prefix; None means the shared prefix."""
+
+    identity: str | None
+    via: str  # "token", "gateway" or "anonymous", for the access log
+
+
+def _matching_token_name(config: Config, presented: bytes) -> str | None:
+    """Compare against every configured token in constant time, without stopping early,
+    so timing reveals neither which token matched nor how much of one did."""
+    found = None
+    for name, token in config.api_tokens:
+        if hmac.compare_digest(presented, token):
+            found = name
+    return found
+
+
+def _from_trusted_proxy(config: Config, remote_addr: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return False
+    return any(address in network for network in config.trusted_proxies)
+
+
+def identify(config: Config, headers: Mapping[str, str], remote_addr: str | None) -> Caller:
+    """Authenticate a request. The gateway's user header counts only when the TCP peer
+    is a trusted proxy; from anyone else it is ignored, never trusted."""
+    if config.user_header and _from_trusted_proxy(config, remote_addr):
+        user = headers.get(config.user_header)
+        if user is not None:
+            if not IDENTITY.fullmatch(user):
+                raise Unauthorized(f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
+            return Caller(user, "gateway")
+
+    authorization = headers.get("Authorization", "")
+    if authorization:
+        scheme, _, presented = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise Unauthorized("Authorization must be 'Bearer <token>'")
+        name = _matching_token_name(config, presented.strip().encode("utf-8", "replace"))
+        if name is None:
+            raise Unauthorized("the bearer token is not valid")
+        return Caller(name, "token")
+
+    if config.allow_anonymous:
+        return Caller(None, "anonymous")
+    raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
