@@ -20,7 +20,7 @@ from .fineuploader import Signer, parse_json_object, sign_multipart_headers, sig
 from .openapi import openapi_document
 from .post_policy import presign_post
 from .presign import presign_url
-from .s3client import delete_object, head_object
+from .s3client import delete_object, head_object, list_objects
 from .sigv4 import current_time
 
 log = logging.getLogger("signer")
@@ -129,6 +129,16 @@ def post_policy() -> Response:
     return jsonify(url=form.url, fields=form.fields, bucket=cfg.bucket.name, key=key, expires_at=iso(form.expires_at))
 
 
+@api.get("/v1/objects")
+def objects() -> Response:
+    """The caller's own objects (at most 100), for the demo page and quick checks."""
+    who = caller()
+    cfg = config()
+    prefix = cfg.rules.prefix_for(who.identity)
+    items = list_objects(cfg.credentials, cfg.bucket, prefix, timeout=cfg.s3_timeout)
+    return jsonify(prefix=prefix, objects=items)
+
+
 @api.get("/v1/whoami")
 def whoami() -> Response:
     """Lets a client (the demo page, Fine Uploader's key function) learn where it may write."""
@@ -224,8 +234,6 @@ def _error(status: int, code: str, message: str) -> Response:
     body: dict[str, Any] = {"error": message, "code": code}
     if request.path.startswith("/s3/"):
         body["invalid"] = True  # Fine Uploader shows 'error'
-        if status == 403:
-            status = 400  # Fine Uploader's protocol: refusals are 400
     response = jsonify(body)
     response.status_code = status
     return response
@@ -233,7 +241,10 @@ def _error(status: int, code: str, message: str) -> Response:
 
 def handle_signing_error(exc: SigningError) -> Response:
     log.info("refused %s %s: %s", request.method, request.path, exc.code)
-    return _error(exc.status, exc.code, exc.message)
+    status = exc.status
+    if status == 403 and request.path.startswith("/s3/"):
+        status = 400  # Fine Uploader's protocol: a refused signature is a 400
+    return _error(status, exc.code, exc.message)
 
 
 def handle_http_error(exc: HTTPException) -> Response:

@@ -70,3 +70,38 @@ def delete_object(
     response = _request(credentials, bucket, "DELETE", key, timeout, now)
     if response.status not in (200, 204):
         raise StorageError(f"S3 DELETE answered {response.status}")
+
+
+def list_objects(
+    credentials: Credentials, bucket: Bucket, prefix: str, *, max_keys: int = 100, timeout: float = 10.0,
+    now: datetime | None = None,
+) -> list[dict[str, object]]:
+    """ListObjectsV2 under ``prefix``: ``[{"key", "size"}]``, at most ``max_keys``."""
+    import xml.etree.ElementTree as ElementTree
+    from urllib.parse import urlencode, quote
+
+    query = urlencode({"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}, quote_via=quote)
+    url = f"{bucket.object_url('')}?{query}"
+    headers = sign_headers(credentials, "GET", url, region=bucket.region, now=now)
+    parts = urlsplit(url)
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_class(parts.netloc, timeout=timeout)
+    try:
+        connection.request("GET", f"{parts.path}?{parts.query}", headers=headers)
+        response = connection.getresponse()
+        body = response.read(4 * 1024 * 1024)
+    except (OSError, http.client.HTTPException) as exc:
+        raise StorageError(f"S3 GET failed: {type(exc).__name__}") from None
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise StorageError(f"S3 list answered {response.status}")
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        raise StorageError("S3 list answer is not XML") from None
+    namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    return [
+        {"key": item.findtext(f"{namespace}Key"), "size": int(item.findtext(f"{namespace}Size") or 0)}
+        for item in root.iter(f"{namespace}Contents")
+    ]

@@ -1,0 +1,91 @@
+"""Start peer servers on 127.0.0.1 and a free port; stop them by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered at {url} within {timeout}s")
+
+
+@contextmanager
+def running(command: list[str], ready_url: str, env: dict[str, str] | None = None, log_path: Path | None = None,
+            timeout: float = 30.0) -> Iterator[subprocess.Popen]:
+    """Run ``command`` in its own process group until the block ends; kill it by PID."""
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_http(ready_url, timeout, process)
+        yield process
+    finally:
+        stop(process)
+        if log_path:
+            log.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait(timeout=10)
+
+
+def require_tool(name: str, install_hint: str) -> str:
+    """A peer tool's path; skip without it on a user's machine, fail without it in CI."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed; {install_hint}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's S3 in server mode (a plain store: it does not check signatures)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], f"{url}/moto-api/"):
+        yield url

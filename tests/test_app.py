@@ -1,0 +1,339 @@
+"""Every endpoint and every refusal through Flask's test client; signatures against botocore."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from freezegun import freeze_time
+
+from signer import Bucket, Credentials
+from tests import fineuploader_samples as fu
+from tests.conftest import ACCESS_KEY, ALICE_TOKEN, BOB_TOKEN, SECRET_KEY, bearer
+from tests.oracle import client_for
+from tests.test_fineuploader import botocore_signature
+
+FROZEN = "2026-11-23 08:00:00"
+CREDS = Credentials(ACCESS_KEY, SECRET_KEY)
+BUCKET = Bucket("uploads-bucket")
+
+
+def post_json(client, path, body, headers=None, **kwargs):
+    return client.post(path, data=json.dumps(body), content_type="application/json", headers=bearer() if headers is None else headers, **kwargs)
+
+
+# --- /v1/presign --------------------------------------------------------------------
+
+@freeze_time(FROZEN)
+def test_presign_put_matches_botocore(client) -> None:
+    response = post_json(client, "/v1/presign", {
+        "method": "PUT", "key": "uploads/alice/cat.png", "content_type": "image/png", "content_length": 1234,
+        "expires_in": 600,
+    })
+    assert response.status_code == 200, response.json
+    body = response.json
+    expected = client_for(CREDS, BUCKET).generate_presigned_url(
+        "put_object",
+        Params={"Bucket": "uploads-bucket", "Key": "uploads/alice/cat.png", "ContentType": "image/png", "ContentLength": 1234},
+        ExpiresIn=600,
+    )
+    assert body == {
+        "method": "PUT",
+        "url": expected,
+        "headers": {"Content-Type": "image/png", "Content-Length": "1234"},
+        "bucket": "uploads-bucket",
+        "key": "uploads/alice/cat.png",
+        "expires_at": "2026-11-23T08:10:00Z",
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@freeze_time(FROZEN)
+def test_presign_get_matches_botocore(client) -> None:
+    response = post_json(client, "/v1/presign", {"method": "GET", "key": "uploads/alice/ü b+%.png"})
+    expected = client_for(CREDS, BUCKET).generate_presigned_url(
+        "get_object", Params={"Bucket": "uploads-bucket", "Key": "uploads/alice/ü b+%.png"}, ExpiresIn=300
+    )
+    assert response.json["url"] == expected
+    assert response.json["headers"] == {}
+
+
+@freeze_time(FROZEN)
+def test_presign_with_filename_chooses_the_key(client) -> None:
+    response = post_json(client, "/v1/presign", {"filename": "My Cat.PNG", "content_type": "image/png", "content_length": 5})
+    key = response.json["key"]
+    assert re.fullmatch(r"uploads/alice/2026/11/23/[0-9a-f-]{36}\.png", key)
+    assert urlsplit(response.json["url"]).path == f"/{key}"
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"method": "PUT", "key": "uploads/bob/x.png", "content_type": "image/png", "content_length": 1}, 403, "key_not_allowed"),
+        ({"method": "PUT", "key": "uploads/alice/../bob/x.png", "content_type": "image/png", "content_length": 1}, 403, "key_not_allowed"),
+        ({"method": "PUT", "key": "uploads/alice/x\r\n.png", "content_type": "image/png", "content_length": 1}, 403, "key_not_allowed"),
+        ({"method": "PUT", "key": "uploads/alice/" + "a" * 1020, "content_type": "image/png", "content_length": 1}, 403, "key_not_allowed"),
+        ({"method": "PUT", "key": "uploads/alice/x.html", "content_type": "text/html", "content_length": 1}, 403, "content_type_not_allowed"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_length": 1}, 403, "content_type_not_allowed"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png"}, 400, "content_length_required"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1000001}, 403, "too_large"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": -1}, 400, "invalid_input"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1, "expires_in": 901}, 403, "expiry_too_long"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1, "expires_in": 0}, 400, "invalid_expiry"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1, "expires_in": "60"}, 400, "invalid_expiry"),
+        ({"method": "DELETE", "key": "uploads/alice/x.png"}, 403, "method_not_allowed"),
+        ({"method": "PATCH", "key": "uploads/alice/x.png"}, 403, "method_not_allowed"),
+        ({"method": ["PUT"], "key": "uploads/alice/x.png"}, 403, "method_not_allowed"),
+        ({"method": "GET", "filename": "x.png"}, 400, "invalid_input"),
+        ({"method": "GET", "key": "uploads/alice/x.png", "content_type": "image/png"}, 400, "invalid_input"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "filename": "x.png"}, 400, "invalid_input"),
+        ({"method": "PUT"}, 400, "invalid_input"),
+        ({"method": "PUT", "key": 7}, 400, "invalid_key"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "bucket": "other"}, 400, "invalid_input"),
+    ],
+)
+def test_presign_refusals(client, body, status, code) -> None:
+    response = post_json(client, "/v1/presign", body)
+    assert response.status_code == status, response.json
+    assert response.json["code"] == code
+    assert "url" not in response.json and "signature" not in json.dumps(response.json).lower()
+
+
+def test_delete_can_be_allowed(make_client) -> None:
+    client = make_client(SIGNER_ALLOWED_METHODS="GET,PUT,DELETE")
+    assert post_json(client, "/v1/presign", {"method": "DELETE", "key": "uploads/alice/x.png"}).status_code == 200
+
+
+def test_no_size_limit_means_no_length_needed(make_client) -> None:
+    client = make_client(SIGNER_MAX_SIZE=None, SIGNER_ALLOWED_CONTENT_TYPES=None)
+    response = post_json(client, "/v1/presign", {"key": "uploads/alice/x.bin"})
+    assert response.status_code == 200
+    assert response.json["headers"] == {}
+
+
+# --- /v1/post-policy ---------------------------------------------------------------
+
+@freeze_time(FROZEN)
+def test_post_policy_matches_botocore_and_rules(client) -> None:
+    response = post_json(client, "/v1/post-policy", {"key": "uploads/alice/cat.png", "content_type": "image/png"})
+    assert response.status_code == 200, response.json
+    body = response.json
+    expected = client_for(CREDS, BUCKET).generate_presigned_post(
+        "uploads-bucket", "uploads/alice/cat.png",
+        Fields={"Content-Type": "image/png"},
+        Conditions=[["content-length-range", 0, 1000000], {"Content-Type": "image/png"}],
+        ExpiresIn=300,
+    )
+    assert body["url"] == expected["url"]
+    assert body["fields"] == expected["fields"]
+    assert list(body["fields"])[0] == "key" and list(body["fields"])[-1] == "x-amz-signature"
+    policy = json.loads(base64.b64decode(body["fields"]["policy"]))
+    assert ["content-length-range", 0, 1000000] in policy["conditions"]
+    assert body["expires_at"] == "2026-11-23T08:05:00Z"
+
+
+@freeze_time(FROZEN)
+def test_post_policy_smaller_max_size(client) -> None:
+    response = post_json(client, "/v1/post-policy", {"filename": "a.pdf", "content_type": "application/pdf", "max_size": 10})
+    policy = json.loads(base64.b64decode(response.json["fields"]["policy"]))
+    assert ["content-length-range", 0, 10] in policy["conditions"]
+    assert response.json["key"].startswith("uploads/alice/2026/11/23/")
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        ({"key": "uploads/alice/x.png", "content_type": "image/png", "max_size": 1000001}, 403),
+        ({"key": "uploads/alice/x.png", "content_type": "text/plain"}, 403),
+        ({"key": "uploads/alice/x.png"}, 403),
+        ({"key": "uploads/x.png", "content_type": "image/png"}, 403),
+        ({"key": "uploads/alice/x.png", "content_type": "image/png", "expires_in": 10**6}, 403),
+        ({"key": "uploads/alice/x.png", "content_type": "image/png", "acl": "public-read"}, 400),
+    ],
+)
+def test_post_policy_refusals(client, body, status) -> None:
+    response = post_json(client, "/v1/post-policy", body)
+    assert response.status_code == status
+    assert "fields" not in response.json
+
+
+# --- authentication ------------------------------------------------------------------
+
+GOOD_PUT = {"key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": f"Basic {ALICE_TOKEN}"},
+     {"Authorization": "Bearer "}, {"Authorization": ALICE_TOKEN}, {"Authorization": f"Bearer {ALICE_TOKEN[:-1]}"}],
+)
+def test_missing_or_wrong_tokens_get_401(client, headers) -> None:
+    response = post_json(client, "/v1/presign", GOOD_PUT, headers=headers)
+    assert response.status_code == 401
+    assert response.json["code"] == "unauthorized"
+    assert ALICE_TOKEN not in response.get_data(as_text=True)
+
+
+def test_token_names_are_identities(client) -> None:
+    assert post_json(client, "/v1/presign", GOOD_PUT, headers=bearer(BOB_TOKEN)).status_code == 403
+    assert client.get("/v1/whoami", headers=bearer(BOB_TOKEN)).json == {"identity": "bob", "key_prefix": "uploads/bob/"}
+
+
+def test_gateway_user_header_only_from_trusted_proxies(make_client) -> None:
+    client = make_client(SIGNER_USER_HEADER="X-Auth-User", SIGNER_TRUSTED_PROXIES="10.0.0.5")
+    as_gateway = {"REMOTE_ADDR": "10.0.0.5"}
+    as_stranger = {"REMOTE_ADDR": "203.0.113.9"}
+    response = client.get("/v1/whoami", headers={"X-Auth-User": "carol"}, environ_base=as_gateway)
+    assert response.json == {"identity": "carol", "key_prefix": "uploads/carol/"}
+    # A forged header from anyone else is ignored: no identity, no token, no entry.
+    assert client.get("/v1/whoami", headers={"X-Auth-User": "carol"}, environ_base=as_stranger).status_code == 401
+    forged = client.get("/v1/whoami", headers={"X-Auth-User": "carol", **bearer()}, environ_base=as_stranger)
+    assert forged.json["identity"] == "alice"
+    bad = client.get("/v1/whoami", headers={"X-Auth-User": "../bob"}, environ_base=as_gateway)
+    assert bad.status_code == 401
+
+
+def test_anonymous_mode(make_client, caplog) -> None:
+    with caplog.at_level("WARNING"):
+        client = make_client(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true")
+    assert "ANYONE" in caplog.text
+    assert client.get("/v1/whoami").json == {"identity": None, "key_prefix": "uploads/"}
+
+
+# --- Fine Uploader endpoints -----------------------------------------------------------
+
+def fine_uploader_client(make_client):
+    return make_client(SIGNER_ENDPOINT_URL="http://s3.localhost:9000", SIGNER_ADDRESSING_STYLE="virtual")
+
+
+@freeze_time(FROZEN)
+def test_fine_uploader_policy(make_client) -> None:
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    document = fu.policy(now, access_key=ACCESS_KEY, bucket="uploads-bucket", key="uploads/alice/x.png")
+    response = post_json(fine_uploader_client(make_client), "/s3/signature?v4=true", document)
+    assert response.status_code == 200, response.json
+    assert json.loads(base64.b64decode(response.json["policy"])) == document
+    assert response.json["signature"] == botocore_signature(response.json["policy"], secret=SECRET_KEY)
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("kind", ["initiate", "part", "complete", "abort"])
+def test_fine_uploader_headers(make_client, kind) -> None:
+    import hashlib
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    raw = fu.headers_string(kind, now, host="uploads-bucket.s3.localhost:9000", key="uploads/alice/x.png")
+    response = post_json(fine_uploader_client(make_client), "/s3/signature?v4=true", {"headers": raw})
+    assert response.status_code == 200, response.json
+    lines = raw.split("\n")
+    hashed = hashlib.sha256("\n".join(lines[3:]).encode()).hexdigest()
+    assert response.json == {"signature": botocore_signature("\n".join(lines[:3] + [hashed]), secret=SECRET_KEY)}
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/s3/signature", {"headers": "x"}),  # no v4=true: a v2 request
+        ("/s3/signature?v4=false", {"headers": "x"}),
+        ("/s3/signature?v4=true", {"headers": "AWS4-HMAC-SHA256\n20261123T080000Z\n"}),
+        ("/s3/signature?v4=true", {"headers": "x", "extra": 1}),
+        ("/s3/signature?v4=true", {"expiration": "2026-11-23T08:05:00.000Z", "conditions": [{"bucket": "other"}]}),
+        ("/s3/signature?v4=true", {"conditions": []}),
+    ],
+)
+def test_fine_uploader_refusals_are_400_invalid(make_client, path, body) -> None:
+    response = post_json(fine_uploader_client(make_client), path, body)
+    assert response.status_code == 400
+    assert response.json["invalid"] is True
+    assert response.json["error"]
+    assert "signature" not in response.json and "policy" not in response.json
+
+
+def test_fine_uploader_v2_message(client) -> None:
+    response = post_json(client, "/s3/signature", {"headers": "x"})
+    assert "version 4" in response.json["error"]
+
+
+def test_fine_uploader_needs_auth(client) -> None:
+    response = post_json(client, "/s3/signature?v4=true", {"headers": "x"}, headers={})
+    assert response.status_code == 401 and response.json["invalid"] is True
+
+
+# --- malformed requests never 500 -------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "data, content_type",
+    [
+        ("{", "application/json"),
+        ('{"key": "uploads/alice/x.png", "key": "uploads/bob/x.png"}', "application/json"),
+        ("[1, 2]", "application/json"),
+        ("null", "application/json"),
+        ('{"key": NaN}', "application/json"),
+        ("\xff", "application/json"),
+        ('{"key": "uploads/alice/x.png"}', "text/plain"),
+        ('{"key": "uploads/alice/x.png"}', None),
+    ],
+)
+def test_malformed_bodies_are_4xx_json(client, data, content_type) -> None:
+    for path in ("/v1/presign", "/v1/post-policy", "/s3/signature?v4=true"):
+        response = client.post(path, data=data, content_type=content_type, headers=bearer())
+        assert 400 <= response.status_code < 500, (path, response.status_code)
+        assert response.is_json and response.json["error"]
+
+
+def test_body_cap(client) -> None:
+    response = client.post("/v1/presign", data="x" * (64 * 1024 + 1), content_type="application/json", headers=bearer())
+    assert response.status_code == 413
+    assert response.json["code"] == "request_entity_too_large"
+
+
+def test_unknown_paths_and_methods_are_json(client) -> None:
+    assert client.get("/nope").status_code == 404
+    response = client.get("/v1/presign")
+    assert response.status_code == 405 and response.is_json
+
+
+# --- CORS, health, OpenAPI -------------------------------------------------------------
+
+def test_cors_preflight_only_for_configured_origins(client) -> None:
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type"}
+    response = client.options("/s3/signature", headers=preflight)
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+    refused = client.options("/s3/signature", headers={**preflight, "Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    simple = post_json(client, "/v1/presign", GOOD_PUT, headers={**bearer(), "Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in simple.headers
+
+
+def test_health_and_openapi(client) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ready"}
+    document = client.get("/openapi.json").json
+    assert document["openapi"].startswith("3.1")
+    assert {"/v1/presign", "/v1/post-policy", "/s3/signature", "/s3/success", "/s3/files/{uuid}", "/healthz",
+            "/readyz"} <= set(document["paths"])
+
+
+def test_secrets_never_in_responses(client) -> None:
+    bodies = [
+        post_json(client, "/v1/presign", GOOD_PUT).get_data(as_text=True),
+        post_json(client, "/v1/presign", {"key": "x"}).get_data(as_text=True),
+        post_json(client, "/v1/post-policy", {"key": "uploads/alice/x.png", "content_type": "image/png"}).get_data(as_text=True),
+        client.get("/openapi.json").get_data(as_text=True),
+    ]
+    for text in bodies:
+        assert SECRET_KEY not in text and ALICE_TOKEN not in text and BOB_TOKEN not in text
+    query = parse_qs(urlsplit(json.loads(bodies[0])["url"]).query)
+    assert set(query) == {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                          "X-Amz-SignedHeaders", "X-Amz-Signature"}

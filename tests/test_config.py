@@ -1,0 +1,102 @@
+"""Configuration: defaults, every variable, and errors that name the variable."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from signer.config import load_config
+from signer.errors import ConfigError
+from tests.conftest import ALICE_TOKEN, SECRET_KEY, env_with
+
+
+def test_defaults() -> None:
+    config = load_config(env_with(SIGNER_MAX_SIZE=None, SIGNER_ALLOWED_CONTENT_TYPES=None, SIGNER_MAX_EXPIRES=None))
+    assert config.bucket.region == "us-east-1"
+    assert config.bucket.object_url("k") == "https://uploads-bucket.s3.amazonaws.com/k"
+    assert config.rules.key_prefix == "uploads/"
+    assert config.rules.max_expires == 3600
+    assert config.rules.max_size is None
+    assert config.rules.allowed_content_types == ()
+    assert config.rules.allowed_methods == {"GET", "PUT", "HEAD"}
+    assert config.rules.allowed_acls == {"private"}
+    assert config.allow_anonymous is False
+    assert config.trusted_proxies == (ipaddress.ip_network("127.0.0.1/32"),)
+    assert dict(config.api_tokens)["alice"] == ALICE_TOKEN.encode()
+
+
+def test_custom_endpoint_defaults_to_path_style_and_virtual_is_configurable() -> None:
+    config = load_config(env_with(SIGNER_ENDPOINT_URL="http://127.0.0.1:9000", AWS_REGION="eu-west-1"))
+    assert config.bucket.object_url("k") == "http://127.0.0.1:9000/uploads-bucket/k"
+    assert config.bucket.region == "eu-west-1"
+    config = load_config(env_with(SIGNER_ENDPOINT_URL="http://s3.localhost:9000", SIGNER_ADDRESSING_STYLE="virtual"))
+    assert config.bucket.object_url("k") == "http://uploads-bucket.s3.localhost:9000/k"
+
+
+def test_secrets_from_files(tmp_path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET_KEY + "\n")
+    tokens_file = tmp_path / "tokens"
+    tokens_file.write_text(f"carol:{ALICE_TOKEN}\n")
+    config = load_config(
+        env_with(
+            AWS_SECRET_ACCESS_KEY=None,
+            AWS_SECRET_ACCESS_KEY_FILE=str(secret_file),
+            SIGNER_API_TOKENS=None,
+            SIGNER_API_TOKENS_FILE=str(tokens_file),
+        )
+    )
+    assert config.credentials.secret_key == SECRET_KEY
+    assert [name for name, _ in config.api_tokens] == ["carol"]
+
+
+@pytest.mark.parametrize(
+    "overrides, variable",
+    [
+        ({"SIGNER_BUCKET": None}, "SIGNER_BUCKET"),
+        ({"SIGNER_BUCKET": "Not_A_Bucket"}, "SIGNER_BUCKET"),
+        ({"AWS_ACCESS_KEY_ID": None}, "AWS_ACCESS_KEY_ID"),
+        ({"AWS_SECRET_ACCESS_KEY": None}, "AWS_SECRET_ACCESS_KEY"),
+        ({"AWS_SECRET_ACCESS_KEY_FILE": "/nonexistent/secret"}, "AWS_SECRET_ACCESS_KEY"),
+        ({"AWS_SECRET_ACCESS_KEY": None, "AWS_SECRET_ACCESS_KEY_FILE": "/nonexistent/secret"}, "AWS_SECRET_ACCESS_KEY_FILE"),
+        ({"SIGNER_ENDPOINT_URL": "ftp://x"}, "SIGNER_ENDPOINT_URL"),
+        ({"SIGNER_ADDRESSING_STYLE": "sideways"}, "SIGNER_ADDRESSING_STYLE"),
+        ({"SIGNER_KEY_PREFIX": "uploads"}, "SIGNER_KEY_PREFIX"),
+        ({"SIGNER_KEY_PREFIX": "/uploads/"}, "SIGNER_KEY_PREFIX"),
+        ({"SIGNER_MAX_SIZE": "big"}, "SIGNER_MAX_SIZE"),
+        ({"SIGNER_MAX_SIZE": "0"}, "SIGNER_MAX_SIZE"),
+        ({"SIGNER_MAX_EXPIRES": "604801"}, "SIGNER_MAX_EXPIRES"),
+        ({"SIGNER_MAX_EXPIRES": "0"}, "SIGNER_MAX_EXPIRES"),
+        ({"SIGNER_ALLOWED_CONTENT_TYPES": "image"}, "SIGNER_ALLOWED_CONTENT_TYPES"),
+        ({"SIGNER_ALLOWED_METHODS": "PATCH"}, "SIGNER_ALLOWED_METHODS"),
+        ({"SIGNER_ALLOWED_ACLS": "everyone"}, "SIGNER_ALLOWED_ACLS"),
+        ({"SIGNER_API_TOKENS": None}, "SIGNER_API_TOKENS"),
+        ({"SIGNER_API_TOKENS": "alice"}, "SIGNER_API_TOKENS"),
+        ({"SIGNER_API_TOKENS": "alice:short"}, "SIGNER_API_TOKENS"),
+        ({"SIGNER_API_TOKENS": f"a/b:{ALICE_TOKEN}"}, "SIGNER_API_TOKENS"),
+        ({"SIGNER_API_TOKENS": f"a:{ALICE_TOKEN},a:{ALICE_TOKEN}x"}, "SIGNER_API_TOKENS"),
+        ({"SIGNER_ALLOW_ANONYMOUS": "maybe"}, "SIGNER_ALLOW_ANONYMOUS"),
+        ({"SIGNER_CORS_ORIGINS": "app.example"}, "SIGNER_CORS_ORIGINS"),
+        ({"SIGNER_TRUSTED_PROXIES": "not-an-ip"}, "SIGNER_TRUSTED_PROXIES"),
+        ({"SIGNER_USER_HEADER": "X Bad"}, "SIGNER_USER_HEADER"),
+        ({"AWS_REGION": "Mars 1"}, "AWS_REGION"),
+    ],
+)
+def test_errors_name_the_variable(overrides, variable) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env_with(**overrides))
+    assert variable in caught.value.message
+    assert SECRET_KEY not in caught.value.message
+    assert ALICE_TOKEN not in caught.value.message
+
+
+def test_anonymous_or_gateway_mode_needs_no_tokens() -> None:
+    assert load_config(env_with(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true")).allow_anonymous
+    assert load_config(env_with(SIGNER_API_TOKENS=None, SIGNER_USER_HEADER="X-Auth-User")).user_header == "X-Auth-User"
+
+
+def test_config_repr_hides_secrets() -> None:
+    text = repr(load_config(env_with()))
+    assert SECRET_KEY not in text
+    assert ALICE_TOKEN not in text

@@ -1,0 +1,189 @@
+"""The Fine Uploader protocol adapter: signatures checked against botocore, every refusal."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime, timezone
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+
+from signer import Bucket, Credentials
+from signer.errors import InvalidInput, RuleViolation, SigningError
+from signer.fineuploader import Signer, parse_json_object, sign_multipart_headers, sign_policy_document
+from signer.rules import Rules
+from tests import fineuploader_samples as fu
+
+NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=timezone.utc)
+ACCESS, SECRET = "AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+BUCKET = Bucket("uploads-bucket", endpoint_url="http://s3.localhost:9000", addressing_style="virtual")
+RULES = Rules(max_size=1000000, allowed_content_types=("image/*",), max_expires=900)
+SIGNER = Signer(Credentials(ACCESS, SECRET), BUCKET, RULES)
+KEY = "uploads/alice/2026/11/23/4b6c0f1e-1d2a-4c8e-9f0a-1a2b3c4d5e6f.png"
+
+
+def botocore_signature(text: str, date: str = "20261123", region: str = "us-east-1", secret: str = SECRET) -> str:
+    """The oracle: botocore's SigV4 signature of ``text`` with the day's signing key."""
+    request = AWSRequest()
+    request.context["timestamp"] = f"{date}T000000Z"
+    return SigV4Auth(BotoCredentials(ACCESS, secret), "s3", region).signature(text, request)
+
+
+def sample_policy(**changes) -> dict:
+    return fu.policy(NOW, **{"access_key": ACCESS, "bucket": "uploads-bucket", "key": KEY, **changes})
+
+
+def test_policy_is_signed_as_s3_expects() -> None:
+    document = sample_policy()
+    answer = sign_policy_document(json.loads(json.dumps(document)), SIGNER, "alice", NOW)
+    assert json.loads(base64.b64decode(answer["policy"])) == document
+    assert answer["signature"] == botocore_signature(answer["policy"])
+
+
+def test_policy_with_session_token() -> None:
+    signer = Signer(Credentials(ACCESS, SECRET, "session/token=="), BUCKET, RULES)
+    answer = sign_policy_document(sample_policy(token="session/token=="), signer, "alice", NOW)
+    assert answer["signature"] == botocore_signature(answer["policy"])
+    with pytest.raises(RuleViolation):
+        sign_policy_document(sample_policy(), signer, "alice", NOW)  # token condition missing
+    with pytest.raises(RuleViolation):
+        sign_policy_document(sample_policy(token="forged"), signer, "alice", NOW)
+
+
+def with_condition(document: dict, index: int, value) -> dict:
+    document["conditions"][index] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    "document, error",
+    [
+        (sample_policy(key="uploads/bob/x.png"), RuleViolation),
+        (sample_policy(key="uploads/alice/../bob/x.png"), RuleViolation),
+        (sample_policy(content_type="text/html"), RuleViolation),
+        (sample_policy(content_type=""), RuleViolation),
+        (sample_policy(size=None), RuleViolation),
+        (sample_policy(size=(0, 1000001)), RuleViolation),
+        (sample_policy(acl="public-read"), RuleViolation),
+        (with_condition(sample_policy(), 1, {"bucket": "someone-elses-bucket"}), RuleViolation),
+        (with_condition(sample_policy(), 6, {"x-amz-credential": f"OTHERKEY/20261123/us-east-1/s3/aws4_request"}), RuleViolation),
+        (with_condition(sample_policy(), 6, {"x-amz-credential": f"{ACCESS}/20261123/eu-west-1/s3/aws4_request"}), RuleViolation),
+        (with_condition(sample_policy(), 7, {"x-amz-date": "20261123T100000Z"}), RuleViolation),
+        (with_condition(sample_policy(), 4, {"x-amz-algorithm": "AWS4-HMAC-SHA1"}), RuleViolation),
+        (with_condition(sample_policy(), 5, ["starts-with", "$key", "uploads/"]), RuleViolation),
+        (with_condition(sample_policy(), 5, ["starts-with", "$key", ""]), InvalidInput),
+        (with_condition(sample_policy(), 2, ["starts-with", "$Content-Type", ""]), RuleViolation),
+        (with_condition(sample_policy(), 3, {"success_action_redirect": "https://evil.example/"}), RuleViolation),
+        (with_condition(sample_policy(), 3, {"x-amz-website-redirect-location": "/x"}), RuleViolation),
+        (with_condition(sample_policy(), 3, {"bucket": "uploads-bucket"}), RuleViolation),  # twice
+        (with_condition(sample_policy(), 3, ["content-length-range", "0", "10"]), RuleViolation),  # twice
+        (with_condition(sample_policy(), 3, ["content-length-range", "-1", "10"]), InvalidInput),
+        (with_condition(sample_policy(), 3, ["content-length-range", "0", "1e3"]), InvalidInput),
+        (with_condition(sample_policy(), 3, {"a": 1, "b": 2}), InvalidInput),
+        (with_condition(sample_policy(), 3, ["matches", "$key", ".*"]), InvalidInput),
+        (with_condition(sample_policy(), 3, {"x-amz-meta-a": "line\r\nbreak"}), InvalidInput),
+        (with_condition(sample_policy(), 3, {"x-amz-meta-a": 5}), InvalidInput),
+        ({**sample_policy(), "expiration": "2026-11-23T07:59:00.000Z"}, RuleViolation),
+        ({**sample_policy(), "expiration": "2026-11-24T08:00:00.000Z"}, RuleViolation),
+        ({**sample_policy(), "expiration": "tomorrow"}, InvalidInput),
+        ({**sample_policy(), "extra": 1}, InvalidInput),
+        ({"expiration": sample_policy()["expiration"], "conditions": []}, InvalidInput),
+        ({"expiration": sample_policy()["expiration"], "conditions": {"bucket": "x"}}, InvalidInput),
+    ],
+)
+def test_policy_refusals(document, error) -> None:
+    with pytest.raises(error):
+        sign_policy_document(document, SIGNER, "alice", NOW)
+
+
+def test_policy_without_required_conditions() -> None:
+    for index, name in [(1, "bucket"), (5, "key"), (4, "x-amz-algorithm"), (6, "x-amz-credential"), (7, "x-amz-date")]:
+        document = sample_policy()
+        del document["conditions"][index]
+        with pytest.raises(RuleViolation, match=name):
+            sign_policy_document(document, SIGNER, "alice", NOW)
+
+
+@pytest.mark.parametrize("kind", ["initiate", "part", "complete", "abort"])
+def test_multipart_calls_are_signed_as_s3_expects(kind: str) -> None:
+    raw = fu.headers_string(kind, NOW, host=BUCKET.host, key=KEY)
+    answer = sign_multipart_headers(raw, SIGNER, "alice", NOW)
+    lines = raw.split("\n")
+    hashed = hashlib.sha256("\n".join(lines[3:]).encode()).hexdigest()
+    expected = botocore_signature("\n".join(lines[:3] + [hashed]))
+    assert answer == {"signature": expected}
+
+
+def test_path_style_multipart_uses_bucket_in_path() -> None:
+    bucket = Bucket("uploads-bucket", endpoint_url="http://127.0.0.1:9000")
+    signer = Signer(SIGNER.credentials, bucket, RULES)
+    raw = fu.headers_string("part", NOW, host="127.0.0.1:9000", key=KEY, path_prefix="/uploads-bucket")
+    assert sign_multipart_headers(raw, signer, "alice", NOW)["signature"]
+    with pytest.raises(RuleViolation):
+        sign_multipart_headers(fu.headers_string("part", NOW, host="127.0.0.1:9000", key=KEY), signer, "alice", NOW)
+
+
+def test_unicode_keys_must_arrive_encoded() -> None:
+    key = "uploads/alice/ü b.png"
+    assert sign_multipart_headers(fu.headers_string("part", NOW, host=BUCKET.host, key=key), SIGNER, "alice", NOW)
+    raw = fu.headers_string("part", NOW, host=BUCKET.host, key="uploads/alice/ab.png").replace("/ab.png", "/a b.png")
+    with pytest.raises(InvalidInput):
+        sign_multipart_headers(raw, SIGNER, "alice", NOW)
+
+
+def mutate(raw: str, old: str, new: str) -> str:
+    assert old in raw
+    return raw.replace(old, new, 1)
+
+
+INITIATE = fu.headers_string("initiate", NOW, host=BUCKET.host, key=KEY)
+PART = fu.headers_string("part", NOW, host=BUCKET.host, key=KEY)
+
+
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        (fu.headers_string("part", NOW, host=BUCKET.host, key="uploads/bob/x.png"), RuleViolation),
+        (fu.headers_string("part", NOW, host="evil.s3.localhost:9000", key=KEY), RuleViolation),
+        (fu.headers_string("part", NOW, host=BUCKET.host, key=KEY, region="eu-west-1"), RuleViolation),
+        (fu.headers_string("part", NOW, host=BUCKET.host, key=KEY, part=10001), InvalidInput),
+        (fu.headers_string("part", NOW, host=BUCKET.host, key=KEY, part=0), InvalidInput),
+        (fu.headers_string("initiate", NOW, host=BUCKET.host, key=KEY, content_type="text/html"), RuleViolation),
+        (fu.headers_string("initiate", NOW, host=BUCKET.host, key=KEY, extra={"x-amz-acl": "public-read"}), RuleViolation),
+        (fu.headers_string("part", NOW, host=BUCKET.host, key=KEY, extra={"x-amz-copy-source": "other/x"}), RuleViolation),
+        (fu.headers_string("part", NOW, host=BUCKET.host, key=KEY, upload_id="a&b=c"), RuleViolation),
+        (mutate(PART, "PUT\n", "GET\n"), RuleViolation),
+        (mutate(PART, "PUT\n", "DELETE\n"), RuleViolation),
+        (mutate(PART, "partNumber=1&uploadId=VXBsb2FkSWQ", "acl="), RuleViolation),
+        (mutate(PART, "partNumber=1&uploadId=VXBsb2FkSWQ", ""), RuleViolation),
+        (mutate(INITIATE, "uploads=", "uploads=&x-id=CopyObject"), RuleViolation),
+        (mutate(PART, "20261123T080000Z", "20261123T090000Z"), RuleViolation),
+        (mutate(PART, "x-amz-date:20261123T080000Z", "x-amz-date:20261123T080001Z"), InvalidInput),
+        (mutate(PART, "AWS4-HMAC-SHA256\n", "AWS4-HMAC-SHA1\n"), InvalidInput),
+        (mutate(PART, "host:", "host:evil\r\nhost:"), InvalidInput),
+        (mutate(PART, "host:", "x-injected:1\nhost:"), InvalidInput),  # signed list no longer matches
+        (mutate(PART, "\n\nhost;", "\nx-amz-acl:public-read\n\nhost;"), InvalidInput),
+        (PART + "\nextra", InvalidInput),
+        (PART.replace("\n", "\r\n"), InvalidInput),
+        ("", InvalidInput),
+        (None, InvalidInput),
+        (["not", "a", "string"], InvalidInput),
+        ("AWS4-HMAC-SHA256\n" * 2000, InvalidInput),
+    ],
+)
+def test_multipart_refusals(raw, error) -> None:
+    with pytest.raises(error):
+        sign_multipart_headers(raw, SIGNER, "alice", NOW)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b"[]", b'"x"', b'{"a": 1, "a": 2}', b'{"a": NaN}', b'{"a": Infinity}', b"\xff\xfe", b"[" * 100000],
+)
+def test_strict_json(body: bytes) -> None:
+    with pytest.raises(SigningError):
+        parse_json_object(body)
