@@ -12,6 +12,9 @@ from .errors import Unauthorized
 from .rules import IDENTITY
 
 
+ANONYMOUS = "anonymous"  # reserved: no token or gateway user may take this name
+
+
 @dataclass(frozen=True)
 class Caller:
     """``identity`` decides the caller's key prefix; None means the shared prefix."""
@@ -44,7 +47,7 @@ def identify(config: Config, headers: Mapping[str, str], remote_addr: str | None
     if config.user_header and _from_trusted_proxy(config, remote_addr):
         user = headers.get(config.user_header)
         if user is not None:
-            if not IDENTITY.fullmatch(user):
+            if not IDENTITY.fullmatch(user) or user == ANONYMOUS:
                 raise Unauthorized(f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
             return Caller(user, "gateway")
 
@@ -59,5 +62,8 @@ def identify(config: Config, headers: Mapping[str, str], remote_addr: str | None
         return Caller(name, "token")
 
     if config.allow_anonymous:
-        return Caller(None, "anonymous")
+        # Beside named callers an anonymous one gets its own area, or the shared prefix
+        # would contain every user's folder; alone, it has the shared prefix.
+        has_identities = bool(config.api_tokens or config.user_header)
+        return Caller(ANONYMOUS if has_identities else None, "anonymous")
     raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")

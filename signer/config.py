@@ -76,6 +76,8 @@ def _tokens(environ: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
             raise ConfigError(
                 f"SIGNER_API_TOKENS entry {number} must be name:token with a name of letters, digits, '.', '_', '@', '-'"
             )
+        if name == "anonymous":
+            raise ConfigError("SIGNER_API_TOKENS: the name 'anonymous' is reserved for anonymous callers")
         if len(token) < MIN_TOKEN_LENGTH:
             raise ConfigError(f"SIGNER_API_TOKENS token for {name!r} must be at least {MIN_TOKEN_LENGTH} characters")
         tokens.append((name, token.encode("utf-8")))

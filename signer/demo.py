@@ -23,7 +23,7 @@ def page() -> Response:
     cfg = current_app.extensions["signer_config"]
     settings = {
         "bucket": cfg.bucket.name,
-        "bucketUrl": cfg.bucket.base_url,
+        "bucketUrl": cfg.bucket.base_url.rstrip("/"),
         "region": cfg.bucket.region,
         "accessKey": cfg.credentials.access_key,
         "maxSize": cfg.rules.max_size or 0,

@@ -343,7 +343,9 @@ def _check_multipart_headers(kind: str, headers: dict[str, str], stamp: str, pay
     if "x-amz-security-token" in headers or credentials.session_token:
         _check_token(headers.get("x-amz-security-token", ""), credentials)
     if kind == "initiate":
-        rules.check_content_type(headers.get("content-type"))
+        # Fine Uploader v4 does not sign Content-Type on initiate; when it is signed it must be
+        # allowed. Either way /s3/success checks the finished object's type.
+        rules.check_content_type(headers.get("content-type"), required=False)
         rules.check_acl(headers.get("x-amz-acl", "private"))
         if headers.get("x-amz-server-side-encryption", "AES256") not in SSE_VALUES:
             _refuse("x-amz-server-side-encryption must be AES256 or aws:kms")

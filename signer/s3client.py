@@ -1,12 +1,13 @@
-"""The few S3 calls the service makes itself (HEAD, DELETE), signed by our own
+"""The few S3 calls the service makes itself (HEAD, DELETE, list), signed by our own
 :func:`signer.sign_headers` and sent with the standard library: no SDK."""
 
 from __future__ import annotations
 
 import http.client
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from .credentials import Credentials
 from .errors import SigningError
@@ -28,19 +29,37 @@ class ObjectInfo:
     etag: str | None
 
 
-def _request(
-    credentials: Credentials, bucket: Bucket, method: str, key: str, timeout: float, now: datetime | None
-) -> http.client.HTTPResponse:
-    url = bucket.object_url(key)
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+def _connect(scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
+    """A connection to ``netloc``; ``*.localhost`` names are loopback (RFC 6761 section 6.3)
+    even where the system resolver does not say so, as browsers and curl treat them."""
+    host, _, port = netloc.rpartition(":") if netloc.rsplit(":", 1)[-1].isdigit() else (netloc, "", "")
+    target = "127.0.0.1" if host.endswith(".localhost") else host
+    connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    default_port = 443 if scheme == "https" else 80
+    return connection_class(target, int(port) if port else default_port, timeout=timeout)
+
+
+def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeout: float,
+          now: datetime | None) -> _Answer:
     headers = sign_headers(credentials, method, url, region=bucket.region, now=now)
     parts = urlsplit(url)
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.netloc, timeout=timeout)
+    headers["Host"] = parts.netloc
+    connection = _connect(parts.scheme, parts.netloc, timeout)
     try:
-        connection.request(method, parts.path, headers=headers)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
         response = connection.getresponse()
-        response.read(1024 * 1024)
-        return response
+        return _Answer(response.status, response.headers, response.read(4 * 1024 * 1024))
     except (OSError, http.client.HTTPException) as exc:
         raise StorageError(f"S3 {method} failed: {type(exc).__name__}") from None
     finally:
@@ -51,25 +70,25 @@ def head_object(
     credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None
 ) -> ObjectInfo | None:
     """The object's size and type, or None when it does not exist."""
-    response = _request(credentials, bucket, "HEAD", key, timeout, now)
-    if response.status == 404:
+    answer = _send(credentials, bucket, "HEAD", bucket.object_url(key), timeout, now)
+    if answer.status == 404:
         return None
-    if response.status != 200:
-        raise StorageError(f"S3 HEAD answered {response.status}")
+    if answer.status != 200:
+        raise StorageError(f"S3 HEAD answered {answer.status}")
     try:
-        size = int(response.getheader("Content-Length", ""))
+        size = int(answer.headers.get("Content-Length", ""))
     except ValueError:
         raise StorageError("S3 HEAD gave no Content-Length") from None
-    return ObjectInfo(size, response.getheader("Content-Type"), response.getheader("ETag"))
+    return ObjectInfo(size, answer.headers.get("Content-Type"), answer.headers.get("ETag"))
 
 
 def delete_object(
     credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None
 ) -> None:
     """Delete one object (S3 answers 204 whether or not it existed)."""
-    response = _request(credentials, bucket, "DELETE", key, timeout, now)
-    if response.status not in (200, 204):
-        raise StorageError(f"S3 DELETE answered {response.status}")
+    answer = _send(credentials, bucket, "DELETE", bucket.object_url(key), timeout, now)
+    if answer.status not in (200, 204):
+        raise StorageError(f"S3 DELETE answered {answer.status}")
 
 
 def list_objects(
@@ -77,27 +96,12 @@ def list_objects(
     now: datetime | None = None,
 ) -> list[dict[str, object]]:
     """ListObjectsV2 under ``prefix``: ``[{"key", "size"}]``, at most ``max_keys``."""
-    import xml.etree.ElementTree as ElementTree
-    from urllib.parse import urlencode, quote
-
     query = urlencode({"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}, quote_via=quote)
-    url = f"{bucket.object_url('')}?{query}"
-    headers = sign_headers(credentials, "GET", url, region=bucket.region, now=now)
-    parts = urlsplit(url)
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.netloc, timeout=timeout)
+    answer = _send(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout, now)
+    if answer.status != 200:
+        raise StorageError(f"S3 list answered {answer.status}")
     try:
-        connection.request("GET", f"{parts.path}?{parts.query}", headers=headers)
-        response = connection.getresponse()
-        body = response.read(4 * 1024 * 1024)
-    except (OSError, http.client.HTTPException) as exc:
-        raise StorageError(f"S3 GET failed: {type(exc).__name__}") from None
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise StorageError(f"S3 list answered {response.status}")
-    try:
-        root = ElementTree.fromstring(body)
+        root = ElementTree.fromstring(answer.body)
     except ElementTree.ParseError:
         raise StorageError("S3 list answer is not XML") from None
     namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""

@@ -7,7 +7,8 @@ x-amz-algorithm, key, x-amz-credential, x-amz-date, x-amz-meta-qqfilename
 expiration is ``Date.toISOString()`` five minutes ahead.
 Headers: ``getStringToSignArtifacts`` + ``v4.getStringToSign(...).raw``: the algorithm,
 the date, the scope, then the canonical request *unhashed*; canonical URI ``"/" + key``
-(key URI-escaped), headers sorted by their original names and lower-cased.
+(key URI-escaped), headers sorted by their original names and lower-cased; Content-Type is
+not among them. Real captures of both shapes: tests/vectors/fineuploader/.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def policy(now: datetime, *, access_key: str, bucket: str, key: str, region: str
 
 def headers_string(kind: str, now: datetime, *, host: str, key: str, region: str = "us-east-1",
                    upload_id: str = "VXBsb2FkSWQ", part: int = 1, payload_hash: str = EMPTY,
-                   content_type: str = "image/png", extra: dict[str, str] | None = None, path_prefix: str = "") -> str:
+                   content_type: str | None = None, extra: dict[str, str] | None = None, path_prefix: str = "") -> str:
     """One of Fine Uploader's four multipart calls, as the raw ``{"headers": ...}`` string."""
     method, query = {
         "initiate": ("POST", "uploads="),
@@ -57,9 +58,10 @@ def headers_string(kind: str, now: datetime, *, host: str, key: str, region: str
     }[kind]
     headers = {"x-amz-date": stamp(now), "x-amz-content-sha256": payload_hash, "Host": host}
     if kind == "initiate":
-        headers.update({"x-amz-acl": "private", "x-amz-meta-qqfilename": "cat%20photo.png", "Content-Type": content_type})
-    if kind == "complete":
-        headers["Content-Type"] = "application/xml; charset=UTF-8"
+        # v4 leaves Content-Type out of the signed headers (captured: tests/vectors/fineuploader/)
+        headers.update({"x-amz-acl": "private", "x-amz-meta-qqfilename": "cat%20photo.png"})
+        if content_type:
+            headers["Content-Type"] = content_type
     headers.update(extra or {})
     names = sorted(headers)  # JavaScript's default sort: by UTF-16 code units of the original names
     header_block = "".join(f"{name.lower()}:{headers[name].strip()}\n" for name in names)

@@ -203,6 +203,14 @@ def test_anonymous_mode(make_client, caplog) -> None:
     assert client.get("/v1/whoami").json == {"identity": None, "key_prefix": "uploads/"}
 
 
+def test_anonymous_beside_named_callers_cannot_reach_their_folders(make_client) -> None:
+    client = make_client(SIGNER_ALLOW_ANONYMOUS="true")
+    assert client.get("/v1/whoami").json == {"identity": "anonymous", "key_prefix": "uploads/anonymous/"}
+    body = {"key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
+    assert post_json(client, "/v1/presign", body, headers={}).status_code == 403
+    assert post_json(client, "/v1/presign", body).status_code == 200
+
+
 # --- Fine Uploader endpoints -----------------------------------------------------------
 
 def fine_uploader_client(make_client):

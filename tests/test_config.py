@@ -75,6 +75,7 @@ def test_secrets_from_files(tmp_path) -> None:
         ({"SIGNER_API_TOKENS": "alice"}, "SIGNER_API_TOKENS"),
         ({"SIGNER_API_TOKENS": "alice:short"}, "SIGNER_API_TOKENS"),
         ({"SIGNER_API_TOKENS": f"a/b:{ALICE_TOKEN}"}, "SIGNER_API_TOKENS"),
+        ({"SIGNER_API_TOKENS": f"anonymous:{ALICE_TOKEN}"}, "SIGNER_API_TOKENS"),
         ({"SIGNER_API_TOKENS": f"a:{ALICE_TOKEN},a:{ALICE_TOKEN}x"}, "SIGNER_API_TOKENS"),
         ({"SIGNER_ALLOW_ANONYMOUS": "maybe"}, "SIGNER_ALLOW_ANONYMOUS"),
         ({"SIGNER_CORS_ORIGINS": "app.example"}, "SIGNER_CORS_ORIGINS"),
