@@ -80,7 +80,7 @@ class PageHandler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def test_page() -> Iterator[str]:
+def serve_test_page() -> Iterator[str]:
     port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", port), partial(PageHandler, directory=str(FINE_UPLOADER)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -120,7 +120,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page_origin() -> Iterator[str]:
-    with test_page() as origin:
+    with serve_test_page() as origin:
         yield origin
 
 
