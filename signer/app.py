@@ -20,6 +20,7 @@ from .fineuploader import Signer, parse_json_object, sign_multipart_headers, sig
 from .openapi import openapi_document
 from .post_policy import presign_post
 from .presign import presign_url
+from .proxy import PEER_ADDRESS, TrustedProxies
 from .s3client import delete_object, head_object, list_objects
 from .sigv4 import current_time
 
@@ -42,7 +43,7 @@ def signer() -> Signer:
 def caller() -> Caller:
     """Authenticate once per request (constant-time token comparison in callers.py)."""
     if "caller" not in g:
-        g.caller = identify(config(), request.headers, request.remote_addr)
+        g.caller = identify(config(), request.headers, request.environ.get(PEER_ADDRESS, request.remote_addr))
     return g.caller
 
 
@@ -75,8 +76,8 @@ def chosen_key(body: dict[str, Any], identity: str | None, now: datetime) -> str
 
 @api.post("/v1/presign")
 def presign() -> Response:
-    body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
     who = caller()
+    body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
     cfg, now = config(), current_time()
     rules = cfg.rules
     method = rules.check_method(body.get("method", "PUT"))
@@ -111,8 +112,8 @@ def presign() -> Response:
 
 @api.post("/v1/post-policy")
 def post_policy() -> Response:
-    body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
     who = caller()
+    body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
     cfg, now = config(), current_time()
     rules = cfg.rules
     key = chosen_key(body, who.identity, now)
@@ -150,12 +151,12 @@ def whoami() -> Response:
 
 @fineuploader.post("/s3/signature")
 def fine_uploader_signature() -> Response:
+    who = caller()
     if request.args.get("v4") != "true":
         raise InvalidInput(
             "only signature version 4 is supported: set signature.version to 4 in Fine Uploader",
             code="signature_version",
         )
-    who = caller()
     body = json_body({"headers", "expiration", "conditions"})
     now = current_time()
     if "headers" in body:
@@ -249,7 +250,11 @@ def handle_signing_error(exc: SigningError) -> Response:
 
 def handle_http_error(exc: HTTPException) -> Response:
     code = (exc.name or "error").lower().replace(" ", "_")
-    return _error(exc.code or 400, code, exc.description or exc.name or "error")
+    response = _error(exc.code or 400, code, exc.description or exc.name or "error")
+    for name, value in exc.get_headers():  # e.g. Allow on a 405
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def handle_unexpected(exc: Exception) -> Response:
@@ -301,6 +306,7 @@ def create_app(cfg: Config | None = None) -> Flask:
     app.register_error_handler(Exception, handle_unexpected)
     for blueprint in (api, fineuploader, meta):
         app.register_blueprint(blueprint)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, cfg.trusted_proxies)  # type: ignore[method-assign]
     if cfg.demo_page:
         from .demo import demo
 

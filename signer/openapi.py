@@ -51,6 +51,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "requestBody": {"required": True, **_json({
                         "type": "object",
                         "additionalProperties": False,
+                        "oneOf": [{"required": ["key"]}, {"required": ["filename"]}],
                         "properties": {
                             "method": {"type": "string", "enum": ["GET", "PUT", "HEAD", "DELETE"], "default": "PUT"},
                             "key": _KEY,
@@ -84,6 +85,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "requestBody": {"required": True, **_json({
                         "type": "object",
                         "additionalProperties": False,
+                        "oneOf": [{"required": ["key"]}, {"required": ["filename"]}],
                         "properties": {
                             "key": _KEY,
                             "filename": _FILENAME,
@@ -105,6 +107,26 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             },
                         })},
                         **_errors(400, 401, 403, 413, 415),
+                    },
+                }
+            },
+            "/v1/objects": {
+                "get": {
+                    "summary": "The caller's objects under its prefix (at most 100)",
+                    "security": secured,
+                    "responses": {
+                        "200": {"description": "Listing", **_json({
+                            "type": "object",
+                            "required": ["prefix", "objects"],
+                            "properties": {
+                                "prefix": {"type": "string"},
+                                "objects": {"type": "array", "items": {
+                                    "type": "object", "required": ["key", "size"],
+                                    "properties": {"key": {"type": "string"}, "size": {"type": "integer"}},
+                                }},
+                            },
+                        })},
+                        **_errors(401, 502),
                     },
                 }
             },

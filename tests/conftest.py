@@ -72,3 +72,52 @@ def client(make_client):
 
 def bearer(token: str = ALICE_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- no secret in any response body or log line, across the whole run ----------------
+
+import logging  # noqa: E402
+
+import werkzeug.test  # noqa: E402
+
+from tests.servers import SERVER_LOGS  # noqa: E402
+
+SECRETS = (SECRET_KEY, ALICE_TOKEN, BOB_TOKEN, "not-the-right-secret-at-all", "this-is-not-the-secret-key")
+_SEEN: list[tuple[str, str]] = []  # (where, text)
+
+
+class _RecordEverything(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _SEEN.append((f"log {record.name}", self.format(record)))
+        except Exception:  # noqa: BLE001 - a broken record must not break the run
+            _SEEN.append((f"log {record.name}", repr(record.__dict__)))
+
+
+def pytest_configure(config) -> None:
+    handler = _RecordEverything(level=logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("signer").setLevel(logging.DEBUG)
+    original_open = werkzeug.test.Client.open
+
+    def recording_open(self, *args, **kwargs):
+        response = original_open(self, *args, **kwargs)
+        _SEEN.append((f"response {response.request.path}", response.get_data(as_text=True)))
+        return response
+
+    werkzeug.test.Client.open = recording_open
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    texts = list(_SEEN)
+    for path in SERVER_LOGS:
+        if path.exists():
+            texts.append((f"server log {path.name}", path.read_text(errors="replace")))
+    leaks = [(where, secret) for where, text in texts for secret in SECRETS if secret in text]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if leaks:
+        for where, secret in leaks[:20]:
+            reporter.write_line(f"SECRET LEAKED in {where}: {secret[:4]}…", red=True)
+        session.exitstatus = 1
+    elif reporter is not None:
+        reporter.write_line(f"secrets scan: {len(texts)} response bodies, log lines and server logs, none leaked")

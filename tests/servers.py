@@ -18,6 +18,7 @@ from typing import Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVER_LOGS: list[Path] = []  # every server log of the run, scanned for secrets at the end (conftest.py)
 
 
 def free_port() -> int:
@@ -46,6 +47,8 @@ def running(command: list[str], ready_url: str, env: dict[str, str] | None = Non
             timeout: float = 30.0) -> Iterator[subprocess.Popen]:
     """Run ``command`` in its own process group until the block ends; kill it by PID."""
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    if log_path:
+        SERVER_LOGS.append(log_path)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_http(ready_url, timeout, process)

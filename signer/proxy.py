@@ -1,0 +1,42 @@
+"""Trust X-Forwarded-* only from trusted proxies.
+
+Behind a gateway the service must print URLs with the public scheme, host and path prefix
+(OpenAPI ``servers``, the demo page), which arrive as X-Forwarded-Proto/Host/Prefix/For.
+Werkzeug's ProxyFix believes them from anyone; this applies it only when the TCP peer is a
+trusted proxy, strips the headers otherwise, and keeps the real peer address for
+:func:`signer.callers.identify` (ProxyFix replaces REMOTE_ADDR with the client's).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Callable, Iterable
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+PEER_ADDRESS = "signer.peer_address"
+FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
+             "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
+
+
+class TrustedProxies:
+    def __init__(self, app: Callable, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+        self.networks = tuple(networks)
+        self.direct = app
+        self.proxied = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+
+    def is_trusted(self, address: str | None) -> bool:
+        try:
+            peer = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(peer in network for network in self.networks)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        peer = environ.get("REMOTE_ADDR")
+        environ[PEER_ADDRESS] = peer
+        if self.is_trusted(peer):
+            return self.proxied(environ, start_response)
+        for name in FORWARDED:
+            environ.pop(name, None)
+        return self.direct(environ, start_response)

@@ -1,0 +1,194 @@
+"""A corpus of hostile requests against every endpoint: each gets a 4xx JSON answer with a
+reason and nothing signed in it, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from freezegun import freeze_time
+
+from tests import fineuploader_samples as fu
+from tests.conftest import ACCESS_KEY, ALICE_TOKEN, BOB_TOKEN, bearer
+
+FROZEN = "2026-11-23 08:00:00"
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+KEY = "uploads/alice/x.png"
+HOST = "uploads-bucket.s3.localhost:9000"
+JSON_ENDPOINTS = ["/v1/presign", "/v1/post-policy", "/s3/signature?v4=true"]
+
+
+def policy(**changes) -> dict:
+    return fu.policy(NOW, **{"access_key": ACCESS_KEY, "bucket": "uploads-bucket", "key": KEY, **changes})
+
+
+def headers(kind: str = "part", **changes) -> dict:
+    return {"headers": fu.headers_string(kind, NOW, **{"host": HOST, "key": KEY, **changes})}
+
+
+def replace_in(body: dict, old: str, new: str) -> dict:
+    assert old in body["headers"]
+    return {"headers": body["headers"].replace(old, new, 1)}
+
+
+def with_condition(condition) -> dict:
+    document = policy()
+    document["conditions"].insert(0, condition)
+    return document
+
+
+RAW_BODIES = [
+    b"", b"{", b'{"key": "uploads/alice/x.png"', b"[]", b"null", b"42", b'"string"', b"\x00\x01\x02",
+    b"\xff\xfe{}", b'{"key": NaN}', b'{"key": 1e999}', b"[" * 5000 + b"]" * 5000, b'{"a":' * 3000,
+    json.dumps({"key": KEY, "key ": KEY}).encode()[:-1] + b', "key": "uploads/bob/x"}',
+    b'{"key": "uploads/alice/x.png", "key": "uploads/bob/x.png"}',
+]
+
+WRONG_TYPES = [
+    {"method": 5}, {"method": None}, {"key": ["uploads/alice/x"]}, {"key": {"a": 1}}, {"key": True},
+    {"filename": 123}, {"content_type": 7}, {"content_length": "12"}, {"content_length": 1.5},
+    {"content_length": True}, {"expires_in": [60]}, {"expires_in": 1e3}, {"max_size": "big"},
+    {"headers": 42}, {"headers": ["x"]}, {"conditions": "all"}, {"expiration": 0},
+]
+
+HOSTILE_PRESIGN = [
+    {"key": "uploads/alice/../bob/x.png", "content_type": "image/png", "content_length": 1},
+    {"key": "uploads/alice/./x.png", "content_type": "image/png", "content_length": 1},
+    {"key": "uploads/alice/x\r\nX-Amz-Acl: public-read", "content_type": "image/png", "content_length": 1},
+    {"key": "uploads/alice/x\x00.png", "content_type": "image/png", "content_length": 1},
+    {"key": "uploads/alice/" + "k" * 2000, "content_type": "image/png", "content_length": 1},
+    {"key": "uploads/bob/x.png", "content_type": "image/png", "content_length": 1},
+    {"key": "/uploads/alice/x.png", "content_type": "image/png", "content_length": 1},
+    {"key": "uploads/alicex.png", "content_type": "image/png", "content_length": 1},
+    {"key": KEY, "content_type": "image/png\r\nx-amz-acl: public-read", "content_length": 1},
+    {"key": KEY, "content_type": "text/html", "content_length": 1},
+    {"key": KEY, "content_type": "image/png", "content_length": 10**12},
+    {"key": KEY, "content_type": "image/png", "content_length": 1, "expires_in": 604800},
+    {"key": KEY, "content_type": "image/png", "content_length": 1, "expires_in": -1},
+    {"key": KEY, "content_type": "image/png", "content_length": 1, "bucket": "other-bucket"},
+    {"key": KEY, "content_type": "image/png", "content_length": 1, "host": "evil.example"},
+    {"method": "POST", "key": KEY}, {"method": "GET\r\nX: y", "key": KEY}, {"method": "DELETE", "key": KEY},
+    {"filename": "../../etc/passwd\n", "content_type": "image/png", "content_length": 1},
+]
+
+HOSTILE_FINE_UPLOADER = [
+    with_condition({"bucket": "other-bucket"}),
+    with_condition(["starts-with", "$key", ""]),
+    with_condition(["starts-with", "$key", "uploads/"]),
+    with_condition({"success_action_redirect": "https://evil.example/"}),
+    with_condition({"x-amz-website-redirect-location": "https://evil.example/"}),
+    with_condition(["content-length-range", "0", "99999999999"]),
+    with_condition({"acl": "public-read-write"}),
+    with_condition({"x-amz-meta-evil": "a\r\nb"}),
+    with_condition({"policy": "nested"}),
+    policy(key="uploads/bob/x.png"), policy(key="uploads/alice/../../x"), policy(size=(0, 10**10)),
+    policy(size=None), policy(content_type="text/html"), policy(acl="public-read"),
+    {**policy(), "expiration": "2027-01-01T00:00:00.000Z"},
+    {**policy(), "expiration": "2020-01-01T00:00:00.000Z"},
+    {**policy(), "extra": "field"},
+    {"expiration": policy()["expiration"], "conditions": policy()["conditions"] * 20},
+    headers(key="uploads/bob/x.png"), headers(host="evil.example:9000"), headers(region="eu-west-1"),
+    headers(key="uploads/alice/../bob/x"), headers(part=99999), headers(upload_id=""),
+    headers(kind="initiate", extra={"x-amz-acl": "public-read"}),
+    headers(extra={"x-amz-copy-source": "uploads-bucket/uploads/bob/secret.png"}),
+    replace_in(headers(), "host:", "host:evil\r\nhost:"),
+    replace_in(headers(), "PUT\n", "GET\n"),
+    replace_in(headers(), "partNumber=1&uploadId=VXBsb2FkSWQ", "acl="),
+    replace_in(headers(), "partNumber=1&uploadId=VXBsb2FkSWQ", "x-id=CopyObject"),
+    replace_in(headers(), "20261123T080000Z", "20250101T000000Z"),
+    replace_in(headers(), "AWS4-HMAC-SHA256\n", "AWS4-HMAC-SHA1\n"),
+    {"headers": "AWS4-HMAC-SHA256\n20261123T080000Z\n20261123/us-east-1/s3/aws4_request\n" + "0" * 64},
+]
+
+
+def assert_refused(response, allowed=range(400, 500)) -> None:
+    assert response.status_code in allowed, (response.status_code, response.get_data(as_text=True)[:200])
+    assert response.is_json, response.get_data(as_text=True)[:200]
+    body = response.json
+    assert isinstance(body.get("error"), str) and body["error"]
+    assert isinstance(body.get("code"), str) and body["code"]
+    text = json.dumps(body)
+    for signed in ("X-Amz-Signature", "x-amz-signature", '"signature"', '"policy"', '"url"', '"fields"'):
+        assert signed not in text
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+@pytest.mark.parametrize("raw", RAW_BODIES, ids=range(len(RAW_BODIES)))
+def test_malformed_json(client, path, raw) -> None:
+    assert_refused(client.post(path, data=raw, content_type="application/json", headers=bearer()))
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+@pytest.mark.parametrize("body", WRONG_TYPES, ids=range(len(WRONG_TYPES)))
+def test_wrong_types(client, path, body) -> None:
+    assert_refused(client.post(path, data=json.dumps(body), content_type="application/json", headers=bearer()))
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("body", HOSTILE_PRESIGN, ids=range(len(HOSTILE_PRESIGN)))
+def test_hostile_presign(client, body) -> None:
+    for path in ("/v1/presign", "/v1/post-policy"):
+        subset = {k: v for k, v in body.items() if path == "/v1/presign" or k not in ("method", "content_length")}
+        response = client.post(path, data=json.dumps(subset), content_type="application/json", headers=bearer())
+        if response.status_code == 200:  # e.g. a post-policy body without the presign-only fields
+            assert path == "/v1/post-policy" and subset.get("key") == KEY
+            continue
+        assert_refused(response)
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("body", HOSTILE_FINE_UPLOADER, ids=range(len(HOSTILE_FINE_UPLOADER)))
+def test_hostile_fine_uploader(make_client, body) -> None:
+    client = make_client(SIGNER_ENDPOINT_URL="http://s3.localhost:9000", SIGNER_ADDRESSING_STYLE="virtual")
+    response = client.post("/s3/signature?v4=true", data=json.dumps(body), content_type="application/json",
+                           headers=bearer())
+    assert_refused(response, allowed=[400])
+    assert response.json["invalid"] is True
+
+
+@freeze_time(FROZEN)
+def test_fine_uploader_version_2_is_refused_with_a_clear_message(client) -> None:
+    for query in ("", "?v4=false", "?v4=1", "?v2=true"):
+        response = client.post("/s3/signature" + query, data=json.dumps(policy()), content_type="application/json",
+                               headers=bearer())
+        assert_refused(response, allowed=[400])
+        assert "version 4" in response.json["error"]
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS + ["/s3/success", "/s3/files/x?key=uploads/alice/x&bucket=uploads-bucket",
+                                                   "/v1/whoami", "/v1/objects"])
+@pytest.mark.parametrize("auth", [None, "Bearer", "Bearer ", "Bearer nope", f"Token {ALICE_TOKEN}", ALICE_TOKEN,
+                                  f"Bearer {ALICE_TOKEN}x", f"Bearer {BOB_TOKEN[:-2]}", "Bearer \u00e9\u00e9\u00e9",
+                                  f"bearer  {ALICE_TOKEN[1:]}"])
+def test_missing_or_wrong_tokens(client, path, auth) -> None:
+    headers = {"Authorization": auth} if auth is not None else {}
+    method = client.delete if path.startswith("/s3/files") else (client.get if path.startswith("/v1/wh") or
+                                                                 path.startswith("/v1/obj") else client.post)
+    response = method(path, data=json.dumps({"key": KEY}), content_type="application/json", headers=headers)
+    assert_refused(response, allowed=[401])
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          "application/jsonx", None])
+def test_wrong_content_types(client, path, content_type) -> None:
+    response = client.post(path, data=json.dumps({"key": KEY}), content_type=content_type, headers=bearer())
+    assert_refused(response)
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS + ["/s3/success"])
+def test_bodies_over_the_cap(client, path) -> None:
+    big = json.dumps({"key": KEY, "pad": "x" * (70 * 1024)})
+    response = client.post(path, data=big, content_type="application/json", headers=bearer())
+    assert_refused(response, allowed=[413])
+
+
+def test_odd_methods_and_paths(client) -> None:
+    for method, path in [("PUT", "/v1/presign"), ("PATCH", "/s3/signature"), ("GET", "/s3/success"),
+                         ("POST", "/healthz"), ("GET", "/../../etc/passwd"), ("GET", "/v1/presign%00"),
+                         ("TRACE", "/v1/presign")]:
+        response = client.open(path, method=method, headers=bearer())
+        assert_refused(response)
