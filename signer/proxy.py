@@ -35,8 +35,11 @@ class TrustedProxies:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         peer = environ.get("REMOTE_ADDR")
         environ[PEER_ADDRESS] = peer
+        present = [name for name in FORWARDED if name in environ]
+        if not present:
+            return self.direct(environ, start_response)  # nothing forwarded: nothing to decide
         if self.is_trusted(peer):
             return self.proxied(environ, start_response)
-        for name in FORWARDED:
-            environ.pop(name, None)
+        for name in present:
+            del environ[name]
         return self.direct(environ, start_response)
