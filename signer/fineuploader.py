@@ -28,7 +28,7 @@ from .credentials import Credentials
 from .errors import InvalidInput, RuleViolation
 from .post_policy import SUCCESS_STATUSES, sign_policy
 from .rules import Rules
-from .s3 import Bucket, encode_key
+from .s3 import CONTROL_CHARACTERS, Bucket, encode_key
 from .sigv4 import ALGORITHM, UNSIGNED_PAYLOAD, credential_scope, sign_string_to_sign, string_to_sign
 
 MAX_CONDITIONS = 64
@@ -36,7 +36,6 @@ MAX_PART_NUMBER = 10000
 SSE_VALUES = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
 STORAGE_CLASSES = frozenset({"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING"})
 _EXPIRATION = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,3})?Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+")
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9%._~-]{1,1024}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -134,7 +133,7 @@ def check_policy_document(document: dict[str, Any], signer: Signer, identity: st
         if name == "content-length-range":
             rules.size_range(_size(value[0]), _size(value[1]))
             continue
-        if not isinstance(value, str) or _CONTROL.search(value):
+        if not isinstance(value, str) or CONTROL_CHARACTERS.search(value):
             raise InvalidInput(f"policy condition {name!r} must have a text value without control characters")
         _check_policy_field(name, operator, value, signer, identity, now)
 
@@ -142,7 +141,7 @@ def check_policy_document(document: dict[str, Any], signer: Signer, identity: st
         if required not in seen:
             raise RuleViolation(f"policy must have a {required!r} condition", code="policy_not_allowed")
     if rules.allowed_content_types and "content-type" not in seen:
-        raise RuleViolation("policy must have a Content-Type condition: " + rules._types_text(), code="content_type_not_allowed")
+        raise RuleViolation("policy must have a Content-Type condition: " + rules.allowed_types_text(), code="content_type_not_allowed")
     if rules.max_size is not None and "content-length-range" not in seen:
         raise RuleViolation(
             f"policy must have a content-length-range condition (maximum {rules.max_size} bytes)", code="too_large"

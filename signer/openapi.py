@@ -18,6 +18,15 @@ _KEY = {"type": "string", "minLength": 1, "description": "Object key under your 
 _FILENAME = {"type": "string", "minLength": 1, "description": "Let the service choose the key; only the extension is kept."}
 
 
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def _signed_answer(**extra: dict[str, Any]) -> dict[str, Any]:
+    """What both signing endpoints answer: the URL, bucket, key and expiry, plus ``extra``."""
+    properties = {name: {"type": "string"} for name in ("url", "bucket", "key", "expires_at")}
+    return {"type": "object", "required": [*extra, *properties], "properties": {**extra, **properties}}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     return {
         str(status): {"description": "Refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -62,18 +71,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         },
                     })},
                     "responses": {
-                        "200": {"description": "Signed", **_json({
-                            "type": "object",
-                            "required": ["method", "url", "headers", "bucket", "key", "expires_at"],
-                            "properties": {
-                                "method": {"type": "string"},
-                                "url": {"type": "string"},
-                                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-                                "bucket": {"type": "string"},
-                                "key": {"type": "string"},
-                                "expires_at": {"type": "string"},
-                            },
-                        })},
+                        "200": {"description": "Signed", **_json(_signed_answer(
+                            method={"type": "string"}, headers=_STRING_MAP,
+                        ))},
                         **_errors(400, 401, 403, 413, 415),
                     },
                 }
@@ -95,17 +95,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         },
                     })},
                     "responses": {
-                        "200": {"description": "Signed; send fields first and the file last", **_json({
-                            "type": "object",
-                            "required": ["url", "fields", "bucket", "key", "expires_at"],
-                            "properties": {
-                                "url": {"type": "string"},
-                                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-                                "bucket": {"type": "string"},
-                                "key": {"type": "string"},
-                                "expires_at": {"type": "string"},
-                            },
-                        })},
+                        "200": {"description": "Signed; send fields first and the file last",
+                                **_json(_signed_answer(fields=_STRING_MAP))},
                         **_errors(400, 401, 403, 413, 415),
                     },
                 }

@@ -15,7 +15,7 @@ from typing import Any
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput
-from .s3 import Bucket, encode_key
+from .s3 import CONTROL_CHARACTERS, Bucket, encode_key
 from .sigv4 import (
     ALGORITHM,
     amz_date,
@@ -41,7 +41,6 @@ CANNED_ACLS = frozenset(
 )
 SUCCESS_STATUSES = frozenset({"200", "201", "204"})
 _META_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class PostForm:
 
 
 def _field_value(name: str, value: object) -> str:
-    if not isinstance(value, str) or _CONTROL.search(value):
+    if not isinstance(value, str) or CONTROL_CHARACTERS.search(value):
         raise InvalidInput(f"{name} must be text without control characters")
     return value
 

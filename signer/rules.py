@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import InvalidInput, RuleViolation
-from .s3 import MAX_KEY_BYTES
+from .s3 import CONTROL_CHARACTERS, MAX_KEY_BYTES
 from .sigv4 import MAX_EXPIRES, amz_date
 
 IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
 _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
@@ -65,7 +64,7 @@ class Rules:
         we name the object (no collisions, nothing from the filename but its extension)."""
         if not isinstance(filename, str) or not filename or len(filename) > 1024:
             raise InvalidInput("filename must be a non-empty string of at most 1024 characters")
-        if _CONTROL.search(filename):
+        if CONTROL_CHARACTERS.search(filename):
             raise InvalidInput("filename must not contain control characters")
         base = filename.replace("\\", "/").rsplit("/", 1)[-1]
         ext = base.rsplit(".", 1)[-1].lower() if "." in base.strip(".") else ""
@@ -79,26 +78,26 @@ class Rules:
         (``image/*`` wildcards); parameters such as ``; charset=`` are allowed."""
         if content_type is None or content_type == "":
             if self.allowed_content_types and required:
-                raise RuleViolation("content_type is required: " + self._types_text(), code="content_type_not_allowed")
+                raise RuleViolation("content_type is required: " + self.allowed_types_text(), code="content_type_not_allowed")
             return None
-        if not isinstance(content_type, str) or len(content_type) > 255 or _CONTROL.search(content_type):
+        if not isinstance(content_type, str) or len(content_type) > 255 or CONTROL_CHARACTERS.search(content_type):
             raise InvalidInput("content_type must be a short string without control characters")
         media = content_type.split(";", 1)[0].strip().lower()
         if not _MEDIA_TYPE.fullmatch(media):
             raise InvalidInput(f"content_type {content_type!r} is not a type/subtype media type")
         if self.allowed_content_types and not self._type_allowed(media):
             raise RuleViolation(
-                f"content type {media!r} is not allowed: " + self._types_text(), code="content_type_not_allowed"
+                f"content type {media!r} is not allowed: " + self.allowed_types_text(), code="content_type_not_allowed"
             )
         return content_type
 
     def check_content_type_prefix(self, prefix: object) -> str:
         """A ``starts-with $Content-Type`` value: only ``type/`` when ``type/*`` is allowed."""
-        if not isinstance(prefix, str) or _CONTROL.search(prefix):
+        if not isinstance(prefix, str) or CONTROL_CHARACTERS.search(prefix):
             raise InvalidInput("Content-Type prefix must be text")
         if self.allowed_content_types and f"{prefix.lower()}*" not in self.allowed_content_types:
             raise RuleViolation(
-                f"Content-Type starts-with {prefix!r} is wider than allowed: " + self._types_text(),
+                f"Content-Type starts-with {prefix!r} is wider than allowed: " + self.allowed_types_text(),
                 code="content_type_not_allowed",
             )
         return prefix
@@ -109,7 +108,7 @@ class Rules:
             allowed == media or allowed == "*/*" or allowed == f"{major}/*" for allowed in self.allowed_content_types
         )
 
-    def _types_text(self) -> str:
+    def allowed_types_text(self) -> str:
         return "allowed types are " + ", ".join(self.allowed_content_types)
 
     def check_expires(self, expires_in: object) -> int:
@@ -173,7 +172,7 @@ def _check_key_text(key: object, what: str) -> str:
     """No control characters, no '.' or '..' segments, at most 1024 UTF-8 bytes."""
     if not isinstance(key, str) or not key:
         raise InvalidInput(f"{what} must be a non-empty string", code="invalid_key")
-    if _CONTROL.search(key):
+    if CONTROL_CHARACTERS.search(key):
         raise RuleViolation(f"{what} must not contain control characters", code="key_not_allowed")
     try:
         size = len(key.encode("utf-8"))
