@@ -78,12 +78,25 @@ def _credential_param(access_key: str, scope: str) -> str:
 
 
 def _check_method(method: str) -> str:
-    if not isinstance(method, str) or method.upper() not in METHODS:
+    upper = method.upper() if isinstance(method, str) else None
+    if upper not in METHODS:
         raise InvalidInput(f"method must be one of {', '.join(sorted(METHODS))}")
-    return method.upper()
+    return upper
 
 
-_ALGORITHM_PARAM = ("X-Amz-Algorithm", ALGORITHM)
+_encoded_signed_headers = lru_cache(maxsize=256)(uri_encode)  # the same few header sets recur
+
+
+def _auth_query(credential: str, stamp: str, expires_in: int, signed: str, token: str | None) -> tuple[str, str]:
+    """The X-Amz-* parameters, encoded: (in canonical order, in botocore's URL order).
+    Their sorted order is fixed, so no sort is needed when the call has no parameters of
+    its own; the two orders differ only in where the session token goes."""
+    head = f"X-Amz-Algorithm={ALGORITHM}&X-Amz-Credential={credential}&X-Amz-Date={stamp}&X-Amz-Expires={expires_in}"
+    signed_param = f"X-Amz-SignedHeaders={_encoded_signed_headers(signed)}"
+    if not token:
+        return f"{head}&{signed_param}", f"{head}&{signed_param}"
+    token_param = f"X-Amz-Security-Token={uri_encode(token)}"
+    return f"{head}&{token_param}&{signed_param}", f"{head}&{signed_param}&{token_param}"
 
 
 def presign_url(
@@ -110,41 +123,31 @@ def presign_url(
     moment = utc_moment(now)
     path = bucket.object_path(key)
     header_items = headers_as_items(headers)
-    for name, _ in header_items:
-        if isinstance(name, str) and name.lower() in _RESERVED_HEADERS:
-            raise InvalidHeader(f"header {name!r} is set by the signer, not the caller")
-    block, signed = canonical_headers([("host", bucket.host), *header_items])
-
-    operation = encode_query(query.items() if isinstance(query, Mapping) else query) if query else []
-    for name, _ in operation:
-        if name.lower() in _AUTH_PARAMS:
-            raise InvalidInput(f"query parameter {name!r} is set by the signer, not the caller")
+    block, signed = canonical_headers(header_items, reserved=_RESERVED_HEADERS, trusted={"host": bucket.host})
 
     stamp = amz_date(moment)
     date = stamp[:8]
     scope = credential_scope(date, bucket.region, "s3")
-    # Already encoded: the names and most values need no escaping.
-    auth = [
-        _ALGORITHM_PARAM,
-        ("X-Amz-Credential", _credential_param(credentials.access_key, scope)),
-        ("X-Amz-Date", stamp),
-        ("X-Amz-Expires", str(expires_in)),
-        ("X-Amz-SignedHeaders", uri_encode(signed)),
-    ]
-    if credentials.session_token:
-        auth.append(("X-Amz-Security-Token", uri_encode(credentials.session_token)))
-    pairs = operation + auth
-    canonical = canonical_request(
-        method, path, canonical_query_string(pairs), block, signed, UNSIGNED_PAYLOAD
-    )
+    credential = _credential_param(credentials.access_key, scope)
+    canonical_auth, url_auth = _auth_query(credential, stamp, expires_in, signed, credentials.session_token)
+    if query:
+        operation = encode_query(query.items() if isinstance(query, Mapping) else query)
+        for name, _ in operation:
+            if name.lower() in _AUTH_PARAMS:
+                raise InvalidInput(f"query parameter {name!r} is set by the signer, not the caller")
+        auth_pairs = [tuple(part.split("=", 1)) for part in canonical_auth.split("&")]
+        canonical_query = canonical_query_string(operation + auth_pairs)  # type: ignore[operator]
+        url_query = "&".join([f"{name}={value}" for name, value in operation] + [url_auth])
+    else:
+        canonical_query, url_query = canonical_auth, url_auth
+    canonical = canonical_request(method, path, canonical_query, block, signed, UNSIGNED_PAYLOAD)
     sig = signature(
         signing_key(credentials.secret_key, date, bucket.region, "s3"),
         string_to_sign(stamp, scope, canonical),
     )
-    query_string = "&".join([f"{name}={value}" for name, value in pairs])
     return PresignedURL(
         method=method,
-        url=f"{bucket.scheme}://{bucket.host}{path}?{query_string}&X-Amz-Signature={sig}",
+        url=f"{bucket.scheme}://{bucket.host}{path}?{url_query}&X-Amz-Signature={sig}",
         headers=dict(header_items),
         signed_at=moment,
         expires_in=expires_in,

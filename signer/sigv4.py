@@ -135,24 +135,39 @@ def canonical_query_string(encoded: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{name}={value}" for name, value in sorted(encoded))
 
 
-def check_header(name: str, value: str) -> None:
-    """Refuse header names that are not HTTP tokens and values with CR, LF or other
-    control characters: they would let a caller inject lines into the canonical request."""
-    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+def check_header(name: str, value: str) -> str:
+    """The lower-cased name of a header fit to sign. Names must be HTTP tokens and values
+    free of CR, LF and other control characters: they could inject lines into the
+    canonical request."""
+    if not isinstance(name, str):
         raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
     if not isinstance(value, str) or _CONTROL.search(value):
         raise InvalidHeader(f"header {name!r} has a value with a control character (CR/LF?)")
+    return _header_name(name)
 
 
-def canonical_headers(headers: HeaderItems) -> tuple[str, str]:
+@lru_cache(maxsize=512)
+def _header_name(name: str) -> str:
+    """Validated and lower-cased once per distinct name: the same few names recur."""
+    if not _HEADER_NAME.fullmatch(name):
+        raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
+    return name.lower()
+
+
+def canonical_headers(
+    headers: HeaderItems, *, reserved: frozenset[str] = frozenset(), trusted: Mapping[str, str] | None = None
+) -> tuple[str, str]:
     """(canonical header block, signed header list). Names lower-cased and sorted,
-    values trimmed with inner runs of spaces folded, repeated headers joined by commas."""
-    grouped: dict[str, str] = {}
+    values trimmed with inner runs of spaces folded, repeated headers joined by commas.
+    Names in ``reserved`` are refused; ``trusted`` (lower-case names, e.g. our own host)
+    are added as they are."""
+    grouped: dict[str, str] = dict(trusted) if trusted else {}
     for name, value in headers:
-        check_header(name, value)
-        name = name.lower()
+        lower = check_header(name, value)
+        if lower in reserved:
+            raise InvalidHeader(f"header {name!r} is set by the signer, not the caller")
         value = " ".join(value.split())
-        grouped[name] = f"{grouped[name]},{value}" if name in grouped else value
+        grouped[lower] = f"{grouped[lower]},{value}" if lower in grouped else value
     names = sorted(grouped)
     return "".join([f"{name}:{grouped[name]}\n" for name in names]), ";".join(names)
 
