@@ -194,6 +194,8 @@ def test_gateway_user_header_only_from_trusted_proxies(make_client) -> None:
     assert forged.json["identity"] == "alice"
     bad = client.get("/v1/whoami", headers={"X-Auth-User": "../bob"}, environ_base=as_gateway)
     assert bad.status_code == 401
+    reserved = client.get("/v1/whoami", headers={"X-Auth-User": "anonymous"}, environ_base=as_gateway)
+    assert reserved.status_code == 401
 
 
 def test_anonymous_mode(make_client, caplog) -> None:
