@@ -5,11 +5,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Protocol
 
 from .config import Config
 from .errors import Unauthorized
 from .rules import IDENTITY
+
+
+class HeaderLookup(Protocol):
+    """Anything with ``get`` by header name: a dict, Werkzeug's Headers."""
+
+    def get(self, key: str) -> str | None: ...
 
 
 ANONYMOUS = "anonymous"  # reserved: no token or gateway user may take this name
@@ -41,7 +47,7 @@ def _from_trusted_proxy(config: Config, remote_addr: str | None) -> bool:
     return any(address in network for network in config.trusted_proxies)
 
 
-def identify(config: Config, headers: Mapping[str, str], remote_addr: str | None) -> Caller:
+def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> Caller:
     """Authenticate a request. The gateway's user header counts only when the TCP peer
     is a trusted proxy; from anyone else it is ignored, never trusted."""
     if config.user_header and _from_trusted_proxy(config, remote_addr):
@@ -51,7 +57,7 @@ def identify(config: Config, headers: Mapping[str, str], remote_addr: str | None
                 raise Unauthorized(f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
             return Caller(user, "gateway")
 
-    authorization = headers.get("Authorization", "")
+    authorization = headers.get("Authorization") or ""
     if authorization:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():

