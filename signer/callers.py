@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from typing import Protocol
 
 from .config import Config
 from .errors import Unauthorized
+from .proxy import is_trusted
 from .rules import IDENTITY
 
 
@@ -39,18 +39,10 @@ def _matching_token_name(config: Config, presented: bytes) -> str | None:
     return found
 
 
-def _from_trusted_proxy(config: Config, remote_addr: str | None) -> bool:
-    try:
-        address = ipaddress.ip_address(remote_addr or "")
-    except ValueError:
-        return False
-    return any(address in network for network in config.trusted_proxies)
-
-
 def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> Caller:
     """Authenticate a request. The gateway's user header counts only when the TCP peer
     is a trusted proxy; from anyone else it is ignored, never trusted."""
-    if config.user_header and _from_trusted_proxy(config, remote_addr):
+    if config.user_header and is_trusted(remote_addr, config.trusted_proxies):
         user = headers.get(config.user_header)
         if user is not None:
             if not IDENTITY.fullmatch(user) or user == ANONYMOUS:

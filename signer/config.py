@@ -15,11 +15,11 @@ from typing import Mapping
 from .credentials import Credentials, credentials_from_env, read_secret
 from .errors import ConfigError, SigningError
 from .post_policy import CANNED_ACLS
+from .proxy import Network
 from .rules import IDENTITY, Rules
 from .s3 import Bucket
 from .sigv4 import MAX_EXPIRES
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MIN_TOKEN_LENGTH = 16
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 

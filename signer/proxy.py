@@ -19,18 +19,23 @@ FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED
              "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_trusted(address: str | None, networks: Iterable[Network]) -> bool:
+    """Whether ``address`` (a TCP peer) lies in one of the trusted proxy networks."""
+    try:
+        peer = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(peer in network for network in networks)
+
+
 class TrustedProxies:
-    def __init__(self, app: Callable, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+    def __init__(self, app: Callable, networks: Iterable[Network]) -> None:
         self.networks = tuple(networks)
         self.direct = app
         self.proxied = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
-
-    def is_trusted(self, address: str | None) -> bool:
-        try:
-            peer = ipaddress.ip_address(address or "")
-        except ValueError:
-            return False
-        return any(peer in network for network in self.networks)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         peer = environ.get("REMOTE_ADDR")
@@ -38,7 +43,7 @@ class TrustedProxies:
         present = [name for name in FORWARDED if name in environ]
         if not present:
             return self.direct(environ, start_response)  # nothing forwarded: nothing to decide
-        if self.is_trusted(peer):
+        if is_trusted(peer, self.networks):
             return self.proxied(environ, start_response)
         for name in present:
             del environ[name]

@@ -36,14 +36,12 @@ class _Answer:
     body: bytes
 
 
-def _connect(scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
-    """A connection to ``netloc``; ``*.localhost`` names are loopback (RFC 6761 section 6.3)
+def _connect(scheme: str, host: str, port: int | None, timeout: float) -> http.client.HTTPConnection:
+    """A connection to ``host``; ``*.localhost`` names are loopback (RFC 6761 section 6.3)
     even where the system resolver does not say so, as browsers and curl treat them."""
-    host, _, port = netloc.rpartition(":") if netloc.rsplit(":", 1)[-1].isdigit() else (netloc, "", "")
     target = "127.0.0.1" if host.endswith(".localhost") else host
     connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    default_port = 443 if scheme == "https" else 80
-    return connection_class(target, int(port) if port else default_port, timeout=timeout)
+    return connection_class(target, port, timeout=timeout)
 
 
 def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeout: float,
@@ -51,7 +49,7 @@ def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeo
     headers = sign_headers(credentials, method, url, region=bucket.region, now=now)
     parts = urlsplit(url)
     headers["Host"] = parts.netloc
-    connection = _connect(parts.scheme, parts.netloc, timeout)
+    connection = _connect(parts.scheme, parts.hostname or "", parts.port, timeout)
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
