@@ -38,8 +38,8 @@ access_log_format = json.dumps(
 
 def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
     """Refuse to start half-configured: check the environment once, before any worker."""
-    from signer.config import load_config
-    from signer.errors import ConfigError
+    from signer.service.config import load_config
+    from signer.service.errors import ConfigError
 
     try:
         load_config()

@@ -2,7 +2,6 @@
 
 from .credentials import Credentials
 from .errors import (
-    ConfigError,
     InvalidBucket,
     InvalidCredentials,
     InvalidExpiry,
@@ -10,9 +9,7 @@ from .errors import (
     InvalidInput,
     InvalidKey,
     InvalidTime,
-    RuleViolation,
     SigningError,
-    Unauthorized,
 )
 from .post_policy import PostForm, presign_post, sign_policy
 from .presign import PresignedURL, SignedRequest, presign_url, sign_headers, sign_request
@@ -31,7 +28,6 @@ from .sigv4 import (
 
 __all__ = [
     "Bucket",
-    "ConfigError",
     "Credentials",
     "InvalidBucket",
     "InvalidCredentials",
@@ -42,10 +38,8 @@ __all__ = [
     "InvalidTime",
     "PostForm",
     "PresignedURL",
-    "RuleViolation",
     "SignedRequest",
     "SigningError",
-    "Unauthorized",
     "canonical_headers",
     "canonical_query_string",
     "canonical_request",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .errors import ConfigError, InvalidCredentials
+from .errors import InvalidCredentials
 
 _ACCESS_KEY = re.compile(r"[\x21-\x2e\x30-\x7e]{1,128}")  # printable ASCII, no space, no '/'
 _TOKEN = re.compile(r"[\x20-\x7e]+")
@@ -45,13 +45,13 @@ def read_secret(environ: Mapping[str, str], name: str) -> str | None:
     direct = environ.get(name)
     path = environ.get(f"{name}_FILE")
     if direct is not None and path is not None:
-        raise ConfigError(f"set only one of {name} and {name}_FILE")
+        raise InvalidCredentials(f"set only one of {name} and {name}_FILE")
     if path is None:
         return direct or None
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{name}_FILE: cannot read {path!r} ({type(exc).__name__})") from None
+        raise InvalidCredentials(f"{name}_FILE: cannot read {path!r} ({type(exc).__name__})") from None
     return text.strip() or None
 
 
@@ -60,10 +60,10 @@ def credentials_from_env(environ: Mapping[str, str]) -> Credentials:
     access_key = read_secret(environ, "AWS_ACCESS_KEY_ID")
     secret_key = read_secret(environ, "AWS_SECRET_ACCESS_KEY")
     if not access_key:
-        raise ConfigError("AWS_ACCESS_KEY_ID (or AWS_ACCESS_KEY_ID_FILE) is required")
+        raise InvalidCredentials("AWS_ACCESS_KEY_ID (or AWS_ACCESS_KEY_ID_FILE) is required")
     if not secret_key:
-        raise ConfigError("AWS_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY_FILE) is required")
+        raise InvalidCredentials("AWS_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY_FILE) is required")
     try:
         return Credentials(access_key, secret_key, read_secret(environ, "AWS_SESSION_TOKEN"))
     except InvalidCredentials as exc:
-        raise ConfigError(f"AWS credentials: {exc.message}") from None
+        raise InvalidCredentials(f"AWS credentials: {exc.message}") from None

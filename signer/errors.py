@@ -1,24 +1,21 @@
-"""One exception family for the whole project.
+"""The library's errors, by meaning (as itsdangerous' ``exc.py``).
 
-Every error carries a machine-readable ``code`` and the HTTP ``status`` the
-service answers with, so the Flask layer maps them in a single handler.
-Messages name the field and the rule; they never contain secrets.
+Each class has one fixed machine-readable ``code``; none knows about HTTP. The service
+maps codes to statuses in one table (:mod:`signer.service.errors`). Messages name the
+field and the rule; they never contain secrets.
 """
 
 from __future__ import annotations
 
 
-class SigningError(ValueError):
-    """Base of every error this project raises on purpose."""
+class SigningError(Exception):
+    """Base of every error the library raises on purpose."""
 
-    status: int = 400
-    code: str = "invalid_request"
+    code: str = "invalid_input"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        if code is not None:
-            self.code = code
 
 
 class InvalidInput(SigningError):
@@ -48,22 +45,6 @@ class InvalidKey(InvalidInput):
 
 
 class InvalidCredentials(SigningError):
+    """Credentials that cannot sign: malformed, unreadable, or not to be had."""
+
     code = "invalid_credentials"
-
-
-class RuleViolation(SigningError):
-    """The request is well formed but outside what the service may sign."""
-
-    status = 403
-    code = "forbidden"
-
-
-class Unauthorized(SigningError):
-    status = 401
-    code = "unauthorized"
-
-
-class ConfigError(SigningError):
-    """Bad or missing configuration; the service refuses to start."""
-
-    code = "config_error"

@@ -15,9 +15,11 @@ from typing import Any
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput
-from .s3 import CONTROL_CHARACTERS, Bucket, encode_key
+from .s3 import Bucket, encode_key
 from .sigv4 import (
     ALGORITHM,
+    CONTROL_CHARACTERS,
+    HEADER_NAME,
     amz_date,
     check_expires,
     credential_scope,
@@ -40,7 +42,6 @@ CANNED_ACLS = frozenset(
     }
 )
 SUCCESS_STATUSES = frozenset({"200", "201", "204"})
-_META_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def presign_post(
         fields["success_action_status"] = success_action_status
         conditions.append({"success_action_status": success_action_status})
     for name, value in (metadata or {}).items():
-        if not isinstance(name, str) or not _META_NAME.fullmatch(name):
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
             raise InvalidHeader(f"metadata name {name!r} is not a valid header name")
         field = f"x-amz-meta-{name.lower()}"
         fields[field] = _field_value(field, value)

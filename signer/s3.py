@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .errors import InvalidBucket, InvalidInput, InvalidKey
-from .sigv4 import check_scope_part, uri_encode
+from .sigv4 import CONTROL_CHARACTERS, check_scope_part, uri_encode
 
 MAX_KEY_BYTES = 1024
 ADDRESSING_STYLES = ("auto", "virtual", "path")
 
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # never allowed in keys, form fields or policy values
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]")
 

@@ -26,9 +26,13 @@ MAX_EXPIRES = 604800  # seven days: the longest a SigV4 presigned URL may live
 
 HeaderItems = Iterable[tuple[str, str]]
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
+# The grammar of the pieces, defined once and ASCII only ([0-9], never \d: Unicode
+# digits such as '٣' match \d and str.isdigit() and would fail later).
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP token (RFC 9110)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # never in keys, header values, fields
+AMZ_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
+HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+DIGITS = re.compile(r"[0-9]{1,19}")
 _SCOPE_PART = re.compile(r"[a-z0-9-]{1,64}")
 
 
@@ -55,6 +59,18 @@ def utc_from_parts(parts: tuple[str | Any, ...]) -> datetime:
     ValueError when they are not a real moment."""
     year, month, day, hour, minute, second = (int(part) for part in parts)
     return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+
+
+def parse_amz_date(stamp: object) -> datetime:
+    """The moment an ``X-Amz-Date`` names; InvalidTime when it is not YYYYMMDDTHHMMSSZ
+    or not a real moment."""
+    match = AMZ_DATE.fullmatch(stamp) if isinstance(stamp, str) else None
+    if match is None:
+        raise InvalidTime("x-amz-date must look like YYYYMMDDTHHMMSSZ")
+    try:
+        return utc_from_parts(match.groups())
+    except ValueError:
+        raise InvalidTime("x-amz-date is not a real date") from None
 
 
 def amz_date(moment: datetime) -> str:
@@ -149,15 +165,20 @@ def check_header(name: str, value: str) -> str:
     canonical request."""
     if not isinstance(name, str):
         raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
-    if not isinstance(value, str) or _CONTROL.search(value):
+    if not isinstance(value, str) or CONTROL_CHARACTERS.search(value.replace("\t", " ")):
         raise InvalidHeader(f"header {name!r} has a value with a control character (CR/LF?)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidHeader(f"header {name!r} has a value that is not valid unicode") from None
     return _header_name(name)
 
 
 @lru_cache(maxsize=512)
 def _header_name(name: str) -> str:
     """Validated and lower-cased once per distinct name: the same few names recur."""
-    if not _HEADER_NAME.fullmatch(name):
+    if not HEADER_NAME.fullmatch(name):
         raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
     return name.lower()
 
@@ -238,14 +259,14 @@ def parse_string_to_sign(to_sign: str) -> tuple[str, str, str, str, str]:
     if len(lines) != 4 or lines[0] != ALGORITHM:
         raise InvalidInput(f"string to sign must be 4 lines starting with {ALGORITHM}")
     amz, scope, hashed = lines[1], lines[2], lines[3]
-    if not _AMZ_DATE.fullmatch(amz):
+    if not AMZ_DATE.fullmatch(amz):
         raise InvalidInput("string to sign has a malformed date (want YYYYMMDDTHHMMSSZ)")
     parts = scope.split("/")
     if len(parts) != 4 or parts[0] != amz[:8] or parts[3] != "aws4_request":
         raise InvalidInput("string to sign has a credential scope that does not match its date")
     check_scope_part("region", parts[1])
     check_scope_part("service", parts[2])
-    if not re.fullmatch(r"[0-9a-f]{64}", hashed):
+    if not HEX_SHA256.fullmatch(hashed):
         raise InvalidInput("string to sign must end with a hex SHA-256 of the canonical request")
     return amz, parts[0], parts[1], parts[2], hashed
 

@@ -25,8 +25,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 import pytest  # noqa: E402
 
-from signer.app import create_app  # noqa: E402
-from signer.config import load_config  # noqa: E402
+from signer.service.web.app import create_app  # noqa: E402
+from signer.service.config import load_config  # noqa: E402
 
 ACCESS_KEY = "AKIDEXAMPLE12345"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -63,7 +63,7 @@ def test_presign_get_matches_botocore(client) -> None:
 
 @freeze_time(FROZEN)
 def test_presign_with_filename_chooses_the_key(client) -> None:
-    response = post_json(client, "/v1/presign", {"filename": "My Cat.PNG", "content_type": "image/png", "content_length": 5})
+    response = post_json(client, "/v1/presign", {"method": "PUT", "filename": "My Cat.PNG", "content_type": "image/png", "content_length": 5})
     key = response.json["key"]
     assert re.fullmatch(r"uploads/alice/2026/11/23/[0-9a-f-]{36}\.png", key)
     assert urlsplit(response.json["url"]).path == f"/{key}"
@@ -90,9 +90,11 @@ def test_presign_with_filename_chooses_the_key(client) -> None:
         ({"method": "GET", "filename": "x.png"}, 400, "invalid_input"),
         ({"method": "GET", "key": "uploads/alice/x.png", "content_type": "image/png"}, 400, "invalid_input"),
         ({"method": "PUT", "key": "uploads/alice/x.png", "filename": "x.png"}, 400, "invalid_input"),
-        ({"method": "PUT"}, 400, "invalid_input"),
+        ({"method": "PUT"}, 400, "missing_field"),
+        ({"key": "uploads/alice/x.png"}, 400, "missing_field"),
         ({"method": "PUT", "key": 7}, 400, "invalid_key"),
-        ({"method": "PUT", "key": "uploads/alice/x.png", "bucket": "other"}, 400, "invalid_input"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "bucket": "other"}, 400, "unknown_field"),
+        ({"method": "PUT", "key": "uploads/alice/x.png", "content_length": None}, 400, "invalid_input"),
     ],
 )
 def test_presign_refusals(client, body, status, code) -> None:
@@ -109,7 +111,7 @@ def test_delete_can_be_allowed(make_client) -> None:
 
 def test_no_size_limit_means_no_length_needed(make_client) -> None:
     client = make_client(SIGNER_MAX_SIZE=None, SIGNER_ALLOWED_CONTENT_TYPES=None)
-    response = post_json(client, "/v1/presign", {"key": "uploads/alice/x.bin"})
+    response = post_json(client, "/v1/presign", {"method": "PUT", "key": "uploads/alice/x.bin"})
     assert response.status_code == 200
     assert response.json["headers"] == {}
 
@@ -162,7 +164,7 @@ def test_post_policy_refusals(client, body, status) -> None:
 
 # --- authentication ------------------------------------------------------------------
 
-GOOD_PUT = {"key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
+GOOD_PUT = {"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
 
 
 @pytest.mark.parametrize(
@@ -208,15 +210,15 @@ def test_anonymous_mode(make_client, caplog) -> None:
 def test_anonymous_beside_named_callers_cannot_reach_their_folders(make_client) -> None:
     client = make_client(SIGNER_ALLOW_ANONYMOUS="true")
     assert client.get("/v1/whoami").json == {"identity": "anonymous", "key_prefix": "uploads/anonymous/"}
-    body = {"key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
+    body = {"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
     assert post_json(client, "/v1/presign", body, headers={}).status_code == 403
     assert post_json(client, "/v1/presign", body).status_code == 200
 
 
 # --- Fine Uploader endpoints -----------------------------------------------------------
 
-def fine_uploader_client(make_client):
-    return make_client(SIGNER_ENDPOINT_URL="http://s3.localhost:9000", SIGNER_ADDRESSING_STYLE="virtual")
+def fine_uploader_client(make_client, **overrides: str | None):
+    return make_client(SIGNER_ENDPOINT_URL="http://s3.localhost:9000", SIGNER_ADDRESSING_STYLE="virtual", **overrides)
 
 
 @freeze_time(FROZEN)
@@ -239,7 +241,8 @@ def test_fine_uploader_headers(make_client, kind) -> None:
 
     now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
     raw = fu.headers_string(kind, now, host="uploads-bucket.s3.localhost:9000", key="uploads/alice/x.png")
-    response = post_json(fine_uploader_client(make_client), "/s3/signature?v4=true", {"headers": raw})
+    client = fine_uploader_client(make_client, SIGNER_ALLOWED_METHODS="GET,PUT,HEAD,DELETE")
+    response = post_json(client, "/s3/signature?v4=true", {"headers": raw})
     assert response.status_code == 200, response.json
     lines = raw.split("\n")
     hashed = hashlib.sha256("\n".join(lines[3:]).encode()).hexdigest()
@@ -301,7 +304,7 @@ def test_malformed_bodies_are_4xx_json(client, data, content_type) -> None:
 def test_body_cap(client) -> None:
     response = client.post("/v1/presign", data="x" * (64 * 1024 + 1), content_type="application/json", headers=bearer())
     assert response.status_code == 413
-    assert response.json["code"] == "request_entity_too_large"
+    assert response.json["code"] == "body_too_large"
 
 
 def test_unknown_paths_and_methods_are_json(client) -> None:

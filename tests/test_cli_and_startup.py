@@ -24,7 +24,8 @@ def run_cli(*args: str, **env: str | None) -> subprocess.CompletedProcess:
 
 
 def test_cli_prints_a_url_botocore_agrees_with() -> None:
-    result = run_cli("presign", "PUT", "uploads/cat.jpg", "--content-type", "image/jpeg", "--expires", "300")
+    result = run_cli("presign", "PUT", "uploads/cat.jpg", "--content-type", "image/jpeg", "--content-length", "3",
+                     "--expires", "300")
     assert result.returncode == 0, result.stderr
     url = result.stdout.strip()
     assert "\n" not in url
@@ -32,20 +33,22 @@ def test_cli_prints_a_url_botocore_agrees_with() -> None:
     moment = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     with freeze_time(moment):
         expected = client_for(Credentials(ACCESS_KEY, SECRET_KEY), Bucket("uploads-bucket")).generate_presigned_url(
-            "put_object", Params={"Bucket": "uploads-bucket", "Key": "uploads/cat.jpg", "ContentType": "image/jpeg"},
+            "put_object", Params={"Bucket": "uploads-bucket", "Key": "uploads/cat.jpg", "ContentType": "image/jpeg",
+                                     "ContentLength": 3},
             ExpiresIn=300,
         )
     assert url == expected
 
 
 def test_cli_applies_the_rules() -> None:
-    for args in (["presign", "PUT", "elsewhere/cat.jpg", "--content-type", "image/jpeg"],
+    for args in (["presign", "PUT", "elsewhere/cat.jpg", "--content-type", "image/jpeg", "--content-length", "1"],
+                 ["presign", "PUT", "uploads/cat.jpg", "--content-type", "image/jpeg"],
                  ["presign", "PUT", "uploads/cat.html", "--content-type", "text/html"],
                  ["presign", "PUT", "uploads/cat.jpg", "--content-type", "image/jpeg", "--expires", "99999"],
                  ["presign", "DELETE", "uploads/cat.jpg"]):
         result = run_cli(*args)
         assert result.returncode == 2 and result.stdout == ""
-        assert result.stderr.startswith("error: ")
+        assert result.stderr.startswith("error (")
         assert SECRET_KEY not in result.stderr
 
 

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from signer.config import load_config
-from signer.errors import ConfigError
+from signer.service.config import load_config
+from signer.service.errors import ConfigError
 from tests.conftest import ALICE_TOKEN, SECRET_KEY, env_with
 
 

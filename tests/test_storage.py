@@ -8,9 +8,9 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from signer import Bucket, Credentials
-from signer.app import create_app
-from signer.config import load_config
-from signer.s3client import StorageError, delete_object, head_object
+from signer.service.web.app import create_app
+from signer.service.config import load_config
+from signer.service.storage import StorageError, delete_object, head_object
 from tests.conftest import ACCESS_KEY, SECRET_KEY, bearer, env_with
 from tests.servers import free_port, moto_server
 
@@ -77,7 +77,7 @@ def test_success_refuses_missing_other_users_and_other_buckets(client, store) ->
     ]
     for form in cases:
         response = client.post("/s3/success", data=form, headers=bearer())
-        assert response.status_code == 400, form
+        assert response.status_code == (404 if "missing" in form.get("key", "") else 400), form
         assert response.json["invalid"] is True
     assert keys(store) == ["uploads/bob/x.png"]
 
@@ -91,7 +91,16 @@ def test_success_removes_an_object_that_breaks_the_rules(client, store) -> None:
     assert keys(store) == []
 
 
-def test_delete_endpoint(client, store) -> None:
+def test_delete_endpoint_honours_allowed_methods(client, store) -> None:
+    """Without DELETE in SIGNER_ALLOWED_METHODS (the default) Fine Uploader's delete endpoint deletes nothing."""
+    store.put_object(Bucket="uploads-bucket", Key="uploads/alice/x.png", Body=b"abc")
+    response = client.delete("/s3/files/u1?key=uploads/alice/x.png&bucket=uploads-bucket", headers=bearer())
+    assert response.status_code == 400 and response.json["code"] == "method_not_allowed"
+    assert keys(store) == ["uploads/alice/x.png"]
+
+
+def test_delete_endpoint(s3_url, store) -> None:
+    client = create_app(load_config(env_with(SIGNER_ENDPOINT_URL=s3_url, SIGNER_ALLOWED_METHODS="GET,PUT,DELETE"))).test_client()
     store.put_object(Bucket="uploads-bucket", Key="uploads/alice/x.png", Body=b"abc")
     store.put_object(Bucket="uploads-bucket", Key="uploads/bob/x.png", Body=b"abc")
     refused = client.delete("/s3/files/u1?key=uploads/bob/x.png&bucket=uploads-bucket", headers=bearer())

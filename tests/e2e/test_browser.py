@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 
 from signer import Bucket, Credentials, presign_url
-from signer.s3client import list_objects
+from signer.service.storage import list_objects
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, SECRET_KEY
 from tests.e2e.conftest import BUCKET, require_node_peers, service, virtual_hosted
 from tests.servers import ROOT, free_port

@@ -12,13 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .credentials import Credentials, credentials_from_env, read_secret
-from .errors import ConfigError, SigningError
-from .post_policy import CANNED_ACLS
-from .proxy import Network
+from ..credentials import Credentials, credentials_from_env, read_secret
+from ..errors import InvalidCredentials, SigningError
+from ..post_policy import CANNED_ACLS
+from ..s3 import Bucket
+from ..sigv4 import MAX_EXPIRES
+from .errors import ConfigError
+from .networks import Network
 from .rules import IDENTITY, Rules
-from .s3 import Bucket
-from .sigv4 import MAX_EXPIRES
 
 MIN_TOKEN_LENGTH = 16
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
@@ -65,8 +66,7 @@ def _items(environ: Mapping[str, str], name: str) -> list[str]:
     return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
 
 
-def _tokens(environ: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
-    raw = read_secret(environ, "SIGNER_API_TOKENS") or ""
+def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
     tokens: list[tuple[str, bytes]] = []
     for number, item in enumerate((part.strip() for part in raw.split(",")), start=1):
         if not item:
@@ -89,7 +89,11 @@ def _tokens(environ: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
 def load_config(environ: Mapping[str, str] | None = None) -> Config:
     """Build the whole configuration from ``environ`` (default: ``os.environ``)."""
     env = dict(os.environ if environ is None else environ)
-    credentials = credentials_from_env(env)
+    try:
+        credentials = credentials_from_env(env)
+        raw_tokens = read_secret(env, "SIGNER_API_TOKENS") or ""
+    except InvalidCredentials as exc:
+        raise ConfigError(exc.message) from None
 
     bucket_name = env.get("SIGNER_BUCKET", "").strip()
     if not bucket_name:
@@ -128,7 +132,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         clock_skew=_integer(env, "SIGNER_CLOCK_SKEW", 900, 0, 3600),  # type: ignore[arg-type]
     )
 
-    tokens = _tokens(env)
+    tokens = _tokens(raw_tokens)
     anonymous = _flag(env, "SIGNER_ALLOW_ANONYMOUS")
     user_header = env.get("SIGNER_USER_HEADER", "").strip() or None
     if user_header and not re.fullmatch(r"[A-Za-z0-9-]+", user_header):

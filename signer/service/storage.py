@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode, urlsplit
 
-from .credentials import Credentials
-from .errors import SigningError
-from .presign import sign_headers
-from .s3 import Bucket
+from ..credentials import Credentials
+from ..presign import sign_headers
+from ..s3 import Bucket
+from .errors import Refused
 
 
-class StorageError(SigningError):
+class StorageError(Refused):
     """S3 could not be reached or answered something we cannot use."""
 
-    status = 502
-    code = "storage_error"
+    def __init__(self, message: str) -> None:
+        super().__init__("storage_error", message)
 
 
 @dataclass(frozen=True)

@@ -9,26 +9,15 @@ trusted proxy, strips the headers otherwise, and keeps the real peer address for
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Callable, Iterable
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ..networks import Network, is_trusted
+
 PEER_ADDRESS = "signer.peer_address"
 FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",
              "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def is_trusted(address: str | None, networks: Iterable[Network]) -> bool:
-    """Whether ``address`` (a TCP peer) lies in one of the trusted proxy networks."""
-    try:
-        peer = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    return any(peer in network for network in networks)
 
 
 class TrustedProxies:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, current_app, request, send_from_di
 demo = Blueprint("demo", __name__)
 
 STATIC = Path(__file__).parent / "static"
-FINE_UPLOADER = Path(__file__).resolve().parent.parent / "node_modules" / "fine-uploader" / "s3.fine-uploader"
+FINE_UPLOADER = Path(__file__).resolve().parents[3] / "node_modules" / "fine-uploader" / "s3.fine-uploader"
 
 
 def fine_uploader_available() -> bool:

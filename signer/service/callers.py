@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .config import Config
-from .errors import Unauthorized
-from .proxy import is_trusted
+from .errors import Refused
+from .networks import is_trusted
 from .rules import IDENTITY
 
 
@@ -46,17 +46,17 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> 
         user = headers.get(config.user_header)
         if user is not None:
             if not IDENTITY.fullmatch(user) or user == ANONYMOUS:
-                raise Unauthorized(f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
+                raise Refused("unauthorized", f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
             return Caller(user, "gateway")
 
     authorization = headers.get("Authorization") or ""
     if authorization:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
-            raise Unauthorized("Authorization must be 'Bearer <token>'")
+            raise Refused("unauthorized", "Authorization must be 'Bearer <token>'")
         name = _matching_token_name(config, presented.strip().encode("utf-8", "replace"))
         if name is None:
-            raise Unauthorized("the bearer token is not valid")
+            raise Refused("unauthorized", "the bearer token is not valid")
         return Caller(name, "token")
 
     if config.allow_anonymous:
@@ -64,4 +64,4 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> 
         # would contain every user's folder; alone, it has the shared prefix.
         has_identities = bool(config.api_tokens or config.user_header)
         return Caller(ANONYMOUS if has_identities else None, "anonymous")
-    raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    raise Refused("unauthorized", "authentication required: send 'Authorization: Bearer <token>'")
