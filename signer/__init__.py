@@ -1,5 +1,7 @@
 """sigv4-signer: AWS Signature Version 4 for S3 uploads, standard library only."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .credentials import Credentials
 from .errors import (
     InvalidBucket,
@@ -57,3 +59,8 @@ __all__ = [
     "signing_key",
     "string_to_sign",
 ]
+
+try:
+    __version__ = version("sigv4-signer")
+except PackageNotFoundError:  # running from a checkout that was not pip-installed
+    __version__ = "0.2.0"

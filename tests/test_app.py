@@ -350,3 +350,30 @@ def test_secrets_never_in_responses(client) -> None:
     query = parse_qs(urlsplit(json.loads(bodies[0])["url"]).query)
     assert set(query) == {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                           "X-Amz-SignedHeaders", "X-Amz-Signature"}
+
+
+def test_every_error_code_is_in_the_openapi_document(client) -> None:
+    """One table: each code the service can send is listed once, with its status, in /openapi.json."""
+    from signer.service.errors import CODES
+
+    document = client.get("/openapi.json").json
+    listed = document["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+    assert listed == list(CODES) and len(set(listed)) == len(listed)
+    sent = {status for status, _ in CODES.values()}
+    declared = {int(status) for path in document["paths"].values() for operation in path.values()
+                for status in operation["responses"]}
+    assert declared - {200, 204} <= sent, "OpenAPI declares a status no code is sent with"
+    assert document["info"]["version"] == __import__("signer").__version__
+
+
+def test_every_raised_code_is_listed() -> None:
+    """Refused(...) with a literal code anywhere in the service must name a listed code."""
+    import re
+    from pathlib import Path
+
+    from signer.service.errors import CODES
+
+    root = Path(__file__).resolve().parent.parent / "signer"
+    raised = {match for path in root.rglob("*.py")
+              for match in re.findall(r'Refused\(\s*"([a-z_]+)"', path.read_text(encoding="utf-8"))}
+    assert raised and raised <= set(CODES), raised - set(CODES)

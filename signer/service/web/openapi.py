@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import __version__
+from ..errors import CODES
+
 _ERROR = {
     "type": "object",
     "required": ["error", "code"],
     "properties": {
         "error": {"type": "string", "description": "What was wrong, for a human."},
-        "code": {"type": "string", "description": "Machine-readable reason, e.g. key_not_allowed."},
+        "code": {
+            "type": "string",
+            "enum": list(CODES),
+            "description": "Machine-readable reason; the status each code is sent with: "
+            + "; ".join(f"{code} ({status}: {meaning})" for code, (status, meaning) in CODES.items()),
+        },
         "invalid": {"type": "boolean", "description": "Present on /s3/* answers (Fine Uploader)."},
     },
 }
@@ -44,7 +52,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "sigv4-signer",
-            "version": "1.0.0",
+            "version": __version__,
             "description": "Signs S3 uploads and downloads (AWS Signature Version 4) within configured rules.",
         },
         "servers": [{"url": server_url}],
@@ -60,9 +68,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "requestBody": {"required": True, **_json({
                         "type": "object",
                         "additionalProperties": False,
+                        "required": ["method"],
                         "oneOf": [{"required": ["key"]}, {"required": ["filename"]}],
                         "properties": {
-                            "method": {"type": "string", "enum": ["GET", "PUT", "HEAD", "DELETE"], "default": "PUT"},
+                            "method": {"type": "string", "enum": ["GET", "PUT", "HEAD", "DELETE"]},
                             "key": _KEY,
                             "filename": _FILENAME,
                             "content_type": {"type": "string", "description": "PUT only; signed, so send it as given."},
@@ -165,7 +174,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     }}}},
                     "responses": {
                         "200": {"description": "Confirmed", **_json({"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}})},
-                        **_errors(400, 401, 413, 502),
+                        **_errors(400, 401, 404, 413, 502),
                     },
                 }
             },

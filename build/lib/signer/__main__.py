@@ -1,0 +1,7 @@
+"""``python -m signer``: see :mod:`signer.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""Command line: ``python -m signer presign PUT uploads/cat.jpg --content-type image/jpeg --content-length 1234``.
+
+Reads the same environment as the service and makes its decisions through the same
+request plan (:meth:`signer.service.rules.CallerRules.plan_presign`); refusals name the
+CLI's flags. ``presign`` needs the library and the service's rules only, never Flask.
+The URL alone goes to stdout, so ``curl -T cat.jpg "$(python -m signer presign …)"`` works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import SigningError
+
+CLI_FIELDS = {
+    "method": "METHOD",
+    "key": "KEY",
+    "filename": "--filename",
+    "content_type": "--content-type",
+    "content_length": "--content-length",
+    "max_size": "--max-size",
+    "expires_in": "--expires",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m signer", description="Sign S3 requests within the configured rules.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    presign = commands.add_parser("presign", help="print a presigned URL")
+    presign.add_argument("method", help="GET, PUT, HEAD or DELETE (as allowed by SIGNER_ALLOWED_METHODS)")
+    presign.add_argument("key", nargs="?", help="the object key, under SIGNER_KEY_PREFIX (or give --filename)")
+    presign.add_argument("--filename", help="PUT: let the service choose the key; only the extension is kept")
+    presign.add_argument("--content-type", help="PUT: the Content-Type the upload must send")
+    presign.add_argument("--content-length", type=int, help="PUT: the exact size the upload must send "
+                         "(required when SIGNER_MAX_SIZE is set)")
+    presign.add_argument("--expires", type=int, help="lifetime in seconds (at most SIGNER_MAX_EXPIRES)")
+    presign.add_argument("--identity", help="sign as this caller (key prefix <prefix><identity>/)")
+    presign.add_argument("--json", action="store_true", help="print method, url, headers, key and expiry as JSON")
+    commands.add_parser("check-config", help="validate the environment and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .service.config import load_config
+    from .service.errors import ConfigError, Refused
+    from .sigv4 import current_time
+
+    try:
+        config = load_config()
+        if args.command == "check-config":
+            print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
+            return 0
+        now = current_time()
+        plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
+            method=args.method, key=args.key, filename=args.filename, content_type=args.content_type,
+            content_length=args.content_length, expires_in=args.expires, now=now,
+        )
+        url = plan.sign(config.credentials, config.bucket, now)
+    except ConfigError as exc:
+        print(f"configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    except (Refused, SigningError) as exc:
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({
+            "method": plan.method, "url": url.url, "headers": url.headers, "bucket": config.bucket.name,
+            "key": plan.key, "expires_at": url.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }))
+    else:
+        print(url.url)
+    return 0

@@ -1,0 +1,165 @@
+"""Browser POST uploads: the policy document, its signature and the form fields.
+
+https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from collections.abc import Mapping
+from typing import Any
+
+from .credentials import Credentials
+from .errors import InvalidHeader, InvalidInput
+from .s3 import Bucket, encode_key
+from .sigv4 import (
+    ALGORITHM,
+    CONTROL_CHARACTERS,
+    HEADER_NAME,
+    amz_date,
+    check_expires,
+    credential_scope,
+    signature,
+    signing_key,
+    utc_moment,
+)
+
+FILENAME_VARIABLE = "${filename}"
+CANNED_ACLS = frozenset(
+    {
+        "private",
+        "public-read",
+        "public-read-write",
+        "aws-exec-read",
+        "authenticated-read",
+        "bucket-owner-read",
+        "bucket-owner-full-control",
+        "log-delivery-write",
+    }
+)
+SUCCESS_STATUSES = frozenset({"200", "201", "204"})
+
+
+@dataclass(frozen=True)
+class PostForm:
+    """Everything a browser form (or ``curl -F``) needs to POST one upload."""
+
+    url: str
+    fields: dict[str, str]
+    policy: dict[str, Any]
+    expires_at: datetime
+
+
+def _field_value(name: str, value: object) -> str:
+    if not isinstance(value, str) or CONTROL_CHARACTERS.search(value):
+        raise InvalidInput(f"{name} must be text without control characters")
+    return value
+
+
+def presign_post(
+    credentials: Credentials,
+    bucket: Bucket,
+    key: str,
+    *,
+    expires_in: int = 3600,
+    content_type: str | None = None,
+    content_type_prefix: str | None = None,
+    content_length_range: tuple[int, int] | None = None,
+    acl: str | None = None,
+    success_action_status: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> PostForm:
+    """Sign a POST policy for one upload and return the form.
+
+    ``key`` is exact, or ends with ``${filename}`` to allow any key starting with what
+    precedes it (S3 substitutes the uploaded file's name). ``content_type`` is exact and
+    becomes a field; ``content_type_prefix`` (``"image/"``) lets the client set its own
+    ``Content-Type`` field within it. The caller must send ``fields`` in order and put
+    the ``file`` field **last**: S3 ignores every field after the file.
+
+    Conditions are written in the order botocore writes them (caller's conditions, then
+    bucket, key and the x-amz-* ones), so its generate_presigned_post is an exact oracle.
+    """
+    expires_in = check_expires(expires_in)
+    if not isinstance(key, str) or not key:
+        raise InvalidInput("key must be a non-empty string")
+    encode_key(key)  # length and unicode rules
+    if content_type is not None and content_type_prefix is not None:
+        raise InvalidInput("give content_type or content_type_prefix, not both")
+    moment = utc_moment(now).replace(microsecond=0)
+    stamp = amz_date(moment)
+    scope = credential_scope(stamp[:8], bucket.region, "s3")
+
+    fields: dict[str, str] = {"key": key}
+    conditions: list[Any] = []
+    if content_length_range is not None:
+        low, high = _length_range(content_length_range)
+        conditions.append(["content-length-range", low, high])
+    if content_type is not None:
+        fields["Content-Type"] = _field_value("content_type", content_type)
+        conditions.append({"Content-Type": content_type})
+    if content_type_prefix is not None:
+        conditions.append(
+            ["starts-with", "$Content-Type", _field_value("content_type_prefix", content_type_prefix)]
+        )
+    if acl is not None:
+        if acl not in CANNED_ACLS:
+            raise InvalidInput(f"acl must be one of {', '.join(sorted(CANNED_ACLS))}")
+        fields["acl"] = acl
+        conditions.append({"acl": acl})
+    if success_action_status is not None:
+        if success_action_status not in SUCCESS_STATUSES:
+            raise InvalidInput("success_action_status must be '200', '201' or '204'")
+        fields["success_action_status"] = success_action_status
+        conditions.append({"success_action_status": success_action_status})
+    for name, value in (metadata or {}).items():
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+            raise InvalidHeader(f"metadata name {name!r} is not a valid header name")
+        field = f"x-amz-meta-{name.lower()}"
+        fields[field] = _field_value(field, value)
+        conditions.append({field: value})
+
+    conditions.append({"bucket": bucket.name})
+    if key.endswith(FILENAME_VARIABLE):
+        conditions.append(["starts-with", "$key", key[: -len(FILENAME_VARIABLE)]])
+    else:
+        conditions.append({"key": key})
+    amz_fields = {
+        "x-amz-algorithm": ALGORITHM,
+        "x-amz-credential": f"{credentials.access_key}/{scope}",
+        "x-amz-date": stamp,
+    }
+    if credentials.session_token:
+        amz_fields["x-amz-security-token"] = credentials.session_token
+    conditions.extend({name: value} for name, value in amz_fields.items())
+    fields.update(amz_fields)
+
+    expires_at = moment + timedelta(seconds=expires_in)
+    policy = {"expiration": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "conditions": conditions}
+    encoded = base64.b64encode(json.dumps(policy).encode("utf-8")).decode("ascii")
+    fields["policy"] = encoded
+    fields["x-amz-signature"] = sign_policy(credentials.secret_key, encoded, stamp[:8], bucket.region)
+    return PostForm(url=bucket.base_url, fields=fields, policy=policy, expires_at=expires_at)
+
+
+def sign_policy(secret_key: str, policy_base64: str, date: str, region: str) -> str:
+    """The POST signature: HMAC of the base64 policy text with the day's S3 signing key."""
+    return signature(signing_key(secret_key, date, region, "s3"), policy_base64)
+
+
+def _length_range(value: tuple[int, int]) -> tuple[int, int]:
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise InvalidInput("content_length_range must be a (min, max) pair") from None
+    for bound in (low, high):
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
+            raise InvalidInput("content_length_range bounds must be whole numbers >= 0")
+    if low > high:
+        raise InvalidInput("content_length_range minimum must not exceed its maximum")
+    return low, high

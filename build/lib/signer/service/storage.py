@@ -1,0 +1,109 @@
+"""The few S3 calls the service makes itself (HEAD, DELETE, list), signed by our own
+:func:`signer.sign_headers` and sent with the standard library: no SDK."""
+
+from __future__ import annotations
+
+import http.client
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote, urlencode, urlsplit
+
+from ..credentials import Credentials
+from ..presign import sign_headers
+from ..s3 import Bucket
+from .errors import Refused
+
+
+class StorageError(Refused):
+    """S3 could not be reached or answered something we cannot use."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("storage_error", message)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    content_type: str | None
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+def _connect(scheme: str, host: str, port: int | None, timeout: float) -> http.client.HTTPConnection:
+    """A connection to ``host``; ``*.localhost`` names are loopback (RFC 6761 section 6.3)
+    even where the system resolver does not say so, as browsers and curl treat them."""
+    target = "127.0.0.1" if host.endswith(".localhost") else host
+    connection_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    return connection_class(target, port, timeout=timeout)
+
+
+def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeout: float,
+          now: datetime | None) -> _Answer:
+    headers = sign_headers(credentials, method, url, region=bucket.region, now=now)
+    parts = urlsplit(url)
+    headers["Host"] = parts.netloc
+    connection = _connect(parts.scheme, parts.hostname or "", parts.port, timeout)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return _Answer(response.status, response.headers, response.read(4 * 1024 * 1024))
+    except (OSError, http.client.HTTPException) as exc:
+        raise StorageError(f"S3 {method} failed: {type(exc).__name__}") from None
+    finally:
+        connection.close()
+
+
+def head_object(
+    credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None
+) -> ObjectInfo | None:
+    """The object's size and type, or None when it does not exist."""
+    answer = _send(credentials, bucket, "HEAD", bucket.object_url(key), timeout, now)
+    if answer.status == 404:
+        return None
+    if answer.status != 200:
+        raise StorageError(f"S3 HEAD answered {answer.status}")
+    try:
+        size = int(answer.headers.get("Content-Length", ""))
+    except ValueError:
+        raise StorageError("S3 HEAD gave no Content-Length") from None
+    return ObjectInfo(size, answer.headers.get("Content-Type"), answer.headers.get("ETag"))
+
+
+def delete_object(
+    credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None
+) -> None:
+    """Delete one object (S3 answers 204 whether or not it existed)."""
+    answer = _send(credentials, bucket, "DELETE", bucket.object_url(key), timeout, now)
+    if answer.status not in (200, 204):
+        raise StorageError(f"S3 DELETE answered {answer.status}")
+
+
+def list_objects(
+    credentials: Credentials, bucket: Bucket, prefix: str, *, max_keys: int = 100, timeout: float = 10.0,
+    now: datetime | None = None,
+) -> list[dict[str, object]]:
+    """ListObjectsV2 under ``prefix``: ``[{"key", "size"}]``, at most ``max_keys``."""
+    query = urlencode({"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}, quote_via=quote)
+    answer = _send(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout, now)
+    if answer.status != 200:
+        raise StorageError(f"S3 list answered {answer.status}")
+    try:
+        root = ElementTree.fromstring(answer.body)
+    except ElementTree.ParseError:
+        raise StorageError("S3 list answer is not XML") from None
+    namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    return [
+        {"key": item.findtext(f"{namespace}Key"), "size": int(item.findtext(f"{namespace}Size") or 0)}
+        for item in root.iter(f"{namespace}Contents")
+    ]

@@ -1,0 +1,78 @@
+"""The Flask application: parse -> authenticate -> plan -> sign -> JSON. Nothing else.
+
+Every decision about what to sign lives in :mod:`signer.service.rules` and the protocol
+adapters; this layer only translates HTTP to calls and refusals to JSON errors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from ...errors import SigningError
+from ..config import Config, load_config
+from ..errors import Refused
+from .api import api
+from .context import config
+from .fineuploader import fineuploader
+from .meta import meta
+from .proxy import TrustedProxies
+from .responses import error_response, handle_http_error, handle_refused, handle_unexpected
+
+log = logging.getLogger("signer")
+
+_CORS_ALLOW_HEADERS = "Authorization, Content-Type, Cache-Control, X-Requested-With"
+
+
+def _origin_allowed(origin: str | None) -> bool:
+    origins = config().cors_origins
+    return bool(origin) and (origin in origins or "*" in origins)
+
+
+def cors_preflight() -> Response | None:
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return None
+    if not _origin_allowed(request.headers.get("Origin")):
+        return error_response("cors_origin_not_allowed", "this origin may not call the signing service")
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = _CORS_ALLOW_HEADERS
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def cors_headers(response: Response) -> Response:
+    origin = request.headers.get("Origin")
+    if origin and _origin_allowed(origin):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.vary.add("Origin")
+    response.headers["Cache-Control"] = "no-store"  # signatures must never be cached
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def create_app(cfg: Config | None = None) -> Flask:
+    """The application factory; configuration is read once, here."""
+    cfg = cfg or load_config()
+    app = Flask(__name__)
+    app.extensions["signer_config"] = cfg
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_body
+    app.before_request(cors_preflight)
+    app.after_request(cors_headers)
+    app.register_error_handler(Refused, handle_refused)
+    app.register_error_handler(SigningError, handle_refused)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)
+    for blueprint in (api, fineuploader, meta):
+        app.register_blueprint(blueprint)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, cfg.trusted_proxies)  # type: ignore[method-assign]
+    if cfg.demo_page:
+        from .demo import demo
+
+        app.register_blueprint(demo)
+    if cfg.allow_anonymous:
+        log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload under %r",
+                    cfg.rules.key_prefix)
+    return app

@@ -1,0 +1,91 @@
+"""Per-request values for the blueprints: the configuration, the caller, the strict JSON body."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app, g, request
+
+from ..callers import Caller, identify
+from ..config import Config
+from ..errors import Refused
+from ..rules import CallerRules
+from .proxy import PEER_ADDRESS
+
+
+def config() -> Config:
+    cfg: Config = current_app.extensions["signer_config"]
+    return cfg
+
+
+def caller() -> Caller:
+    """Authenticate once per request (constant-time token comparison in callers.py)."""
+    if "caller" not in g:
+        g.caller = identify(config(), request.headers, request.environ.get(PEER_ADDRESS, request.remote_addr))
+    found: Caller = g.caller
+    return found
+
+
+def caller_rules() -> CallerRules:
+    return config().rules.for_caller(caller().identity)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Strict JSON: UTF-8, an object at the top, no duplicate keys, no NaN/Infinity.
+    Duplicates matter: S3 and Python might pick different values of a repeated key."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name, value in pairs:
+            if name in result:
+                raise Refused("invalid_json", f"JSON has the key {name!r} twice")
+            result[name] = value
+        return result
+
+    def no_constants(name: str) -> Any:
+        raise Refused("invalid_json", f"JSON must not contain {name}")
+
+    try:
+        document = json.loads(body.decode("utf-8"), object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except (UnicodeDecodeError, ValueError):
+        raise Refused("invalid_json", "request body could not be parsed as UTF-8 JSON") from None
+    except RecursionError:
+        raise Refused("invalid_json", "request body is nested too deeply") from None
+    if not isinstance(document, dict):
+        raise Refused("invalid_json", "request body must be a JSON object")
+    _check_unicode(document, "body")
+    return document
+
+
+def _check_unicode(value: Any, where: str) -> None:
+    """JSON's ``\\ud800`` escapes decode to lone surrogates, which no UTF-8 encoder takes:
+    refuse them here, at the edge, rather than fail deep inside signing."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Refused("invalid_input", f"{where} is not valid unicode (lone surrogate)") from None
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_unicode(name, "a field name")
+            _check_unicode(item, f"field {name!r}" if where == "body" else where)
+    elif isinstance(value, list):
+        for item in value:
+            _check_unicode(item, where)
+
+
+def json_body(allowed: set[str]) -> dict[str, Any]:
+    """A strict JSON object body with only the ``allowed`` fields, none of them null
+    (so an absent field and a null one can never be confused)."""
+    if request.mimetype != "application/json":
+        raise Refused("unsupported_media_type", "Content-Type must be application/json")
+    body = parse_json_object(request.get_data(cache=True))
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Refused("unknown_field", f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    nulls = sorted(name for name, value in body.items() if value is None)
+    if nulls:
+        raise Refused("invalid_input", f"{', '.join(nulls)} must not be null; leave a field out instead")
+    return body

@@ -1,0 +1,83 @@
+"""Fine Uploader's endpoints: signature, upload success and delete. The protocol itself
+(what may be signed) is :class:`signer.service.fineuploader.FineUploader`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+
+from ...sigv4 import current_time
+from ..errors import Refused
+from ..fineuploader import FineUploader
+from ..storage import delete_object, head_object
+from .context import caller, caller_rules, config, json_body
+from .responses import json_response
+
+log = logging.getLogger("signer")
+fineuploader = Blueprint("fineuploader", __name__)
+
+
+def _adapter() -> FineUploader:
+    cfg = config()
+    return FineUploader(cfg.credentials, cfg.bucket, caller_rules(), current_time())
+
+
+@fineuploader.post("/s3/signature")
+def signature() -> Response:
+    who = caller()
+    if request.args.get("v4") != "true":
+        raise Refused("signature_version", "only signature version 4 is supported: set signature.version to 4 in Fine Uploader")
+    body = json_body({"headers", "expiration", "conditions"})
+    if "headers" in body:
+        if len(body) != 1:
+            raise Refused("invalid_input", "a 'headers' request must have no other fields")
+        answer = _adapter().sign_headers(body["headers"])
+    else:
+        answer = _adapter().sign_policy(body)
+    log.info("signed Fine Uploader %s for %s", "headers" if "headers" in body else "policy", who.identity or "-")
+    return json_response(answer)
+
+
+def _form_field(name: str) -> str:
+    value = request.values.get(name)
+    if not value:
+        raise Refused("missing_field", f"'{name}' is required")
+    return value
+
+
+def _checked_key() -> str:
+    """The form's bucket must be ours and its key the caller's."""
+    bucket = config().bucket.name
+    if _form_field("bucket") != bucket:
+        raise Refused("bucket_not_allowed", f"bucket must be {bucket!r}")
+    return caller_rules().check_key(_form_field("key"))
+
+
+@fineuploader.post("/s3/success")
+def success() -> Response:
+    """Confirm the upload landed, and remove it if it breaks the rules after all
+    (a chunked upload's total size cannot be bounded by its signatures)."""
+    caller()
+    cfg = config()
+    key = _checked_key()
+    info = head_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
+    if info is None:
+        raise Refused("object_not_found", "the object was not found in the bucket")
+    try:
+        cfg.rules.check_size(info.size, "uploaded object size")
+        cfg.rules.check_content_type(info.content_type, required=False)
+    except Refused:
+        delete_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
+        raise
+    return json_response({"success": True, "key": key, "size": info.size})
+
+
+@fineuploader.delete("/s3/files/<uuid>")
+def delete(uuid: str) -> Response:
+    caller()
+    cfg = config()
+    key = _checked_key()
+    cfg.rules.check_method("DELETE")
+    delete_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
+    return json_response({"success": True, "key": key})

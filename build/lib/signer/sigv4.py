@@ -1,0 +1,287 @@
+"""AWS Signature Version 4, one small pure function per step of the spec.
+
+The steps, in the order AWS documents them
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html):
+canonical request -> string to sign -> signing key -> signature.
+Nothing here knows about HTTP clients, Flask or configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from .errors import InvalidExpiry, InvalidHeader, InvalidInput, InvalidTime
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_EXPIRES = 604800  # seven days: the longest a SigV4 presigned URL may live
+
+HeaderItems = Iterable[tuple[str, str]]
+
+# The grammar of the pieces, defined once and ASCII only ([0-9], never \d: Unicode
+# digits such as '٣' match \d and str.isdigit() and would fail later).
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP token (RFC 9110)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # never in keys, header values, fields
+AMZ_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
+HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+DIGITS = re.compile(r"[0-9]{1,19}")
+_SCOPE_PART = re.compile(r"[a-z0-9-]{1,64}")
+
+
+# --- time -------------------------------------------------------------------
+
+def current_time() -> datetime:
+    """The one place the clock is read (freezegun patches it)."""
+    return datetime.now(timezone.utc)
+
+
+def utc_moment(now: datetime | None) -> datetime:
+    """``now`` as an aware UTC datetime; naive datetimes are refused, not guessed."""
+    if now is None:
+        return current_time()
+    if not isinstance(now, datetime):
+        raise InvalidTime("now must be a datetime")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidTime("now must be a timezone-aware UTC datetime, not a naive one")
+    return now.astimezone(timezone.utc)
+
+
+def utc_from_parts(parts: tuple[str | Any, ...]) -> datetime:
+    """A UTC datetime from (year, month, day, hour, minute, second) digit strings;
+    ValueError when they are not a real moment."""
+    year, month, day, hour, minute, second = (int(part) for part in parts)
+    return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+
+
+def parse_amz_date(stamp: object) -> datetime:
+    """The moment an ``X-Amz-Date`` names; InvalidTime when it is not YYYYMMDDTHHMMSSZ
+    or not a real moment."""
+    match = AMZ_DATE.fullmatch(stamp) if isinstance(stamp, str) else None
+    if match is None:
+        raise InvalidTime("x-amz-date must look like YYYYMMDDTHHMMSSZ")
+    try:
+        return utc_from_parts(match.groups())
+    except ValueError:
+        raise InvalidTime("x-amz-date is not a real date") from None
+
+
+def amz_date(moment: datetime) -> str:
+    """``YYYYMMDDTHHMMSSZ``, the X-Amz-Date format."""
+    return "%04d%02d%02dT%02d%02d%02dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
+    )
+
+
+def check_expires(expires_in: object) -> int:
+    """SigV4 allows 1..604800 seconds; anything else is an error, never clamped."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise InvalidExpiry("expires_in must be a whole number of seconds")
+    if not 1 <= expires_in <= MAX_EXPIRES:
+        raise InvalidExpiry(f"expires_in must be between 1 and {MAX_EXPIRES} seconds, got {expires_in}")
+    return expires_in
+
+
+# --- encoding -----------------------------------------------------------------
+
+_NEEDS_ESCAPE = re.compile(r"[^A-Za-z0-9\-_.~]")
+_NEEDS_ESCAPE_IN_PATH = re.compile(r"[^A-Za-z0-9\-_.~/]")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_BYTE_ESCAPES = [chr(byte) if byte in _UNRESERVED else "%%%02X" % byte for byte in range(256)]
+_BYTE_ESCAPES_KEEP_SLASH = [("/" if byte == ord("/") else escape) for byte, escape in enumerate(_BYTE_ESCAPES)]
+
+
+def uri_encode(text: str, *, keep_slash: bool = False) -> str:
+    """RFC 3986 percent-encoding of UTF-8, unreserved characters (A-Za-z0-9-_.~) kept.
+    Text with nothing to escape is returned as is (the common, hot case); otherwise a
+    byte table does in C what ``urllib.parse.quote`` does in a Python loop."""
+    if not (_NEEDS_ESCAPE_IN_PATH if keep_slash else _NEEDS_ESCAPE).search(text):
+        return text
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("text is not encodable as UTF-8 (lone surrogate?)") from None
+    return "".join(map((_BYTE_ESCAPES_KEEP_SLASH if keep_slash else _BYTE_ESCAPES).__getitem__, encoded))
+
+
+def normalize_path(path: str) -> str:
+    """RFC 3986 remove_dot_segments plus collapsing ``//``; generic services only, never S3."""
+    if not path:
+        return "/"
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    first = "/" if path.startswith("/") else ""
+    last = "/" if path.endswith("/") and segments else ""
+    return first + "/".join(segments) + last
+
+
+def parse_query(query: str) -> list[tuple[str, str]]:
+    """Split a raw query string into decoded (name, value) pairs; ``?uploads`` gives ("uploads", "")."""
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((unquote(name), unquote(value)))
+    return pairs
+
+
+# --- step 1: canonical request --------------------------------------------------
+
+def canonical_uri(path: str, *, s3: bool = True) -> str:
+    """S3 signs the path exactly as sent (encoded once, never normalised);
+    other services normalise it and encode it a second time."""
+    if s3:
+        return path or "/"
+    return uri_encode(normalize_path(path), keep_slash=True)
+
+
+def encode_query(params: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each name and value percent-encoded the SigV4 way (space is %20, never +)."""
+    return [(uri_encode(str(name)), uri_encode(str(value))) for name, value in params]
+
+
+def canonical_query_string(encoded: Iterable[tuple[str, str]]) -> str:
+    """Already-encoded pairs sorted by name then value, joined with ``&``."""
+    return "&".join(f"{name}={value}" for name, value in sorted(encoded))
+
+
+def check_header(name: str, value: str) -> str:
+    """The lower-cased name of a header fit to sign. Names must be HTTP tokens and values
+    free of CR, LF and other control characters: they could inject lines into the
+    canonical request."""
+    if not isinstance(name, str):
+        raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
+    if not isinstance(value, str) or CONTROL_CHARACTERS.search(value.replace("\t", " ")):
+        raise InvalidHeader(f"header {name!r} has a value with a control character (CR/LF?)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidHeader(f"header {name!r} has a value that is not valid unicode") from None
+    return _header_name(name)
+
+
+@lru_cache(maxsize=512)
+def _header_name(name: str) -> str:
+    """Validated and lower-cased once per distinct name: the same few names recur."""
+    if not HEADER_NAME.fullmatch(name):
+        raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
+    return name.lower()
+
+
+def canonical_headers(
+    headers: HeaderItems, *, reserved: frozenset[str] = frozenset(), trusted: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """(canonical header block, signed header list). Names lower-cased and sorted,
+    values trimmed with inner runs of spaces folded, repeated headers joined by commas.
+    Names in ``reserved`` are refused; ``trusted`` (lower-case names, e.g. our own host)
+    are added as they are."""
+    grouped: dict[str, str] = dict(trusted) if trusted else {}
+    for name, value in headers:
+        lower = check_header(name, value)
+        if lower in reserved:
+            raise InvalidHeader(f"header {name!r} is set by the signer, not the caller")
+        value = " ".join(value.split())
+        grouped[lower] = f"{grouped[lower]},{value}" if lower in grouped else value
+    names = sorted(grouped)
+    return "".join([f"{name}:{grouped[name]}\n" for name in names]), ";".join(names)
+
+
+def canonical_request(
+    method: str,
+    uri: str,
+    query_string: str,
+    header_block: str,
+    signed_headers: str,
+    payload_hash: str,
+) -> str:
+    """The six lines of the canonical request (the header block ends with its own newline)."""
+    return f"{method}\n{uri}\n{query_string}\n{header_block}\n{signed_headers}\n{payload_hash}"
+
+
+# --- step 2: string to sign ------------------------------------------------------
+
+def credential_scope(date: str, region: str, service: str) -> str:
+    return f"{date}/{region}/{service}/aws4_request"
+
+
+def check_scope_part(what: str, value: str) -> str:
+    """Regions and services go into the credential scope: keep them to [a-z0-9-]."""
+    if not isinstance(value, str) or not _SCOPE_PART.fullmatch(value):
+        raise InvalidInput(f"{what} {value!r} must be 1-64 characters of a-z, 0-9 and '-'")
+    return value
+
+
+def string_to_sign(amz_datetime: str, scope: str, canonical: str) -> str:
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return f"{ALGORITHM}\n{amz_datetime}\n{scope}\n{digest}"
+
+
+# --- step 3: signing key -------------------------------------------------------------
+
+@lru_cache(maxsize=128)
+def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request").
+    Cached (bounded) because it changes only once a day per secret/region/service."""
+    key = hmac.digest(("AWS4" + secret_key).encode("utf-8"), date.encode("ascii"), "sha256")
+    key = hmac.digest(key, region.encode("ascii"), "sha256")
+    key = hmac.digest(key, service.encode("ascii"), "sha256")
+    return hmac.digest(key, b"aws4_request", "sha256")
+
+
+# --- step 4: signature ------------------------------------------------------------
+
+def signature(key: bytes, to_sign: str) -> str:
+    """Lower-case hex HMAC-SHA256 of the string to sign (or of a base64 POST policy)."""
+    return hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
+
+
+def parse_string_to_sign(to_sign: str) -> tuple[str, str, str, str, str]:
+    """Split a received string to sign into (amz date, date, region, service, hashed request).
+    Strict: exactly four lines, our algorithm, a well-formed date and a scope for that date."""
+    if not isinstance(to_sign, str):
+        raise InvalidInput("string to sign must be text")
+    lines = to_sign.split("\n")
+    if len(lines) != 4 or lines[0] != ALGORITHM:
+        raise InvalidInput(f"string to sign must be 4 lines starting with {ALGORITHM}")
+    amz, scope, hashed = lines[1], lines[2], lines[3]
+    if not AMZ_DATE.fullmatch(amz):
+        raise InvalidInput("string to sign has a malformed date (want YYYYMMDDTHHMMSSZ)")
+    parts = scope.split("/")
+    if len(parts) != 4 or parts[0] != amz[:8] or parts[3] != "aws4_request":
+        raise InvalidInput("string to sign has a credential scope that does not match its date")
+    check_scope_part("region", parts[1])
+    check_scope_part("service", parts[2])
+    if not HEX_SHA256.fullmatch(hashed):
+        raise InvalidInput("string to sign must end with a hex SHA-256 of the canonical request")
+    return amz, parts[0], parts[1], parts[2], hashed
+
+
+def sign_string_to_sign(secret_key: str, to_sign: str) -> str:
+    """Sign a complete string to sign received from elsewhere (Fine Uploader's multipart
+    calls); the scope inside it picks the signing key. Callers must vet it first."""
+    _, date, region, service, _ = parse_string_to_sign(to_sign)
+    return signature(signing_key(secret_key, date, region, service), to_sign)
+
+
+def headers_as_items(headers: Mapping[str, str] | HeaderItems | None) -> list[tuple[str, str]]:
+    """Accept a mapping or a list of pairs (for repeated headers)."""
+    if headers is None:
+        return []
+    if type(headers) is dict or isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)

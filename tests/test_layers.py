@@ -1,0 +1,96 @@
+"""The folders are the architecture: the library knows nothing of the service or of HTTP
+frameworks, and the service's decisions know nothing of Flask (the CLI runs without it)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ROOT
+
+FRAMEWORKS = {"flask", "werkzeug", "gunicorn", "itsdangerous", "jinja2"}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute module names a file imports, relative imports resolved against its package."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+    return names
+
+
+LIBRARY = [path for path in (ROOT / "signer").glob("*.py") if path.name not in ("cli.py", "__main__.py")]
+SERVICE_CORE = list((ROOT / "signer" / "service").glob("*.py"))
+
+
+def test_there_is_something_to_check() -> None:
+    assert {path.name for path in LIBRARY} >= {"sigv4.py", "presign.py", "post_policy.py", "s3.py", "credentials.py"}
+    assert {path.name for path in SERVICE_CORE} >= {"rules.py", "config.py", "fineuploader.py", "errors.py"}
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda path: path.name)
+def test_library_imports_neither_service_nor_frameworks(path: Path) -> None:
+    for module in imports_of(path):
+        assert not module.startswith("signer.service"), f"{path.name} imports {module}"
+        assert module.split(".")[0] not in FRAMEWORKS, f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize("path", SERVICE_CORE, ids=lambda path: path.name)
+def test_service_core_imports_no_flask(path: Path) -> None:
+    for module in imports_of(path):
+        assert not module.startswith("signer.service.web"), f"{path.name} imports {module}"
+        assert module.split(".")[0] not in FRAMEWORKS - {"itsdangerous"}, f"{path.name} imports {module}"
+
+
+def test_the_checker_sees_relative_imports() -> None:
+    """The layer tests must be able to fail: a relative import of the web layer is resolved."""
+    assert "signer.service.web.context" in imports_of(ROOT / "signer/service/web/api.py")
+    assert "signer.sigv4" in imports_of(ROOT / "signer/service/rules.py")
+
+
+def test_pip_install_gives_the_library_and_a_cli_without_flask(tmp_path: Path) -> None:
+    """`pip install .` in an empty venv: the library imports, `python -m signer presign` signs,
+    and Flask is nowhere (it comes only with the [service] extra)."""
+    target = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(target)
+    python = target / "bin" / "python"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "SIGNER_", "PYTHON"))}
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    if install.returncode != 0 and "setuptools" in install.stderr:
+        install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)],
+                                 capture_output=True, text=True, timeout=300, env=env)
+    assert install.returncode == 0, install.stderr
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.util, signer; from signer import presign_url;"
+         "print(importlib.util.find_spec('flask') is None, signer.__version__)"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["True", "0.2.0"]
+    run_env = {**env, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-for-the-cli-test",
+               "SIGNER_BUCKET": "cli-bucket", "SIGNER_API_TOKENS": "cli:cli-token-0123456789abcdef"}
+    cli = subprocess.run(
+        [str(python), "-m", "signer", "presign", "GET", "uploads/x.txt"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=run_env,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith("https://cli-bucket.s3.amazonaws.com/uploads/x.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256")
+    assert sys.executable != str(python)
