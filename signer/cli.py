@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() == "anonymous"):
             raise Refused("invalid_input", "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous')")
-        now = current_time()
         credentials = config.credentials
+        now = current_time()
         plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
             method=args.method, key=args.key, filename=args.filename, content_type=args.content_type,
             content_length=args.content_length, expires_in=args.expires, now=now, valid_until=credentials.expiration,

@@ -1,7 +1,8 @@
 """Temporary credentials kept fresh without a dropped request.
 
-:class:`RefreshingCredentials` asks its provider again ahead of expiry: 5 minutes before,
-or half the lifetime when that is shorter, minus up to 10 % jitter (so the workers of one
+:class:`RefreshingCredentials` asks its provider again ahead of expiry: 5 minutes before
+the credentials become unusable, or half the time until then when that is shorter, minus up
+to 10 % jitter (so the workers of one
 host do not all call the provider at once). Only one thread refreshes at a time; the others
 keep signing with the current credentials as long as they are valid. A failed refresh is
 retried with exponential backoff while the current credentials keep serving; once they have
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("signer.credentials")
 
 ADVANCE = timedelta(minutes=5)
-MIN_REMAINING = timedelta(seconds=1)
-"""Credentials with less than this left cannot sign even a 1-second URL: treated as expired."""
+MIN_REMAINING = timedelta(seconds=1.5)
+"""Credentials with less than this left are treated as expired: enough for a 1-second URL
+plus the time to serve the request that signs it."""
 MAX_BACKOFF = 60.0
 
 
@@ -136,8 +138,10 @@ class RefreshingCredentials:
     def _next_refresh(self, fresh: Credentials, now: datetime) -> datetime:
         if fresh.expiration is None:
             return datetime.max.replace(tzinfo=now.tzinfo)
-        advance = min(ADVANCE, (fresh.expiration - now) / 2)
-        return fresh.expiration - advance - advance * (0.1 * self._jitter())
+        # Refresh while at least MIN_REMAINING is left, so the other threads keep signing
+        # with these credentials until the refresh is done.
+        spare = min(ADVANCE, max(fresh.expiration - now - MIN_REMAINING, timedelta(0)) / 2)
+        return max(now, fresh.expiration - MIN_REMAINING - spare - spare * (0.1 * self._jitter()))
 
     def _failed(self, message: str, now: datetime) -> None:
         self._failures += 1

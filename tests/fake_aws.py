@@ -57,7 +57,8 @@ class FakeAws:
             if self.issued and not self.rotate:
                 return self.issued[-1]
             number = len(self.issued) + 1
-            now = datetime.now(timezone.utc).replace(microsecond=0)
+            moment = datetime.now(timezone.utc)
+            now = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
             issued = Issued(f"ASIAFAKE{number:08d}", f"{SECRET_MARK}{number:04d}-wJalrXUtnFEMI",
                             f"{TOKEN_MARK}{number:04d}-IQoJb3JpZ2luX2Vj", now, now + timedelta(seconds=self.lifetime))
             self.issued.append(issued)
@@ -67,9 +68,14 @@ class FakeAws:
         return next(item for item in self.issued if item.token == token)
 
 
+def _iso(moment: datetime) -> str:
+    """With milliseconds, so that a 2-second lifetime is really 2 seconds."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def _json(item: Issued, imds: bool) -> bytes:
     document = {"AccessKeyId": item.access_key, "SecretAccessKey": item.secret_key, "Token": item.token,
-                "Expiration": item.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "Expiration": _iso(item.expiration)}
     if imds:
         document = {"Code": "Success", "LastUpdated": item.issued.strftime("%Y-%m-%dT%H:%M:%SZ"), "Type": "AWS-HMAC",
                     **document}
@@ -89,7 +95,7 @@ def _sts_xml(item: Issued) -> bytes:
     <Credentials>
       <SessionToken>{item.token}</SessionToken>
       <SecretAccessKey>{item.secret_key}</SecretAccessKey>
-      <Expiration>{item.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}</Expiration>
+      <Expiration>{_iso(item.expiration)}</Expiration>
       <AccessKeyId>{item.access_key}</AccessKeyId>
     </Credentials>
     <Provider>oidc.eks.example</Provider>

@@ -59,22 +59,22 @@ def holder(lifetime: float) -> tuple[Clock, Provider, RefreshingCredentials]:
 def test_long_lived_credentials_refresh_five_minutes_before_expiry() -> None:
     clock, provider, source = holder(3600)
     assert source.get().access_key == "KEY0001"
-    clock.advance(3600 - 300 - 1)
+    clock.advance(3600 - 301.5 - 0.01)
     assert source.get().access_key == "KEY0001" and provider.calls == 1
-    clock.advance(1)
+    clock.advance(0.01)
     assert source.get().access_key == "KEY0002" and provider.calls == 2
 
 
 def test_short_lifetimes_refresh_at_half_life_and_jitter_only_brings_it_earlier() -> None:
     clock, provider, source = holder(2)
     source.get()
-    clock.advance(0.99)
+    clock.advance(0.24)  # half of the half second that is not needed for a 1-second URL
     assert source.get().access_key == "KEY0001"
     clock.advance(0.01)
     assert source.get().access_key == "KEY0002"
     jittery = RefreshingCredentials(Provider(clock, 100), now=clock, jitter=lambda: 1.0)
     jittery.get()
-    clock.advance(45)  # half-life 50 s minus 10 % of it
+    clock.advance(45)  # at 100 - 1.5 - 49.25 - 4.925 s
     assert jittery.get().access_key == "KEY0002"
 
 
@@ -140,13 +140,13 @@ def test_an_outage_serves_until_expiry_then_fails_closed_then_recovers(caplog) -
     provider.down = True
     calls_before = provider.calls
     moments = 0
-    while clock.moment < START + timedelta(seconds=99):  # until 1 s before expiry
+    while clock.moment < START + timedelta(seconds=98.5):  # until 1.5 s before expiry
         clock.advance(0.5)
         moments += 1
         assert source.get().access_key == "KEY0001"
     # Retried with backoff, not on every call.
     assert 1 <= provider.calls - calls_before < moments / 4
-    clock.advance(0.5)  # less than a second left: cannot sign a 1-second URL any more
+    clock.advance(0.5)  # less than 1.5 s left: too little to sign a 1-second URL and serve it
     with pytest.raises(CredentialsUnavailable) as caught:
         source.get()
     assert "fake: endpoint answered 500" in caught.value.message

@@ -300,7 +300,7 @@ class CallerRules:
         seconds = self.rules.check_expires(expires_in, self.names["expires_in"])
         if valid_until is None:
             return seconds
-        left = int((valid_until - now).total_seconds())
+        left = int((valid_until - now.replace(microsecond=0)).total_seconds())  # from X-Amz-Date, whole seconds
         if left < 1:
             raise Refused("credentials_unavailable", "the signing credentials expire in less than a second")
         return min(seconds, left)
