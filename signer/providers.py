@@ -57,7 +57,8 @@ _CONTAINER_HOSTS = {ipaddress.ip_address(a) for a in ("169.254.170.2", "169.254.
 class Provider(Protocol):
     """Gives a fresh set of credentials each time ``fetch`` is called."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def fetch(self, now: datetime) -> Credentials: ...
 
@@ -66,7 +67,7 @@ class Provider(Protocol):
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
+    def redirect_request(self, *args: object, **kwargs: object) -> None:  # noqa: ARG002 - urllib's hook signature
         return None  # a 3xx becomes an HTTPError: credentials are never fetched from elsewhere
 
 
@@ -77,7 +78,9 @@ _REMOTE = urllib.request.build_opener(_NoRedirect)  # STS: honours HTTPS_PROXY l
 def _http(source: str, url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None,
           data: bytes | None = None, timeout: float, local: bool = True) -> tuple[int, bytes]:
     """Status and body (at most 1 MiB) of one request; errors name only the source and host."""
-    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise CredentialsUnavailable(f"{source}: only http(s) endpoints are used")
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))  # noqa: S310 - http(s) only
     try:
         with (_LOCAL if local else _REMOTE).open(request, timeout=timeout) as answer:
             return answer.status, answer.read(_MAX_ANSWER)
@@ -132,8 +135,10 @@ def _local_name(tag: str) -> str:
 
 def credentials_from_sts(status: int, body: bytes, source: str) -> Credentials:
     """An STS ``…Result/Credentials`` element, or the ``Error/Code`` of a refusal."""
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise CredentialsUnavailable(f"{source}: STS answered with a DTD, which it never does")
     try:
-        root = ElementTree.fromstring(body)
+        root = ElementTree.fromstring(body)  # noqa: S314 - no DTD, so no entity expansion; 1 MiB at most
     except ElementTree.ParseError:
         raise CredentialsUnavailable(f"{source}: STS answered {status} with no readable XML") from None
     fields = {}
@@ -161,7 +166,7 @@ class StaticProvider:
     credentials: Credentials
     name: str = "environment"
 
-    def fetch(self, now: datetime) -> Credentials:
+    def fetch(self, now: datetime) -> Credentials:  # noqa: ARG002 - the Provider protocol
         return self.credentials
 
 
@@ -220,7 +225,7 @@ class ContainerProvider:
     timeout: float = 2.0
     name: str = "container"
 
-    def fetch(self, now: datetime) -> Credentials:
+    def fetch(self, now: datetime) -> Credentials:  # noqa: ARG002 - the Provider protocol
         headers = {"Accept": "application/json"}
         token = self.token
         if self.token_file:
@@ -248,7 +253,7 @@ class InstanceMetadataProvider:
     timeout: float = 1.0
     name: str = "instance-metadata"
 
-    def fetch(self, now: datetime) -> Credentials:
+    def fetch(self, now: datetime) -> Credentials:  # noqa: ARG002 - the Provider protocol
         base = self.endpoint.rstrip("/")
         status, token = _http(self.name, f"{base}/latest/api/token", method="PUT", timeout=self.timeout,
                               headers={"X-aws-ec2-metadata-token-ttl-seconds": str(IMDS_TOKEN_TTL)})

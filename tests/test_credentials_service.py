@@ -22,7 +22,7 @@ from signer.service.config import load_config
 from signer.service.web.app import create_app
 from tests.conftest import ALICE_TOKEN, RUNTIME_SECRETS, bearer, env_with
 from tests.fake_aws import CONTAINER_AUTH, SECRET_MARK, TOKEN_MARK, WEB_IDENTITY_JWT, FakeAws, fake_aws
-from tests.servers import ROOT, free_port, running
+from tests.servers import free_port, running
 
 NO_STATIC_KEYS = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}
 PUT = {"method": "PUT", "key": "uploads/alice/cat.jpg", "content_type": "image/jpeg", "content_length": 3}
@@ -166,7 +166,7 @@ def test_rotation_under_load_on_gunicorn_drops_nothing(tmp_path: Path) -> None:
         assert len(results) >= 100
         tokens = [query(body["url"])["X-Amz-Security-Token"] for _, body in results]
         assert len(set(tokens)) >= 5, "the credentials should have rotated several times"
-        for (_, body), token in zip(results, tokens):
+        for (_, body), token in zip(results, tokens, strict=True):
             signed = query(body["url"])
             issued = fake.token_at(token)
             moment = stamp(signed["X-Amz-Date"])

@@ -328,3 +328,11 @@ def test_the_library_still_imports_nothing_but_the_standard_library() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('botocore', 'boto3', 'requests', 'urllib3')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_sts_answers_with_a_dtd_are_refused_before_parsing() -> None:
+    from signer.providers import credentials_from_sts
+
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]><x>&a;</x>'
+    with pytest.raises(CredentialsUnavailable, match="DTD"):
+        credentials_from_sts(200, bomb, "web-identity")

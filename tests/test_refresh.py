@@ -66,7 +66,7 @@ def test_long_lived_credentials_refresh_five_minutes_before_expiry() -> None:
 
 
 def test_short_lifetimes_refresh_at_half_life_and_jitter_only_brings_it_earlier() -> None:
-    clock, provider, source = holder(2)
+    clock, _, source = holder(2)
     source.get()
     clock.advance(0.24)  # half of the half second that is not needed for a 1-second URL
     assert source.get().access_key == "KEY0001"
@@ -83,7 +83,7 @@ def test_static_credentials_are_fetched_once() -> None:
         name = "environment"
         calls = 0
 
-        def fetch(self, now: datetime) -> Credentials:
+        def fetch(self, now: datetime) -> Credentials:  # noqa: ARG002 - the Provider protocol
             self.calls += 1
             return Credentials("AKIDSTATIC", "static-secret")
 
@@ -175,7 +175,7 @@ def test_failing_closed_does_not_hammer_the_provider() -> None:
 
 def test_refresh_is_logged_without_secret_or_token(caplog) -> None:
     caplog.set_level(logging.INFO, logger="signer.credentials")
-    clock, provider, source = holder(2)
+    _, _, source = holder(2)
     source.get()
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "credentials refreshed from fake: access key KEY0001" in text
