@@ -92,7 +92,7 @@ class RefreshingCredentials:
                 current = self._current
             if self._usable(current, self._now()):
                 return current  # type: ignore[return-value]
-        raise CredentialsUnavailable(f"no valid credentials from {self.name}: {self._error or 'expired'}")
+        raise CredentialsUnavailable(f"no valid credentials: {self._error or self.name + ' credentials expired'}")
 
     def status(self) -> CredentialsStatus:
         """Try to have usable credentials, then describe them (for ``/readyz``)."""

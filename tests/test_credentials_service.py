@@ -166,6 +166,7 @@ def test_rotation_under_load_on_gunicorn_drops_nothing(tmp_path: Path) -> None:
         assert len(results) >= 100
         tokens = [query(body["url"])["X-Amz-Security-Token"] for _, body in results]
         assert len(set(tokens)) >= 5, "the credentials should have rotated several times"
+        print(f"rotation: {len(results)} requests, {len(set(tokens))} tokens, {len(fake.issued)} issued, 0 failed")
         for (_, body), token in zip(results, tokens, strict=True):
             signed = query(body["url"])
             issued = fake.token_at(token)
@@ -178,3 +179,24 @@ def test_rotation_under_load_on_gunicorn_drops_nothing(tmp_path: Path) -> None:
     assert text.count("credentials refreshed from container") >= 5
     for item in fake.issued:
         assert item.token not in text and item.secret_key not in text
+
+
+def test_check_config_names_the_provider_and_expiry(ecs: FakeAws) -> None:
+    import subprocess
+
+    from tests.servers import ROOT
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIGNER_"))}
+    run = lambda: subprocess.run([sys.executable, "-m", "signer", "check-config"], cwd=ROOT,  # noqa: E731
+                                 env={**base, **container_env(ecs)}, capture_output=True, text=True, timeout=60)
+    result = run()
+    assert result.returncode == 0, result.stderr
+    issued = ecs.issued[-1]
+    assert f"credentials: container, access key {issued.access_key}, expire " \
+           f"{issued.expiration.strftime('%Y-%m-%dT%H:%M:%SZ')}" in result.stdout
+    ecs.down = True
+    result = run()
+    assert result.returncode == 1
+    assert "credentials from container are unavailable: container: the endpoint answered 500" in result.stderr
+    for item in ecs.issued:
+        assert item.secret_key not in result.stdout + result.stderr and item.token not in result.stdout + result.stderr
