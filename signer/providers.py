@@ -25,7 +25,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ from .credentials import Credentials, credentials_from_env
 from .errors import CredentialsUnavailable, InvalidCredentials
 from .presign import sign_headers
 from .refresh import RefreshingCredentials
+from .sigv4 import current_time
 
 CONTAINER_HOST = "http://169.254.170.2"
 IMDS_ENDPOINT = "http://169.254.169.254"
@@ -388,7 +388,7 @@ def base_provider(environ: Mapping[str, str], region: str) -> Provider:
             raise InvalidCredentials("AWS_WEB_IDENTITY_TOKEN_FILE does not name a readable file")
         return WebIdentityProvider(
             _role_arn(role_arn, "AWS_ROLE_ARN"), token_file,
-            _session_name(environ, "AWS_ROLE_SESSION_NAME", f"sigv4-signer-{int(time.time())}"),
+            _session_name(environ, "AWS_ROLE_SESSION_NAME", f"sigv4-signer-{int(current_time().timestamp())}"),
             sts_from_env(environ, region),
         )
     if _set(environ, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") or _set(environ, "AWS_CONTAINER_CREDENTIALS_FULL_URI"):

@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .credentials import Credentials
 from .errors import (
+    CredentialsUnavailable,
     InvalidBucket,
     InvalidCredentials,
     InvalidExpiry,
@@ -14,7 +15,17 @@ from .errors import (
     SigningError,
 )
 from .post_policy import PostForm, presign_post, sign_policy
-from .presign import PresignedURL, SignedRequest, presign_url, sign_headers, sign_request
+from .presign import (
+    PresignedRequest,
+    PresignedURL,
+    SignedRequest,
+    presign_request,
+    presign_url,
+    sign_headers,
+    sign_request,
+)
+from .providers import credentials_chain
+from .refresh import RefreshingCredentials
 from .s3 import Bucket, check_bucket_name, encode_key
 from .sigv4 import (
     canonical_headers,
@@ -31,6 +42,7 @@ from .sigv4 import (
 __all__ = [
     "Bucket",
     "Credentials",
+    "CredentialsUnavailable",
     "InvalidBucket",
     "InvalidCredentials",
     "InvalidExpiry",
@@ -39,7 +51,9 @@ __all__ = [
     "InvalidKey",
     "InvalidTime",
     "PostForm",
+    "PresignedRequest",
     "PresignedURL",
+    "RefreshingCredentials",
     "SignedRequest",
     "SigningError",
     "canonical_headers",
@@ -48,8 +62,10 @@ __all__ = [
     "canonical_uri",
     "check_bucket_name",
     "credential_scope",
+    "credentials_chain",
     "encode_key",
     "presign_post",
+    "presign_request",
     "presign_url",
     "sign_headers",
     "sign_policy",
