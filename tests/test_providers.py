@@ -230,7 +230,7 @@ def test_chain_order_is_botocores(present, fake: FakeAws, jwt_file: str, monkeyp
     method, theirs = botocore_method(monkeypatch, env, tmp_path)
     assert BOTOCORE_NAMES[provider.name] == method
     assert (ours.access_key, ours.secret_key, ours.session_token) == (
-        theirs.access_key, theirs.secret_key, theirs.token if hasattr(theirs, "token") else theirs.session_token)
+        theirs.access_key, theirs.secret_key, theirs.session_token)
 
 
 def test_same_keys_as_botocores_own_providers(fake: FakeAws) -> None:
