@@ -94,3 +94,11 @@ def test_stalled_clients_do_not_stop_the_service(tmp_path) -> None:
                 status, seconds = timed(request)
                 assert status == 200
                 assert seconds < 1.0, f"{request.full_url} took {seconds:.2f}s under {STALLED} stalled clients"
+
+
+def test_check_config_checks_the_server_settings_too() -> None:
+    command = [sys.executable, "-m", "signer", "check-config"]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **env_with(), "SIGNER_BIND": "8091"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("configuration error: SIGNER_BIND must be host:port")
