@@ -9,12 +9,15 @@ import json
 import os
 import sys
 
-from signer.service.config import server_settings
+from signer.service.config import load_config, server_settings
 from signer.service.errors import ConfigError
 
+# Refuse to start half-configured: check the whole environment once, as gunicorn reads this
+# file, before it logs or binds anything. The one line names the variable; the exit code is 2.
 try:
     _settings = server_settings(os.environ)
-except ConfigError as exc:  # one clear line and exit 2, like any other configuration error
+    load_config()
+except ConfigError as exc:
     print(f"sigv4-signer: configuration error: {exc.message}", file=sys.stderr, flush=True)
     sys.exit(2)
 
@@ -54,13 +57,3 @@ access_log_format = json.dumps(
     }
 )
 
-
-def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
-    """Refuse to start half-configured: check the environment once, before any worker."""
-    from signer.service.config import load_config
-
-    try:
-        load_config()
-    except ConfigError as exc:
-        print(f"sigv4-signer: configuration error: {exc.message}", file=sys.stderr, flush=True)
-        sys.exit(2)

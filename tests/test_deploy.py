@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.conftest import env_with
 from tests.servers import ROOT
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -54,7 +55,9 @@ def test_the_pod_runs_locked_down() -> None:
     assert deployment_container()["resources"]["limits"]["cpu"]
 
 
-def test_probes_and_stop_timing_match_the_server() -> None:
+def test_probes_and_stop_timing_match_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env_with().items():
+        monkeypatch.setenv(name, value)
     container = deployment_container()
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
