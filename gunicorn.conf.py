@@ -2,7 +2,8 @@
 command line or with GUNICORN_CMD_ARGS.
 
 Threaded workers (gthread): a client that sends half a request and stalls holds one thread,
-not a whole worker, so /healthz and /v1/presign keep answering (tests/test_server.py).
+not a whole worker, so /healthz and /v1/presign keep answering (tests/test_server.py);
+workers x threads bounds how many stalled clients that holds for (see README, Deploy).
 Default workers: the CPUs this process may use (affinity and cgroup quota) + 1."""
 
 import json
@@ -25,11 +26,16 @@ bind = _settings.bind
 workers = _settings.workers
 worker_class = "gthread"
 threads = _settings.threads
+# A worker takes no more connections than it has threads: one whose threads are all held (by
+# stalled clients, say) stops accepting, and the other workers take the new connections, instead
+# of queueing them behind the stalled ones. So no kept-alive idle connections (sync workers had
+# none either); a proxy in front keeps its own client connections alive.
+worker_connections = threads
+keepalive = 0
 timeout = 30
 # Below the 10 s a container runtime (docker/podman stop) waits before SIGKILL; Kubernetes'
 # terminationGracePeriodSeconds in deploy/kubernetes is above it as well.
 graceful_timeout = 8
-keepalive = 5
 max_requests = 10000
 max_requests_jitter = 1000
 limit_request_line = 8190
