@@ -71,10 +71,8 @@ def test_the_pieces_point_at_each_other() -> None:
     docs = documents()
     labels = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert docs["Deployment"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    for kind in ("Service",):
-        assert docs[kind]["spec"]["selector"].items() <= labels.items()
-    for kind in ("PodDisruptionBudget",):
-        assert docs[kind]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert docs["Service"]["spec"]["selector"].items() <= labels.items()
+    assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert docs["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     assert docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
     assert docs["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
