@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import SigningError
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config()
         if args.command == "check-config":
+            from .service.config import server_settings
+
+            server_settings(os.environ)
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             status = config.credentials_status()
             if not status.usable:

@@ -179,3 +179,73 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
     )
+
+
+# --- The server's own settings (gunicorn.conf.py and `check-config` read them) ----------------
+
+DEFAULT_THREADS = 32
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where gunicorn listens and how many workers and threads per worker it runs."""
+
+    bind: str
+    workers: int
+    threads: int
+
+
+def available_cpus(affinity: int, quota: int | None, period: int | None) -> int:
+    """CPUs this process may really use: its affinity set, capped by a cgroup CPU quota
+    (``cpu.max`` "200000 100000" is 2 CPUs), rounded up, at least 1. ``os.cpu_count()`` counts
+    the host's CPUs, which in a container overstates what the quota allows."""
+    cpus = max(affinity, 1)
+    if quota and period and quota > 0 and period > 0:
+        cpus = min(cpus, -(-quota // period))
+    return max(cpus, 1)
+
+
+def _cgroup_quota(root: str = "/sys/fs/cgroup") -> tuple[int | None, int | None]:
+    """The CPU quota and period of this process's cgroup (v2 ``cpu.max`` or v1 CFS), if any."""
+    candidates = ((f"{root}/cpu.max", None), (f"{root}/cpu/cpu.cfs_quota_us", f"{root}/cpu/cpu.cfs_period_us"),
+                  (f"{root}/cpu,cpuacct/cpu.cfs_quota_us", f"{root}/cpu,cpuacct/cpu.cfs_period_us"))
+    for quota_file, period_file in candidates:
+        try:
+            with open(quota_file, encoding="ascii") as handle:
+                fields = handle.read().split()
+            if period_file is not None:
+                with open(period_file, encoding="ascii") as handle:
+                    fields.append(handle.read().strip())
+        except OSError:
+            continue
+        if len(fields) == 2 and fields[0] not in ("max", "-1") and fields[0].isascii() and fields[0].isdigit():
+            return int(fields[0]), int(fields[1]) if fields[1].isascii() and fields[1].isdigit() else None
+        return None, None
+    return None, None
+
+
+def cpus_of_this_process() -> int:
+    """:func:`available_cpus` for the running process."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return available_cpus(affinity, *_cgroup_quota())
+
+
+_BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})|unix:/\S+")
+
+
+def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> ServerSettings:
+    """Read ``SIGNER_BIND``, ``SIGNER_WORKERS`` and ``SIGNER_THREADS``; :class:`ConfigError` names
+    the variable. Default workers: the available CPUs + 1 (threaded workers; the CPU-bound
+    signing gains nothing from more processes than cores)."""
+    bind = environ.get("SIGNER_BIND", "").strip() or "0.0.0.0:8080"
+    match = _BIND.fullmatch(bind)
+    if not match or (match["port"] is not None and not 1 <= int(match["port"]) <= 65535):
+        raise ConfigError(f"SIGNER_BIND must be host:port (e.g. 0.0.0.0:8080) or unix:/path, got {bind!r}")
+    for name in ("SIGNER_WORKERS", "SIGNER_THREADS"):
+        raw = environ.get(name, "").strip()
+        if raw and not (raw.isascii() and raw.isdigit()):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    default_workers = (cpus if cpus is not None else cpus_of_this_process()) + 1
+    workers = _integer(environ, "SIGNER_WORKERS", default_workers, 1, 256)
+    threads = _integer(environ, "SIGNER_THREADS", DEFAULT_THREADS, 1, 1024)
+    return ServerSettings(bind=bind, workers=workers, threads=threads)  # type: ignore[arg-type]
