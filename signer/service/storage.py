@@ -118,11 +118,6 @@ def list_objects(
 
 # --- multipart uploads ---------------------------------------------------------------
 
-MIN_PART_SIZE = 5 * 1024 * 1024
-"""S3's smallest part (all but the last): with a size limit it bounds the part numbers."""
-MAX_PARTS = 10000
-
-
 @dataclass(frozen=True)
 class Part:
     number: int

@@ -15,6 +15,7 @@ from ...errors import SigningError
 from ..config import Config, load_config
 from ..errors import Refused
 from .api import api
+from .companion import companion
 from .context import config
 from .fineuploader import fineuploader
 from .meta import meta
@@ -65,7 +66,7 @@ def create_app(cfg: Config | None = None) -> Flask:
     app.register_error_handler(SigningError, handle_refused)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
-    for blueprint in (api, fineuploader, meta):
+    for blueprint in (api, companion, fineuploader, meta):
         app.register_blueprint(blueprint)
     app.wsgi_app = TrustedProxies(app.wsgi_app, cfg.trusted_proxies)  # type: ignore[method-assign]
     if cfg.demo_page:

@@ -1,0 +1,63 @@
+"""Uppy's Companion S3 endpoints (``new AwsS3({ companionEndpoint })``). The protocol and its
+decisions are :class:`signer.service.companion.Companion`; this only translates HTTP.
+Errors keep their real status and carry the reason in the status line: Uppy shows only
+``Companion request failed: <statusText>``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+
+from ...sigv4 import current_time
+from ..companion import Companion
+from .context import caller, caller_rules, config, json_body
+from .responses import json_response
+
+log = logging.getLogger("signer")
+companion = Blueprint("companion", __name__)
+
+
+def _companion() -> Companion:
+    cfg = config()
+    caller()
+    return Companion(cfg.credentials, cfg.bucket, caller_rules(), current_time(), cfg.s3_timeout)
+
+
+@companion.get("/s3/params")
+def params() -> Response:
+    return json_response(_companion().params(request.args.get("filename"), request.args.get("type")))
+
+
+@companion.post("/s3/multipart")
+def create() -> Response:
+    body = json_body({"filename", "type", "metadata"})
+    answer = _companion().create(body.get("filename"), body.get("type"))
+    log.info("created a multipart upload for %s", caller().identity or "-")
+    return json_response(answer)
+
+
+@companion.get("/s3/multipart/<upload_id>/batch")
+def batch(upload_id: str) -> Response:
+    return json_response(_companion().sign_batch(upload_id, request.args.get("partNumbers"), request.args.get("key")))
+
+
+@companion.get("/s3/multipart/<upload_id>/<part_number>")
+def part(upload_id: str, part_number: str) -> Response:
+    return json_response(_companion().sign_part(upload_id, part_number, request.args.get("key")))
+
+
+@companion.get("/s3/multipart/<upload_id>")
+def parts(upload_id: str) -> Response:
+    return json_response(_companion().list_parts(upload_id, request.args.get("key")))
+
+
+@companion.post("/s3/multipart/<upload_id>/complete")
+def complete(upload_id: str) -> Response:
+    body = json_body({"parts"})
+    return json_response(_companion().complete(upload_id, request.args.get("key"), body))
+
+
+@companion.delete("/s3/multipart/<upload_id>")
+def abort(upload_id: str) -> Response:
+    return json_response(_companion().abort(upload_id, request.args.get("key")))
