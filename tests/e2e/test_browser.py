@@ -247,7 +247,7 @@ def test_demo_page_uploads_and_lists(browser, s3rver, tmp_path) -> None:
     with service(tmp_path, SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true", SIGNER_DEMO_PAGE="true",
                  SIGNER_KEY_PREFIX="demo/", SIGNER_ALLOWED_CONTENT_TYPES=None, **virtual_hosted(s3rver)) as origin:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
-        page.goto(origin + "/")
+        page.goto(origin + "/fine-uploader")  # "/" is Uppy's page (tests/e2e/test_uppy.py)
         page.wait_for_selector(".qq-upload-button input[type=file]", state="attached", timeout=30000)
         page.set_input_files(".qq-upload-button input[type=file]", files=[
             {"name": "holiday-photo.png", "mimeType": "image/png", "buffer": payload(300 * 1024, 8)},
