@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from ..credentials import Credentials
 from ..s3 import Bucket
@@ -70,13 +69,8 @@ def _abort(credentials: Credentials, bucket: Bucket, key: str, upload_id: str, t
     log.info("aborted an over-size multipart upload")
 
 
-@dataclass
-class _Pending:
-    count: int = 0
-    lock: threading.Lock = threading.Lock()
-
-
-_pending = _Pending()
+_lock = threading.Lock()
+_pending = [0]  # scheduled checks not yet finished, in this process
 
 
 def schedule_object_check(
@@ -86,14 +80,14 @@ def schedule_object_check(
 ) -> None:
     """HEAD ``key`` after each delay until it exists, then delete it if its size or type
     breaks the rules. ``done`` (for tests) gets ``"ok"``, ``"deleted"``, ``"absent"`` or ``"error"``."""
-    with _pending.lock:
-        if _pending.count >= MAX_PENDING_CHECKS:
+    with _lock:
+        if _pending[0] >= MAX_PENDING_CHECKS:
             raise Refused("storage_error", "too many completed uploads are waiting for their check; try again shortly")
-        _pending.count += 1
+        _pending[0] += 1
 
     def finish(outcome: str) -> None:
-        with _pending.lock:
-            _pending.count -= 1
+        with _lock:
+            _pending[0] -= 1
         if done is not None:
             done(outcome)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from ...sigv4 import current_time
 from ..companion import Companion
@@ -16,6 +18,18 @@ from .responses import json_response
 
 log = logging.getLogger("signer")
 companion = Blueprint("companion", __name__)
+
+
+class PartNumber(BaseConverter):
+    """ASCII digits only (werkzeug's ``int`` takes any Unicode digit), and never ``complete``
+    or ``batch``, so those paths do not also answer GET as a part."""
+
+    regex = "[0-9]{1,5}"
+
+
+@companion.record_once
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("part_number", PartNumber)
 
 
 def _companion() -> Companion:
@@ -42,7 +56,7 @@ def batch(upload_id: str) -> Response:
     return json_response(_companion().sign_batch(upload_id, request.args.get("partNumbers"), request.args.get("key")))
 
 
-@companion.get("/s3/multipart/<upload_id>/<part_number>")
+@companion.get("/s3/multipart/<upload_id>/<part_number:part_number>")
 def part(upload_id: str, part_number: str) -> Response:
     return json_response(_companion().sign_part(upload_id, part_number, request.args.get("key")))
 
