@@ -65,9 +65,15 @@ def test_list_parts_follows_pages(store, bucket, monkeypatch) -> None:
         store.upload_part(Bucket="mp-bucket", Key=key, UploadId=upload_id, PartNumber=number, Body=b"x" * number)
     import signer.service.storage as storage
 
-    real_query = storage._query
-    monkeypatch.setattr(storage, "_query", lambda **p: real_query(max_parts=1, **p) if "uploadId" in p else real_query(**p))
+    real_query, pages = storage._query, []
+
+    def one_part_a_page(**params):
+        pages.append(params)
+        return real_query(max_parts=1, **params)
+
+    monkeypatch.setattr(storage, "_query", one_part_a_page)
     assert [(p.number, p.size) for p in list_parts(CREDS, bucket, key, upload_id)] == [(1, 1), (2, 2), (3, 3)]
+    assert [page.get("part_number_marker") for page in pages] == [None, 1, 2]
 
 
 def test_abort_and_unknown_upload(store, bucket) -> None:
