@@ -45,8 +45,9 @@ def params() -> Response:
 
 @companion.post("/s3/multipart")
 def create() -> Response:
+    adapter = _companion()  # authenticate before reading the body
     body = json_body({"filename", "type", "metadata"})
-    answer = _companion().create(body.get("filename"), body.get("type"))
+    answer = adapter.create(body.get("filename"), body.get("type"))
     log.info("created a multipart upload for %s", caller().identity or "-")
     return json_response(answer)
 
@@ -68,8 +69,8 @@ def parts(upload_id: str) -> Response:
 
 @companion.post("/s3/multipart/<upload_id>/complete")
 def complete(upload_id: str) -> Response:
-    body = json_body({"parts"})
-    return json_response(_companion().complete(upload_id, request.args.get("key"), body))
+    adapter = _companion()  # authenticate before reading the body
+    return json_response(adapter.complete(upload_id, request.args.get("key"), json_body({"parts"})))
 
 
 @companion.delete("/s3/multipart/<upload_id>")
