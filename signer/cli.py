@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config()
         if args.command == "check-config":
+            for warning in config.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             return 0
         if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() == "anonymous"):

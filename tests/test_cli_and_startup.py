@@ -56,6 +56,10 @@ def test_cli_config_errors_and_check() -> None:
     result = run_cli("presign", "GET", "uploads/x", SIGNER_BUCKET=None)
     assert result.returncode == 2 and "SIGNER_BUCKET" in result.stderr
     assert run_cli("check-config").returncode == 0
+    misspelt = run_cli("check-config", SIGNER_MAX_SIZ="10")
+    assert misspelt.returncode == 0
+    assert misspelt.stderr == ("warning: SIGNER_MAX_SIZ is not a setting of this service (ignored); "
+                               "check the spelling against the README\n")
 
 
 def gunicorn(port: int) -> list[str]:

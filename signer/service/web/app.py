@@ -12,6 +12,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ...errors import SigningError
+from ..callers import anonymous_identity
 from ..config import Config, load_config
 from ..errors import Refused
 from .api import api
@@ -75,5 +76,7 @@ def create_app(cfg: Config | None = None) -> Flask:
         app.register_blueprint(demo)
     if cfg.allow_anonymous:
         log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload under %r",
-                    cfg.rules.key_prefix)
+                    cfg.rules.prefix_for(anonymous_identity(cfg)))
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
     return app
