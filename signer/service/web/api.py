@@ -60,7 +60,8 @@ def sign_request() -> Response:
     if step.operation == "complete":
         assert step.upload_id is not None
         guard_parts(cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id, timeout=cfg.s3_timeout)
-        schedule_object_check(cfg.credentials, cfg.bucket, rules, step.plan.key, timeout=cfg.s3_timeout)
+        schedule_object_check(cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id,
+                              timeout=cfg.s3_timeout)
     log.info("signed %s for %s (%s)", step.operation, who.identity or "-", who.via)
     if isinstance(step.plan, PostPlan):
         form = step.plan.sign(cfg.credentials, cfg.bucket, now)

@@ -51,7 +51,7 @@ def _guard_complete(key: str, upload_id: str | None) -> None:
     cfg = config()
     assert upload_id is not None  # a complete always names its upload
     guard_parts(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
-    schedule_object_check(cfg.credentials, cfg.bucket, caller_rules(), key, timeout=cfg.s3_timeout)
+    schedule_object_check(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
 
 
 def _form_field(name: str) -> str:
