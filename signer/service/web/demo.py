@@ -1,5 +1,6 @@
-"""The demo page at ``/`` (only with SIGNER_DEMO_PAGE=true): Fine Uploader's S3 UI when
-npm has installed it, else a plain HTML form driven by /v1/post-policy."""
+"""The demo page (only with SIGNER_DEMO_PAGE=true): Fine Uploader's S3 UI at ``/fine-uploader``
+when npm has installed it, else a plain HTML form driven by /v1/post-policy; ``/`` shows the same.
+Each page is self-contained (its settings are inlined), so others can sit beside it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def fine_uploader_available() -> bool:
 
 
 @demo.get("/")
+@demo.get("/fine-uploader")
 def page() -> Response:
     cfg = current_app.extensions["signer_config"]
     settings = {
