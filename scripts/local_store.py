@@ -23,7 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.seaweedfs import INSTALL_HINT, PortInUse, StoreFailed, port_is_free, seaweedfs  # noqa: E402
 
-DATA = ROOT / ".local-data"
+DATA = Path(os.environ.get("LOCAL_DATA_DIR") or ROOT / ".local-data").resolve()
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def say(message: str) -> None:
@@ -74,7 +78,7 @@ def banner(base: str, s3_endpoint: str, bucket: str) -> str:
         f"  API token  {token}  (identity {named['identity']!r}: keys under {named['key_prefix']})",
         f"  S3         {s3_endpoint}, bucket {bucket!r} (SeaweedFS; key {os.environ['AWS_ACCESS_KEY_ID']},"
         f" secret {os.environ['AWS_SECRET_ACCESS_KEY']}: local only)",
-        f"  data       {DATA.relative_to(ROOT)}/seaweedfs/ (kept across restarts; delete it to start empty)",
+        f"  data       {shown(DATA / 'seaweedfs')}/ (kept across restarts; delete it to start empty)",
     ])
 
 
@@ -89,8 +93,8 @@ def main() -> int:
     if not check_bind(bind):
         return 1
     bucket = os.environ["SIGNER_BUCKET"]
-    DATA.mkdir(exist_ok=True)
-    say(f"starting SeaweedFS on 127.0.0.1:{s3_port} (log: .local-data/seaweedfs.log)")
+    DATA.mkdir(parents=True, exist_ok=True)
+    say(f"starting SeaweedFS on 127.0.0.1:{s3_port} (log: {shown(DATA / 'seaweedfs.log')})")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         with seaweedfs(DATA / "seaweedfs", os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
@@ -119,7 +123,7 @@ def main() -> int:
         say(f"{exc}; stop what uses it or set LOCAL_S3_PORT=<port>")
         return 1
     except StoreFailed as exc:
-        say(f"SeaweedFS did not start: {exc} (see .local-data/seaweedfs.log; {INSTALL_HINT})")
+        say(f"SeaweedFS did not start: {exc} (see {shown(DATA / 'seaweedfs.log')}; {INSTALL_HINT})")
         return 1
     except KeyboardInterrupt:
         return 0

@@ -23,7 +23,7 @@ if [ -z "${SIGNER_BUCKET:-}" ]; then
     export SIGNER_ENDPOINT_URL="http://s3.localhost:${LOCAL_S3_PORT:-9000}"
     export SIGNER_ALLOW_ANONYMOUS=true SIGNER_DEMO_PAGE=true SIGNER_MAX_SIZE="${SIGNER_MAX_SIZE:-52428800}"
     export SIGNER_API_TOKENS="${SIGNER_API_TOKENS:-local:local-dev-token-0123456789}"
-    export SIGNER_WORKERS="${SIGNER_WORKERS:-2}"
+    export SIGNER_WORKERS="${SIGNER_WORKERS:-2}" SIGNER_ALLOWED_METHODS="${SIGNER_ALLOWED_METHODS:-GET,PUT,HEAD,DELETE}"
     port="${SIGNER_BIND##*:}"
     export SIGNER_CORS_ORIGINS="${SIGNER_CORS_ORIGINS:-http://127.0.0.1:$port,http://localhost:$port}"
     exec .venv/bin/python scripts/local_store.py

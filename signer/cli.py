@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from .sigv4 import current_time
 
     try:
-        config = load_config()
+        config = load_config(serving=args.command == "check-config")
         if args.command == "check-config":
             for warning in config.warnings:
                 print(f"warning: {warning}", file=sys.stderr)

@@ -106,8 +106,9 @@ def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(tokens)
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> Config:
-    """Build the whole configuration from ``environ`` (default: ``os.environ``)."""
+def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = True) -> Config:
+    """Build the whole configuration from ``environ`` (default: ``os.environ``). ``serving=False``
+    (the CLI, which has no callers to authenticate) does not require a way to identify callers."""
     env = dict(os.environ if environ is None else environ)
     try:
         credentials = credentials_from_env(env)
@@ -157,7 +158,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     user_header = env.get("SIGNER_USER_HEADER", "").strip() or None
     if user_header and not re.fullmatch(r"[A-Za-z0-9-]+", user_header):
         raise ConfigError("SIGNER_USER_HEADER must be a header name such as X-Auth-User")
-    if not tokens and not anonymous and not user_header:
+    if serving and not tokens and not anonymous and not user_header:
         raise ConfigError(
             "SIGNER_API_TOKENS is required (or SIGNER_USER_HEADER behind a gateway, or SIGNER_ALLOW_ANONYMOUS=true)"
         )
