@@ -104,3 +104,6 @@ def test_without_the_cookie_or_with_a_forged_header_nothing_is_signed(gateway) -
     assert forged.status_code == 401 and re.search("unauthorized", forged.json()["code"])
     good = requests.get(f"{origin}/signer/v1/whoami", cookies={"session": SESSION}, timeout=10)
     assert good.json() == {"identity": "dave", "key_prefix": "uploads/dave/"}
+    refused = requests.post(f"{origin}/signer/s3/multipart", json={"filename": "a.html", "type": "text/html"},
+                            cookies={"session": SESSION}, timeout=10)
+    assert refused.status_code == 403 and "'text/html' is not allowed" in refused.reason  # what Uppy shows
