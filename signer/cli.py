@@ -51,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     from .sigv4 import current_time
 
     try:
-        config = load_config()
+        config = load_config(serving=args.command == "check-config")
         if args.command == "check-config":
             from .service.config import server_settings
 
             server_settings(os.environ)
+            for warning in config.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             status = config.credentials_status()
             if not status.usable:

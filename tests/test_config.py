@@ -117,3 +117,23 @@ def test_the_credentials_provider_is_chosen_from_the_environment(tmp_path) -> No
     assert "AWS_ACCESS_KEY_ID" in caught.value.message and "AWS_ROLE_ARN" in caught.value.message
     with pytest.raises(ConfigError, match="AWS_WEB_IDENTITY_TOKEN_FILE"):
         load_config(env_with(**no_keys, AWS_ROLE_ARN="arn:aws:iam::123456789012:role/x"))
+
+def test_unknown_signer_variables_are_warned_about_not_fatal() -> None:
+    config = load_config(env_with(SIGNER_MAX_SIZ="10", SIGNER_BIND="127.0.0.1:8080", SIGNER_WORKERS="2"))
+    assert config.warnings == ("SIGNER_MAX_SIZ is not a setting of this service (ignored); "
+                               "check the spelling against the README",)
+    assert load_config(env_with()).warnings == ()
+
+
+def test_every_variable_the_readme_documents_is_known() -> None:
+    """The README's configuration table and KNOWN_VARIABLES name the same SIGNER_* settings."""
+    import re
+    from pathlib import Path
+
+    from signer.service.config import KNOWN_VARIABLES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("## Rules before signing", 1)[0]
+    documented = set(re.findall(r"SIGNER_[A-Z0-9_]+", table))
+    documented |= {f"{name}_FILE" for name in documented if name == "SIGNER_API_TOKENS"}
+    assert documented == set(KNOWN_VARIABLES)

@@ -40,6 +40,26 @@ class Config:
     max_body: int = 64 * 1024
     demo_page: bool = False
     s3_timeout: float = 10.0
+    warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
+
+
+# Every SIGNER_* variable anything reads (gunicorn.conf.py reads SIGNER_BIND and SIGNER_WORKERS).
+KNOWN_VARIABLES = frozenset({
+    "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
+    "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
+    "SIGNER_CLOCK_SKEW", "SIGNER_CORS_ORIGINS", "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_S3_TIMEOUT", "SIGNER_TRUSTED_PROXIES",
+    "SIGNER_USER_HEADER", "SIGNER_WORKERS",
+})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per SIGNER_* variable nothing reads (a misspelling is otherwise silent)."""
+    return [
+        f"{name} is not a setting of this service (ignored); check the spelling against the README"
+        for name in sorted(environ)
+        if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES
+    ]
 
     @property
     def credentials(self) -> Credentials:
@@ -101,8 +121,9 @@ def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(tokens)
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> Config:
-    """Build the whole configuration from ``environ`` (default: ``os.environ``)."""
+def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = True) -> Config:
+    """Build the whole configuration from ``environ`` (default: ``os.environ``). ``serving=False``
+    (the CLI, which has no callers to authenticate) does not require a way to identify callers."""
     env = dict(os.environ if environ is None else environ)
     region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
     try:
@@ -152,7 +173,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     user_header = env.get("SIGNER_USER_HEADER", "").strip() or None
     if user_header and not re.fullmatch(r"[A-Za-z0-9-]+", user_header):
         raise ConfigError("SIGNER_USER_HEADER must be a header name such as X-Auth-User")
-    if not tokens and not anonymous and not user_header:
+    if serving and not tokens and not anonymous and not user_header:
         raise ConfigError(
             "SIGNER_API_TOKENS is required (or SIGNER_USER_HEADER behind a gateway, or SIGNER_ALLOW_ANONYMOUS=true)"
         )
@@ -178,6 +199,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         max_body=_integer(env, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024),  # type: ignore[arg-type]
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
+        warnings=tuple(unknown_variables(env)),
     )
 
 
