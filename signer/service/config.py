@@ -42,25 +42,6 @@ class Config:
     s3_timeout: float = 10.0
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
-
-# Every SIGNER_* variable anything reads (gunicorn.conf.py reads SIGNER_BIND and SIGNER_WORKERS).
-KNOWN_VARIABLES = frozenset({
-    "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
-    "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
-    "SIGNER_CLOCK_SKEW", "SIGNER_CORS_ORIGINS", "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
-    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_S3_TIMEOUT", "SIGNER_TRUSTED_PROXIES",
-    "SIGNER_USER_HEADER", "SIGNER_WORKERS",
-})
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """One warning per SIGNER_* variable nothing reads (a misspelling is otherwise silent)."""
-    return [
-        f"{name} is not a setting of this service (ignored); check the spelling against the README"
-        for name in sorted(environ)
-        if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES
-    ]
-
     @property
     def credentials(self) -> Credentials:
         """The current signing credentials (refreshed ahead of expiry by the source);
@@ -74,6 +55,24 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         """Which provider, whether usable, when they expire: never the secret."""
         return self.credentials_source.status()
 
+
+# Every SIGNER_* variable anything reads (gunicorn.conf.py reads SIGNER_BIND and SIGNER_WORKERS).
+KNOWN_VARIABLES = frozenset({
+    "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
+    "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
+    "SIGNER_CLOCK_SKEW", "SIGNER_CORS_ORIGINS", "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_S3_TIMEOUT", "SIGNER_TRUSTED_PROXIES",
+    "SIGNER_USER_HEADER", "SIGNER_WORKERS", "SIGNER_THREADS", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
+})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per SIGNER_* variable nothing reads (a misspelling is otherwise silent)."""
+    return [
+        f"{name} is not a setting of this service (ignored); check the spelling against the README"
+        for name in sorted(environ)
+        if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES
+    ]
 
 def _integer(environ: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
     raw = environ.get(name, "").strip()
