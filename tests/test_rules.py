@@ -132,3 +132,24 @@ def test_client_dates_must_be_near_server_time() -> None:
     for bad in ("2026-11-23", "20261399T000000Z", None):
         with refused(MALFORMED):
             RULES.check_amz_date(bad, NOW)
+
+
+def test_the_plan_caps_expiry_at_the_credentials_lifetime() -> None:
+    """Temporary credentials: a URL never outlives them (capped, counted from X-Amz-Date's whole second)."""
+    from datetime import timedelta
+
+    caller = RULES.for_caller("alice")
+    now = NOW.replace(microsecond=700000)
+    get = {"method": "GET", "key": "uploads/alice/a.png", "now": now}
+    assert caller.plan_presign(**get, expires_in=900).expires_in == 900
+    assert caller.plan_presign(**get, expires_in=900, valid_until=NOW + timedelta(hours=1)).expires_in == 900
+    assert caller.plan_presign(**get, expires_in=900, valid_until=NOW + timedelta(seconds=120.9)).expires_in == 120
+    assert caller.plan_presign(**get, valid_until=NOW + timedelta(seconds=60)).expires_in == 60  # the default, capped
+    post = caller.plan_post_policy(key="uploads/alice/a.png", content_type="image/png", expires_in=600, now=now,
+                                   valid_until=NOW + timedelta(seconds=30))
+    assert post.expires_in == 30
+    with pytest.raises(Refused) as caught:
+        caller.plan_presign(**get, valid_until=NOW + timedelta(seconds=0.9))
+    assert caught.value.code == "credentials_unavailable" and caught.value.status == 503
+    with refused(403):  # the rules' own maximum still refuses, whatever the credentials allow
+        caller.plan_presign(**get, expires_in=901, valid_until=NOW + timedelta(hours=1))

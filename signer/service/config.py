@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..credentials import Credentials, credentials_from_env, read_secret
-from ..errors import InvalidCredentials, SigningError
+from ..credentials import Credentials, read_secret
+from ..errors import CredentialsUnavailable, InvalidCredentials, SigningError
 from ..post_policy import CANNED_ACLS
+from ..providers import credentials_chain
+from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
-from .errors import ConfigError
+from .errors import ConfigError, Refused
 from .networks import Network
 from .rules import IDENTITY, Rules
 
@@ -27,7 +29,7 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 
 @dataclass(frozen=True)
 class Config:
-    credentials: Credentials
+    credentials_source: RefreshingCredentials
     bucket: Bucket
     rules: Rules
     api_tokens: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
@@ -40,14 +42,27 @@ class Config:
     s3_timeout: float = 10.0
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
+    @property
+    def credentials(self) -> Credentials:
+        """The current signing credentials (refreshed ahead of expiry by the source);
+        once they have expired and no refresh succeeds, a 503 ``credentials_unavailable``."""
+        try:
+            return self.credentials_source.get()
+        except CredentialsUnavailable as exc:
+            raise Refused("credentials_unavailable", exc.message) from None
+
+    def credentials_status(self) -> CredentialsStatus:
+        """Which provider, whether usable, when they expire: never the secret."""
+        return self.credentials_source.status()
+
 
 # Every SIGNER_* variable anything reads (gunicorn.conf.py reads SIGNER_BIND and SIGNER_WORKERS).
 KNOWN_VARIABLES = frozenset({
     "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
     "SIGNER_CLOCK_SKEW", "SIGNER_CORS_ORIGINS", "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
-    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_S3_TIMEOUT", "SIGNER_TRUSTED_PROXIES",
-    "SIGNER_USER_HEADER", "SIGNER_WORKERS",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
+    "SIGNER_S3_TIMEOUT", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WORKERS",
 })
 
 
@@ -58,6 +73,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         for name in sorted(environ)
         if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES
     ]
+
 
 
 def _integer(environ: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
@@ -110,8 +126,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
     """Build the whole configuration from ``environ`` (default: ``os.environ``). ``serving=False``
     (the CLI, which has no callers to authenticate) does not require a way to identify callers."""
     env = dict(os.environ if environ is None else environ)
+    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
     try:
-        credentials = credentials_from_env(env)
+        credentials = credentials_chain(env, region)
         raw_tokens = read_secret(env, "SIGNER_API_TOKENS") or ""
     except InvalidCredentials as exc:
         raise ConfigError(exc.message) from None
@@ -123,7 +140,6 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
     style = env.get("SIGNER_ADDRESSING_STYLE", "").strip().lower() or ("path" if endpoint else "virtual")
     if style not in ("virtual", "path"):
         raise ConfigError("SIGNER_ADDRESSING_STYLE must be 'virtual' or 'path'")
-    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
     try:
         bucket = Bucket(bucket_name, region, endpoint, style)
     except SigningError as exc:
@@ -173,7 +189,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
     except ValueError as exc:
         raise ConfigError(f"SIGNER_TRUSTED_PROXIES: {exc}") from None
     return Config(
-        credentials=credentials,
+        credentials_source=credentials,
         bucket=bucket,
         rules=rules,
         api_tokens=tokens,

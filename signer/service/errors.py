@@ -47,6 +47,7 @@ CODES: dict[str, tuple[int, str]] = {
     "internal_error": (500, "a bug; nothing was signed"),
     "storage_error": (502, "the store could not be reached or answered something unusable"),
     "invalid_credentials": (503, "the signing credentials are unusable"),
+    "credentials_unavailable": (503, "the signing credentials expired and could not be refreshed; retry later"),
 }
 
 

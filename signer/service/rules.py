@@ -7,6 +7,11 @@ Content-Length under a size limit, expiry) for the HTTP API, the protocol adapte
 CLI alike. A plan is a plain value; :meth:`PresignPlan.sign` hands it to the library.
 Failures raise :class:`Refused` with a code and a message naming the caller's own field
 (``content_length`` for JSON, ``--content-length`` for the CLI).
+
+A signature never outlives its credentials: given ``valid_until`` (when temporary
+credentials expire), the plan *caps* ``expires_in`` at the seconds left rather than refusing,
+so a caller asking for the default or the maximum still gets a working URL; the answer's
+``expires_at`` says how long it really lives.
 """
 
 from __future__ import annotations
@@ -242,6 +247,7 @@ class CallerRules:
         content_length: object = None,
         expires_in: object = None,
         now: datetime,
+        valid_until: datetime | None = None,
     ) -> PresignPlan:
         """What a presigned URL for this request would sign. With a size limit a PUT must
         sign its exact ``Content-Length``: that is how S3 enforces the limit."""
@@ -265,7 +271,7 @@ class CallerRules:
                 )
         elif content_type is not None or content_length is not None:
             raise Refused("invalid_input", f"{names['content_type']} and {names['content_length']} apply to PUT, not {verb}")
-        return PresignPlan(verb, chosen, headers, rules.check_expires(expires_in, names["expires_in"]))
+        return PresignPlan(verb, chosen, headers, self.expiry(expires_in, now, valid_until))
 
     def plan_post_policy(
         self,
@@ -276,6 +282,7 @@ class CallerRules:
         max_size: object = None,
         expires_in: object = None,
         now: datetime,
+        valid_until: datetime | None = None,
     ) -> PostPlan:
         """What a POST policy for this request would sign; with a size limit the policy
         always carries ``content-length-range``."""
@@ -286,7 +293,17 @@ class CallerRules:
             length_range: tuple[int, int] | None = rules.size_range(0, max_size)
         else:
             length_range = (0, rules.max_size) if rules.max_size is not None else None
-        return PostPlan(chosen, checked_type, length_range, rules.check_expires(expires_in, names["expires_in"]))
+        return PostPlan(chosen, checked_type, length_range, self.expiry(expires_in, now, valid_until))
+
+    def expiry(self, expires_in: object, now: datetime, valid_until: datetime | None) -> int:
+        """The checked lifetime, capped at the whole seconds the credentials have left."""
+        seconds = self.rules.check_expires(expires_in, self.names["expires_in"])
+        if valid_until is None:
+            return seconds
+        left = int((valid_until - now.replace(microsecond=0)).total_seconds())  # from X-Amz-Date, whole seconds
+        if left < 1:
+            raise Refused("credentials_unavailable", "the signing credentials expire in less than a second")
+        return min(seconds, left)
 
 
 def _check_key_text(key: object, what: str) -> str:

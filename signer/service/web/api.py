@@ -19,9 +19,11 @@ api = Blueprint("api", __name__)
 def presign() -> Response:
     who, rules = caller(), caller_rules()
     body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
-    cfg, now = config(), current_time()
-    plan = rules.plan_presign(now=now, **body)
-    url = plan.sign(cfg.credentials, cfg.bucket, now)
+    cfg = config()
+    credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
+    now = current_time()
+    plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
+    url = plan.sign(credentials, cfg.bucket, now)
     log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
     return json_response({
         "method": plan.method, "url": url.url, "headers": url.headers, "bucket": cfg.bucket.name,
@@ -33,9 +35,11 @@ def presign() -> Response:
 def post_policy() -> Response:
     who, rules = caller(), caller_rules()
     body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
-    cfg, now = config(), current_time()
-    plan = rules.plan_post_policy(now=now, **body)
-    form = plan.sign(cfg.credentials, cfg.bucket, now)
+    cfg = config()
+    credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
+    now = current_time()
+    plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
+    form = plan.sign(credentials, cfg.bucket, now)
     log.info("signed POST policy for %s (%s)", who.identity or "-", who.via)
     return json_response({
         "url": form.url, "fields": form.fields, "bucket": cfg.bucket.name, "key": plan.key,

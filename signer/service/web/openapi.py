@@ -194,6 +194,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 }
             },
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": {"description": "OK", **_json({"type": "object"})}}}},
-            "/readyz": {"get": {"summary": "Configuration is valid", "responses": {"200": {"description": "Ready", **_json({"type": "object"})}}}},
+            "/readyz": {"get": {"summary": "Configuration is valid and the signing credentials are usable", "responses": {
+                "200": {"description": "Ready: the credentials' provider and expiry", **_json({"type": "object"})},
+                "503": {"description": "The credentials expired and could not be refreshed", **_json({"type": "object"})}}}},
         },
     }
