@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from signer import Credentials
-from tests.seaweedfs import SeaweedFS, find_weed
+from tests.seaweedfs import SeaweedFS, find_weed, port_is_free
 from tests.servers import ROOT, SERVER_LOGS, free_port, require_tool, wait_for_http
 
 
@@ -55,6 +55,17 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
         banner = log.read_text()
         assert "uploads under uploads/anonymous/" in banner and "keys under uploads/local/" in banner, banner
 
+        for path in ("/", "/fine-uploader"):  # the demo page, with Fine Uploader when npm installed it
+            page = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{service_port}{path}"], capture_output=True,
+                                  text=True, timeout=30).stdout
+            assert "sigv4-signer demo" in page and "local-uploads" in page
+        for origin, allowed in ((f"http://127.0.0.1:{service_port}", True), ("http://evil.example", False)):
+            preflight = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "OPTIONS", "-H", f"Origin: {origin}",
+                 "-H", "Access-Control-Request-Method: PUT", f"http://local-uploads.s3.localhost:{s3_port}/x"],
+                capture_output=True, text=True, timeout=30).stdout
+            assert (preflight == "200") is allowed, (origin, preflight)  # the bucket's CORS: the demo's origin only
+
         again = subprocess.run(["scripts/run.sh"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
         assert again.returncode == 1
         assert again.stderr.strip().splitlines()[-1] == (
@@ -89,5 +100,4 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
     assert "stopped SeaweedFS and the service" in log.read_text()
-    assert subprocess.run(["ss", "-ltn", f"sport = :{s3_port}"], capture_output=True, text=True).stdout.count(
-        "LISTEN") == 0
+    assert port_is_free(s3_port) and port_is_free(service_port)  # both stopped
