@@ -27,16 +27,23 @@ def require_node_peers() -> None:
         pytest.skip(message)
 
 
+def require_weed() -> str:
+    """The `weed` binary; skip without it on a developer machine, fail under CI=true."""
+    weed = find_weed()
+    if not weed:
+        message = f"SeaweedFS is not installed: {INSTALL_HINT}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return weed
+
+
 @pytest.fixture(scope="session")
 def weed(tmp_path_factory) -> Iterator[SeaweedFS]:
     """SeaweedFS `weed mini` on 127.0.0.1 with bucket BUCKET and the tests' credentials as its one
     identity; path style at ``weed.path_endpoint``, virtual-hosted at ``weed.virtual_endpoint``
     (``<bucket>.s3.localhost:<port>``). ``weed.signer_env(style)`` points the service at it."""
-    if not find_weed():
-        message = f"SeaweedFS is not installed: {INSTALL_HINT}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_weed()
     directory = tmp_path_factory.mktemp("seaweedfs")
     log = directory.parent / "seaweedfs.log"
     SERVER_LOGS.append(log)

