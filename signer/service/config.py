@@ -74,6 +74,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES
     ]
 
+
 def _integer(environ: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
     raw = environ.get(name, "").strip()
     if not raw:
