@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-config":
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             return 0
-        if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() == "anonymous"):
-            raise Refused("invalid_input", "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous')")
+        if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() in ("anonymous", "user")):
+            raise Refused("invalid_input",
+                          "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous' or 'user')")
         now = current_time()
         plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
             method=args.method, key=args.key, filename=args.filename, content_type=args.content_type,

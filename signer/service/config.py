@@ -6,6 +6,8 @@ refuses to start rather than run half-configured.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -38,6 +40,7 @@ class Config:
     max_body: int = 64 * 1024
     demo_page: bool = False
     s3_timeout: float = 10.0
+    cookie_secret: bytes = field(default=b"", repr=False)
 
 
 def _integer(environ: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
@@ -76,8 +79,11 @@ def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
             raise ConfigError(
                 f"SIGNER_API_TOKENS entry {number} must be name:token with a name of letters, digits, '.', '_', '@', '-'"
             )
-        if name == "anonymous":
-            raise ConfigError("SIGNER_API_TOKENS: the name 'anonymous' is reserved for anonymous callers")
+        if name.lower() in ("anonymous", "user"):
+            raise ConfigError(
+                f"SIGNER_API_TOKENS: the name {name!r} is reserved (anonymous visitors and gateway users have "
+                "their own folders <prefix>anonymous/ and <prefix>user/)"
+            )
         if len(token) < MIN_TOKEN_LENGTH:
             raise ConfigError(f"SIGNER_API_TOKENS token for {name!r} must be at least {MIN_TOKEN_LENGTH} characters")
         tokens.append((name, token.encode("utf-8")))
@@ -92,6 +98,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     try:
         credentials = credentials_from_env(env)
         raw_tokens = read_secret(env, "SIGNER_API_TOKENS") or ""
+        cookie_secret = read_secret(env, "SIGNER_COOKIE_SECRET")
     except InvalidCredentials as exc:
         raise ConfigError(exc.message) from None
 
@@ -163,4 +170,18 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         max_body=_integer(env, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024),  # type: ignore[arg-type]
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
+        cookie_secret=_cookie_secret(cookie_secret, credentials),
     )
+
+
+def _cookie_secret(configured: str | None, credentials: Credentials) -> bytes:
+    """SIGNER_COOKIE_SECRET, or one derived from the AWS secret key: every worker and replica
+    with the same credentials derives the same one (a per-process random secret would not
+    survive a request landing on another gunicorn worker), and the HMAC reveals nothing of
+    the key. Rotating the key then starts anonymous visitors afresh."""
+    if configured is not None:
+        if len(configured) < 32:
+            raise ConfigError("SIGNER_COOKIE_SECRET must be at least 32 characters")
+        return configured.encode("utf-8")
+    label = b"sigv4-signer anonymous visitor cookie v1"
+    return hmac.new(credentials.secret_key.encode("utf-8"), label, hashlib.sha256).digest()

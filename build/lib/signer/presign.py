@@ -12,7 +12,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput
@@ -163,6 +163,15 @@ class SignedRequest:
     string_to_sign: str
 
 
+@dataclass(frozen=True)
+class PresignedRequest:
+    """A query-signed URL, with the intermediate texts (for tests and debugging)."""
+
+    url: str
+    canonical_request: str
+    string_to_sign: str
+
+
 def sign_headers(
     credentials: Credentials,
     method: str,
@@ -206,21 +215,22 @@ def sign_request(
     unsigned_payload: bool = False,
     region: str = "us-east-1",
     service: str = "s3",
+    normalize: bool = True,
+    payload_header: bool | None = None,
+    sign_token: bool = True,
     now: datetime | None = None,
 ) -> SignedRequest:
-    """:func:`sign_headers`, keeping the canonical request and string to sign."""
-    method = method.upper() if isinstance(method, str) else method
-    if not isinstance(method, str) or not method.isalpha():
-        raise InvalidInput("method must be an HTTP method name")
+    """:func:`sign_headers`, keeping the canonical request and string to sign.
+
+    For services other than S3: ``normalize=False`` keeps the path's dot segments and
+    double slashes, ``payload_header=True`` adds and signs ``X-Amz-Content-SHA256`` (S3
+    always does), ``sign_token=False`` adds the session token after signing (some STS
+    clients do; aws-c-auth's ``omit_session_token``)."""
+    method = _check_http_method(method)
     check_scope_part("region", region)
     check_scope_part("service", service)
     is_s3 = service == "s3"
-    try:
-        parts = urlsplit(url)
-    except (ValueError, TypeError):
-        raise InvalidInput("url is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("url must be an absolute http:// or https:// URL")
+    parts = _absolute_url(url)
     moment = utc_moment(now)
     stamp = amz_date(moment)
 
@@ -229,14 +239,12 @@ def sign_request(
     if "authorization" in names:
         raise InvalidHeader("header 'Authorization' is set by the signer, not the caller")
     added: dict[str, str] = {"X-Amz-Date": stamp}
-    if is_s3:
-        payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else (
-            EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
-        )
+    payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else (
+        EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
+    )
+    if is_s3 if payload_header is None else payload_header:
         added["X-Amz-Content-SHA256"] = payload_hash
-    else:
-        payload_hash = hashlib.sha256(body).hexdigest()
-    if credentials.session_token:
+    if credentials.session_token and sign_token:
         added["X-Amz-Security-Token"] = credentials.session_token
     ours = {name.lower() for name in added}
     to_sign = [(name, value) for name, value in items if name.lower() not in ours]
@@ -247,7 +255,7 @@ def sign_request(
     scope = credential_scope(stamp[:8], region, service)
     canonical = canonical_request(
         method,
-        canonical_uri(parts.path, s3=is_s3),
+        canonical_uri(parts.path, s3=is_s3, normalize=normalize),
         canonical_query_string(encode_query(parse_query(parts.query))),
         block,
         signed,
@@ -259,7 +267,87 @@ def sign_request(
         f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
         f"SignedHeaders={signed}, Signature={sig}"
     )
+    if credentials.session_token and not sign_token:
+        added["X-Amz-Security-Token"] = credentials.session_token
     return SignedRequest(headers=added, canonical_request=canonical, string_to_sign=to_sign_text)
+
+
+def presign_request(
+    credentials: Credentials,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | HeaderItems | None = None,
+    body: bytes = b"",
+    unsigned_payload: bool = False,
+    region: str = "us-east-1",
+    service: str = "s3",
+    expires_in: int = 3600,
+    normalize: bool = True,
+    sign_token: bool = True,
+    now: datetime | None = None,
+) -> PresignedRequest:
+    """Query-string signing of any request to any service: the URL's own parameters
+    and the X-Amz-* ones, sorted; every header in ``headers`` (and ``host``) signed; the
+    payload hashed (or ``UNSIGNED-PAYLOAD``, as S3 presigned URLs use). For S3 objects
+    :func:`presign_url` is the short way."""
+    method = _check_http_method(method)
+    check_scope_part("region", region)
+    check_scope_part("service", service)
+    expires_in = check_expires(expires_in)
+    parts = _absolute_url(url)
+    moment = utc_moment(now)
+    stamp = amz_date(moment)
+    items = headers_as_items(headers)
+    names = {name.lower() for name, _ in items if isinstance(name, str)}
+    if "authorization" in names:
+        raise InvalidHeader("header 'Authorization' is set by the signer, not the caller")
+    host_trusted = {} if "host" in names else {"host": _wire_host(parts.scheme, parts.netloc)}
+    block, signed = canonical_headers(items, trusted=host_trusted)
+    scope = credential_scope(stamp[:8], region, service)
+    own = encode_query(parse_query(parts.query))
+    for name, _ in own:
+        if name.lower() in _AUTH_PARAMS:
+            raise InvalidInput(f"query parameter {name!r} is set by the signer, not the caller")
+    auth = [
+        ("X-Amz-Algorithm", ALGORITHM),
+        ("X-Amz-Credential", uri_encode(f"{credentials.access_key}/{scope}")),
+        ("X-Amz-Date", stamp),
+        ("X-Amz-Expires", str(expires_in)),
+        ("X-Amz-SignedHeaders", uri_encode(signed)),
+    ]
+    token = [("X-Amz-Security-Token", uri_encode(credentials.session_token))] if credentials.session_token else []
+    payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else hashlib.sha256(body).hexdigest()
+    canonical = canonical_request(
+        method,
+        canonical_uri(parts.path, s3=service == "s3", normalize=normalize),
+        canonical_query_string(own + auth + (token if sign_token else [])),
+        block,
+        signed,
+        payload_hash,
+    )
+    to_sign_text = string_to_sign(stamp, scope, canonical)
+    sig = signature(signing_key(credentials.secret_key, stamp[:8], region, service), to_sign_text)
+    query = "&".join(f"{name}={value}" for name, value in [*own, *auth, *token, ("X-Amz-Signature", sig)])
+    signed_url = f"{parts.scheme}://{parts.netloc}{parts.path or '/'}?{query}"
+    return PresignedRequest(url=signed_url, canonical_request=canonical, string_to_sign=to_sign_text)
+
+
+def _check_http_method(method: object) -> str:
+    upper = method.upper() if isinstance(method, str) else None
+    if upper is None or not upper.isalpha() or not upper.isascii():
+        raise InvalidInput("method must be an HTTP method name")
+    return upper
+
+
+def _absolute_url(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+    except (ValueError, TypeError):
+        raise InvalidInput("url is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("url must be an absolute http:// or https:// URL")
+    return parts
 
 
 def _wire_host(scheme: str, netloc: str) -> str:

@@ -141,12 +141,13 @@ def parse_query(query: str) -> list[tuple[str, str]]:
 
 # --- step 1: canonical request --------------------------------------------------
 
-def canonical_uri(path: str, *, s3: bool = True) -> str:
+def canonical_uri(path: str, *, s3: bool = True, normalize: bool = True) -> str:
     """S3 signs the path exactly as sent (encoded once, never normalised);
-    other services normalise it and encode it a second time."""
+    other services encode it a second time, normalised unless ``normalize`` is False
+    (aws-c-auth's ``*-unnormalized`` cases)."""
     if s3:
         return path or "/"
-    return uri_encode(normalize_path(path), keep_slash=True)
+    return uri_encode(normalize_path(path) if normalize else (path or "/"), keep_slash=True)
 
 
 def encode_query(params: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

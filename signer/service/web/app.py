@@ -15,7 +15,7 @@ from ...errors import SigningError
 from ..config import Config, load_config
 from ..errors import Refused
 from .api import api
-from .context import config
+from .context import config, issue_visitor_cookie
 from .fineuploader import fineuploader
 from .meta import meta
 from .proxy import TrustedProxies
@@ -61,6 +61,7 @@ def create_app(cfg: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body
     app.before_request(cors_preflight)
     app.after_request(cors_headers)
+    app.after_request(issue_visitor_cookie)
     app.register_error_handler(Refused, handle_refused)
     app.register_error_handler(SigningError, handle_refused)
     app.register_error_handler(HTTPException, handle_http_error)
@@ -73,6 +74,6 @@ def create_app(cfg: Config | None = None) -> Flask:
 
         app.register_blueprint(demo)
     if cfg.allow_anonymous:
-        log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload under %r",
-                    cfg.rules.key_prefix)
+        log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload "
+                    "(each visitor under %ranonymous/<id>/, bound to a signed cookie)", cfg.rules.key_prefix)
     return app
