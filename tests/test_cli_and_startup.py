@@ -85,3 +85,38 @@ def test_gunicorn_serves_and_logs_json_lines(tmp_path) -> None:
     assert any(line["path"] == "/v1/whoami" and line["status"] == "200" for line in lines)
     text = log.read_text()
     assert ALICE_TOKEN not in text and SECRET_KEY not in text
+
+
+def test_access_log_lines_stay_json_whatever_the_client_sends(tmp_path) -> None:
+    """A quote, a backslash, a line break or non-ASCII in the User-Agent or path can neither
+    break the JSON nor forge a second line."""
+    import http.client
+    import json
+
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    forged = '{"time": "forged", "path": "/admin", "status": "200"}'
+    agents = ['evil" , "status": "200', "back\\slash\\", "tab\there\u00e9", f"x\n{forged}"]
+    paths = ['/v1/"quoted"\\', "/%22%5C%0A" + "%7B%22forged%22%3A1%7D", "/caf%C3%A9/%FF"]
+    with running(gunicorn(port), f"http://127.0.0.1:{port}/healthz", env={**os.environ, **env_with()}, log_path=log):
+        for agent in agents:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.putrequest("GET", "/healthz", skip_accept_encoding=True)
+            connection.putheader("User-Agent", agent.encode("latin-1", "replace") if "\n" not in agent
+                                 else agent.replace("\n", " ").encode("latin-1", "replace"))
+            connection.endheaders()
+            connection.getresponse().read()
+            connection.close()
+        for path in paths:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path)
+            connection.getresponse().read()
+            connection.close()
+    access = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in access]  # every line is one JSON object
+    assert len(records) >= len(agents) + len(paths) + 1
+    assert not any(record["time"] == "forged" for record in records)
+    seen_agents = {record["user_agent"] for record in records}
+    assert 'evil" , "status": "200' in seen_agents and "back\\slash\\" in seen_agents
+    seen_paths = {record["path"] for record in records}
+    assert '/v1/"quoted"\\' in seen_paths and any("forged" in path for path in seen_paths)
