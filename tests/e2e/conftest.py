@@ -1,5 +1,5 @@
-"""Real peers for end-to-end tests: s3rver (checks SigV4 signatures) and the service under
-gunicorn, each on 127.0.0.1 and a free port, stopped by PID."""
+"""Real peers for end-to-end tests: SeaweedFS (checks SigV4 signatures and POST policies), s3rver,
+and the service under gunicorn, each on 127.0.0.1 and a free port, stopped by PID."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import ACCESS_KEY, SECRET_KEY, env_with
-from tests.servers import ROOT, free_port, require_tool, running
+from tests.seaweedfs import INSTALL_HINT, SeaweedFS, find_weed, seaweedfs
+from tests.servers import ROOT, SERVER_LOGS, free_port, require_tool, running
 
 BUCKET = "uploads-bucket"
 S3RVER = ROOT / "node_modules" / "@20minutes" / "s3rver"
@@ -26,6 +27,23 @@ def require_node_peers() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return node
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory) -> Iterator[SeaweedFS]:
+    """SeaweedFS `weed mini` on 127.0.0.1 with bucket BUCKET and the tests' credentials as its one
+    identity; path style at ``weed.path_endpoint``, virtual-hosted at ``weed.virtual_endpoint``
+    (``<bucket>.s3.localhost:<port>``). ``weed.signer_env(style)`` points the service at it."""
+    if not find_weed():
+        message = f"SeaweedFS is not installed: {INSTALL_HINT}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    directory = tmp_path_factory.mktemp("seaweedfs")
+    log = directory.parent / "seaweedfs.log"
+    SERVER_LOGS.append(log)
+    with seaweedfs(directory / "data", ACCESS_KEY, SECRET_KEY, BUCKET, log=log) as store:
+        yield store
 
 
 @pytest.fixture(scope="session")
