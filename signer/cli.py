@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     presign.add_argument("--identity", help="sign as this caller (key prefix <prefix><identity>/)")
     presign.add_argument("--json", action="store_true", help="print method, url, headers, key and expiry as JSON")
     commands.add_parser("check-config", help="validate the environment and exit")
+    doctor = commands.add_parser("doctor", help="check the store with signed requests: credentials, clock, "
+                                 "signature checks, POST size limits, CORS (writes and deletes probe objects)")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
 
 
@@ -54,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-config":
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             return 0
+        if args.command == "doctor":
+            from .service.doctor import healthy, report, run_doctor
+
+            findings = run_doctor(config)
+            print(json.dumps([f.as_json() for f in findings], indent=2) if args.json else report(findings))
+            return 0 if healthy(findings) else 1
         if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() in ("anonymous", "user")):
             raise Refused("invalid_input",
                           "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous' or 'user')")

@@ -110,7 +110,8 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None, coo
         user = headers.get(config.user_header)
         if user is not None:
             if not IDENTITY.fullmatch(user) or user.lower() == ANONYMOUS:
-                raise Refused("unauthorized", f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
+                raise Refused("unauthorized",
+                              f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
             return Caller(user, "gateway", f"{GATEWAY_FOLDER}/{user}")
 
     authorization = headers.get("Authorization") or ""

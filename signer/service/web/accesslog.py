@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from gunicorn.glogging import Logger, SafeAtoms
+from gunicorn.glogging import Logger, SafeAtoms  # type: ignore[import-untyped]
 
 
 def json_escaped(value: object) -> object:
