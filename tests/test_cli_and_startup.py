@@ -52,6 +52,14 @@ def test_cli_applies_the_rules() -> None:
         assert SECRET_KEY not in result.stderr
 
 
+def test_cli_identity_cannot_take_a_reserved_namespace() -> None:
+    """--identity signs as a token-named caller: 'user' and 'anonymous' (any case) are other namespaces."""
+    for name in ("user", "USER", "anonymous", "Anonymous"):
+        result = run_cli("presign", "GET", f"uploads/{name}/x.png", "--identity", name)
+        assert result.returncode == 2 and "--identity" in result.stderr, name
+    assert run_cli("presign", "GET", "uploads/webapp/x.png", "--identity", "webapp").returncode == 0
+
+
 def test_cli_config_errors_and_check() -> None:
     result = run_cli("presign", "GET", "uploads/x", SIGNER_BUCKET=None)
     assert result.returncode == 2 and "SIGNER_BUCKET" in result.stderr
