@@ -128,3 +128,27 @@ def test_access_log_lines_stay_json_whatever_the_client_sends(tmp_path) -> None:
     assert 'evil" , "status": "200' in seen_agents and "back\\slash\\" in seen_agents
     seen_paths = {record["path"] for record in records}
     assert '/v1/"quoted"\\' in seen_paths and any("forged" in path for path in seen_paths)
+
+
+def test_anonymous_visitor_keeps_its_folder_across_gunicorn_workers(tmp_path) -> None:
+    """Without SIGNER_COOKIE_SECRET every worker derives the same cookie key, so a visitor's
+    cookie holds whichever worker answers; two visitors still get two folders."""
+    import json
+    import re
+
+    port = free_port()
+    env = {**os.environ, **env_with(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true")}
+    command = [*gunicorn(port)[:-3], "--workers", "3", "wsgi:app"]
+    with running(command, f"http://127.0.0.1:{port}/healthz", env=env, log_path=tmp_path / "gunicorn.log"):
+        def whoami(cookie: str | None = None) -> tuple[str, str | None]:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/whoami",
+                                             headers={"Cookie": cookie} if cookie else {})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                issued = re.match(r"(signer_visitor=[^;]+)", response.headers.get("Set-Cookie") or "")
+                return json.loads(response.read())["key_prefix"], issued and issued.group(1)
+
+        prefix, cookie = whoami()
+        assert cookie and prefix.startswith("uploads/anonymous/")
+        answers = [whoami(cookie) for _ in range(24)]  # new connections: spread over the workers
+        assert {answer[0] for answer in answers} == {prefix} and not any(answer[1] for answer in answers)
+        assert whoami()[0] != prefix
