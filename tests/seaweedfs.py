@@ -12,6 +12,8 @@ loopback; Python does not, so Python clients connect to 127.0.0.1 with that Host
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -124,6 +126,19 @@ class SeaweedFS:
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
             connection.close()
+
+    def put_cors(self, origins: list[str]) -> None:
+        """Bucket CORS for ``origins`` only, exposing ETag (browsers read it after each part).
+        Without a rule SeaweedFS allows any origin."""
+        allowed = "".join(f"<AllowedOrigin>{origin}</AllowedOrigin>" for origin in origins)
+        methods = "".join(f"<AllowedMethod>{m}</AllowedMethod>" for m in ("GET", "PUT", "POST", "DELETE", "HEAD"))
+        body = (f"<CORSConfiguration><CORSRule>{allowed}{methods}<AllowedHeader>*</AllowedHeader>"
+                "<ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3000</MaxAgeSeconds></CORSRule>"
+                "</CORSConfiguration>").encode()
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        status, _, answer = self.request("PUT", "", "cors", body, {"Content-MD5": md5})
+        if status != 200:
+            raise StoreFailed(f"PUT bucket CORS answered {status}: {answer[:200]!r}")
 
     def get_object(self, key: str) -> bytes | None:
         status, _, body = self.request("GET", key)

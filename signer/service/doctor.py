@@ -25,6 +25,7 @@ from ..post_policy import presign_post
 from ..presign import presign_url
 from ..sigv4 import current_time
 from .config import Config
+from .errors import Refused
 from .storage import Answer, StorageError, exchange, list_objects, signed_request
 
 PROBE_BODY = b"sigv4-signer doctor probe\n"
@@ -127,6 +128,9 @@ class Doctor:
         except StorageError as exc:
             return Finding("bucket", False, f"the store could not be reached: {exc.message}",
                            "check SIGNER_ENDPOINT_URL (scheme, host, port) and that the store is running"), None
+        except Refused as exc:  # credentials_unavailable: no provider in the chain could give any
+            return Finding("bucket", False, f"no signing credentials: {exc.message}",
+                           "fix the credentials source named above (see 'Running on AWS')"), None
         code = _error_code(answer)
         if answer.status == 200:
             return Finding("bucket", True, f"the credentials are accepted and {where} can be listed"), answer
@@ -228,7 +232,7 @@ class Doctor:
             for item in list_objects(cfg.credentials, cfg.bucket, self.prefix, timeout=self.timeout):
                 self._signed("DELETE", str(item["key"]))
             left = list_objects(cfg.credentials, cfg.bucket, self.prefix, timeout=self.timeout)
-        except StorageError as exc:
+        except Refused as exc:
             return Finding("cleanup", False, f"could not remove the probe objects: {exc.message}",
                            f"delete the objects under {self.prefix!r} by hand")
         if left:
@@ -252,8 +256,8 @@ class Doctor:
                 return findings
             post_finding, post_url = self.post_policy()
             findings += [self.tampered_signature(), self.unsigned_header(), post_finding, self.cors(post_url)]
-        except StorageError as exc:
-            findings.append(Finding("store", False, f"the store stopped answering: {exc.message}"))
+        except Refused as exc:
+            findings.append(Finding("store", False, f"the checks stopped: {exc.message}"))
         finally:
             findings.append(self.cleanup())
         return findings

@@ -42,13 +42,13 @@ def nginx_config(template: str, work: Path, listen: int, upstream: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def gateway(s3rver, tmp_path_factory) -> Iterator[tuple[str, str]]:
+def gateway(weed, tmp_path_factory) -> Iterator[tuple[str, str]]:
     """(public base URL through nginx, direct gunicorn URL)."""
     nginx = require_tool("nginx", "install it with: apt-get install nginx")
     work = tmp_path_factory.mktemp("nginx")
     (work / "htpasswd").write_text("".join(f"{user}:{{PLAIN}}{password}\n" for user, password in USERS.items()))
     with service(work, SIGNER_USER_HEADER="X-Auth-User", SIGNER_TRUSTED_PROXIES=PROXY_ADDRESS,
-                 SIGNER_DEMO_PAGE="true", **path_style(s3rver)) as direct:
+                 SIGNER_DEMO_PAGE="true", **path_style(weed)) as direct:
         upstream = int(direct.rsplit(":", 1)[1])
         listen = free_port()
         config = work / "nginx.conf"

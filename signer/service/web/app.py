@@ -15,6 +15,7 @@ from ...errors import SigningError
 from ..config import Config, load_config
 from ..errors import Refused
 from .api import api
+from .companion import companion
 from .context import config, issue_visitor_cookie
 from .fineuploader import fineuploader
 from .meta import meta
@@ -66,7 +67,7 @@ def create_app(cfg: Config | None = None) -> Flask:
     app.register_error_handler(SigningError, handle_refused)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
-    for blueprint in (api, fineuploader, meta):
+    for blueprint in (api, companion, fineuploader, meta):
         app.register_blueprint(blueprint)
     app.wsgi_app = TrustedProxies(app.wsgi_app, cfg.trusted_proxies)  # type: ignore[method-assign]
     if cfg.demo_page:
@@ -74,6 +75,8 @@ def create_app(cfg: Config | None = None) -> Flask:
 
         app.register_blueprint(demo)
     if cfg.allow_anonymous:
-        log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload "
-                    "(each visitor under %ranonymous/<id>/, bound to a signed cookie)", cfg.rules.key_prefix)
+        log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload, each visitor "
+                    "under %r (bound to a signed cookie)", cfg.rules.prefix_for("anonymous/<id>"))
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
     return app
