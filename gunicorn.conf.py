@@ -50,6 +50,8 @@ forwarded_allow_ips = os.environ.get("SIGNER_TRUSTED_PROXIES", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
 # One JSON object per line. Query strings are left out: they could carry signatures.
+# The logger class JSON-escapes every value, so no client text can break a line or forge one.
+logger_class = "signer.service.web.accesslog.JsonAccessLogger"
 access_log_format = json.dumps(
     {
         "time": "%(t)s",

@@ -69,7 +69,8 @@ def wait_for_service(url: str, process: subprocess.Popen[bytes], timeout: float 
 
 def banner(base: str, s3_endpoint: str, bucket: str) -> str:
     """What a user needs, read from the running service itself (so it cannot be wrong)."""
-    anonymous = answer(base + "/v1/whoami")["key_prefix"]
+    visitor = answer(base + "/v1/whoami")["key_prefix"]  # a fresh visitor: <prefix>anonymous/<id>/
+    anonymous = visitor.rstrip("/").rsplit("/", 1)[0] + "/<id>/ (one folder per browser, by cookie)"
     token = os.environ["SIGNER_API_TOKENS"].split(",")[0].partition(":")[2]
     named = answer(base + "/v1/whoami", token)
     return "\n".join([

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     presign.add_argument("--identity", help="sign as this caller (key prefix <prefix><identity>/)")
     presign.add_argument("--json", action="store_true", help="print method, url, headers, key and expiry as JSON")
     commands.add_parser("check-config", help="validate the environment, fetch the credentials once, and exit")
+    doctor = commands.add_parser("doctor", help="check the store with signed requests: credentials, clock, "
+                                 "signature checks, POST size limits, CORS (writes and deletes probe objects)")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
 
 
@@ -66,8 +69,16 @@ def main(argv: list[str] | None = None) -> int:
             until = status.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if status.expiration else "never (static keys)"
             print(f"credentials: {status.provider}, access key {status.access_key}, expire {until}")
             return 0
-        if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() == "anonymous"):
-            raise Refused("invalid_input", "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous')")
+        if args.command == "doctor":
+            from .service.doctor import healthy, report, run_doctor
+
+            findings = run_doctor(config)
+            print(json.dumps([f.as_json() for f in findings], indent=2) if args.json else report(findings))
+            return 0 if healthy(findings) else 1
+        reserved = ("anonymous", "user")
+        if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() in reserved):
+            raise Refused("invalid_input",
+                          "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous' or 'user')")
         credentials = config.credentials
         now = current_time()
         plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(

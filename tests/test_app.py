@@ -12,7 +12,9 @@ from freezegun import freeze_time
 
 from signer import Bucket, Credentials
 from tests import fineuploader_samples as fu
-from tests.conftest import ACCESS_KEY, ALICE_TOKEN, BOB_TOKEN, SECRET_KEY, bearer
+from signer.service.config import load_config
+from signer.service.errors import ConfigError
+from tests.conftest import ACCESS_KEY, ALICE_TOKEN, BOB_TOKEN, SECRET_KEY, bearer, env_with
 from tests.oracle import client_for
 from tests.test_fineuploader import botocore_signature
 
@@ -189,22 +191,105 @@ def test_gateway_user_header_only_from_trusted_proxies(make_client) -> None:
     as_gateway = {"REMOTE_ADDR": "10.0.0.5"}
     as_stranger = {"REMOTE_ADDR": "203.0.113.9"}
     response = client.get("/v1/whoami", headers={"X-Auth-User": "carol"}, environ_base=as_gateway)
-    assert response.json == {"identity": "carol", "key_prefix": "uploads/carol/"}
+    assert response.json == {"identity": "carol", "key_prefix": "uploads/user/carol/"}
     # A forged header from anyone else is ignored: no identity, no token, no entry.
     assert client.get("/v1/whoami", headers={"X-Auth-User": "carol"}, environ_base=as_stranger).status_code == 401
     forged = client.get("/v1/whoami", headers={"X-Auth-User": "carol", **bearer()}, environ_base=as_stranger)
     assert forged.json["identity"] == "alice"
     bad = client.get("/v1/whoami", headers={"X-Auth-User": "../bob"}, environ_base=as_gateway)
     assert bad.status_code == 401
-    reserved = client.get("/v1/whoami", headers={"X-Auth-User": "anonymous"}, environ_base=as_gateway)
-    assert reserved.status_code == 401
+    for name in ("anonymous", "Anonymous", "ANONYMOUS"):
+        reserved = client.get("/v1/whoami", headers={"X-Auth-User": name}, environ_base=as_gateway)
+        assert reserved.status_code == 401, name
+
+
+def test_gateway_users_and_token_names_never_share_a_folder(make_client) -> None:
+    """A gateway user named like a token (alice) gets <prefix>user/alice/, never the token's
+    <prefix>alice/; and when a trusted gateway names a user, that user wins over a token."""
+    client = make_client(SIGNER_USER_HEADER="X-Auth-User", SIGNER_TRUSTED_PROXIES="10.0.0.5")
+    as_gateway = {"REMOTE_ADDR": "10.0.0.5"}
+    gateway_alice = client.get("/v1/whoami", headers={"X-Auth-User": "alice"}, environ_base=as_gateway).json
+    token_alice = client.get("/v1/whoami", headers=bearer()).json
+    assert gateway_alice["key_prefix"] == "uploads/user/alice/"
+    assert token_alice["key_prefix"] == "uploads/alice/"
+    body = {"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
+    response = client.post("/v1/presign", data=json.dumps(body), content_type="application/json",
+                           headers={"X-Auth-User": "alice"}, environ_base=as_gateway)
+    assert response.status_code == 403 and response.json["code"] == "key_not_allowed"
+    both = client.get("/v1/whoami", headers={"X-Auth-User": "carol", **bearer()}, environ_base=as_gateway).json
+    assert both == {"identity": "carol", "key_prefix": "uploads/user/carol/"}
+
+
+@pytest.mark.parametrize("name", ["user", "User", "anonymous", "Anonymous", "ANONYMOUS", "uSeR"])
+def test_reserved_token_names_in_any_case(name) -> None:
+    with pytest.raises(ConfigError, match="SIGNER_API_TOKENS"):
+        load_config(env_with(SIGNER_API_TOKENS=f"{name}:{ALICE_TOKEN}"))
 
 
 def test_anonymous_mode(make_client, caplog) -> None:
     with caplog.at_level("WARNING"):
         client = make_client(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true")
-    assert "ANYONE who can reach this service may upload under 'uploads/'" in caplog.text
-    assert client.get("/v1/whoami").json == {"identity": None, "key_prefix": "uploads/"}
+    assert "ANYONE" in caplog.text
+    first = client.get("/v1/whoami").json
+    assert first["identity"].startswith("anon-") and first["key_prefix"].startswith("uploads/anonymous/")
+
+
+def visitor_cookie(response) -> str | None:
+    """The visitor cookie a response sets, checking its attributes."""
+    headers = [value for value in response.headers.getlist("Set-Cookie") if value.startswith("signer_visitor=")]
+    if not headers:
+        return None
+    (header,) = headers
+    attributes = [part.strip().lower() for part in header.split(";")]
+    assert "httponly" in attributes and "samesite=lax" in attributes and "path=/" in attributes
+    return header.split(";", 1)[0].split("=", 1)[1]
+
+
+def test_each_anonymous_visitor_has_its_own_folder(make_client) -> None:
+    """Two visitors never share a prefix; each keeps its own through its signed cookie and
+    cannot sign for the other's keys; a forged or tampered cookie is a new visitor."""
+    first, second = (make_client(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true") for _ in range(2))
+    answer_a, answer_b = first.get("/v1/whoami"), second.get("/v1/whoami")
+    prefix_a, prefix_b = answer_a.json["key_prefix"], answer_b.json["key_prefix"]
+    assert prefix_a != prefix_b and prefix_a.startswith("uploads/anonymous/") and prefix_b.startswith("uploads/anonymous/")
+    cookie_a = visitor_cookie(answer_a)
+    assert cookie_a and "Secure" not in answer_a.headers["Set-Cookie"]
+    again = first.get("/v1/whoami")  # the test client sends the cookie back
+    assert again.json["key_prefix"] == prefix_a and visitor_cookie(again) is None
+    body = {"method": "PUT", "key": prefix_a + "x.png", "content_type": "image/png", "content_length": 1}
+    assert post_json(first, "/v1/presign", body, headers={}).status_code == 200
+    assert post_json(second, "/v1/presign", body, headers={}).status_code == 403
+    first.set_cookie("signer_visitor", cookie_a[:-2] + ("AA" if not cookie_a.endswith("AA") else "BB"))
+    tampered = first.get("/v1/whoami")
+    assert tampered.json["key_prefix"] != prefix_a and visitor_cookie(tampered)
+
+
+def test_visitor_cookie_is_issued_on_any_answer_secure_over_https(make_client) -> None:
+    client = make_client(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true")
+    assert visitor_cookie(client.get("/healthz"))
+    secure = make_client(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true").get(
+        "/healthz", base_url="https://signer.example")
+    assert "secure" in [part.strip().lower() for part in secure.headers["Set-Cookie"].split(";")]
+    # Token callers and services without anonymous mode get no cookie.
+    assert visitor_cookie(make_client().get("/healthz")) is None
+    assert visitor_cookie(make_client(SIGNER_ALLOW_ANONYMOUS="true").get("/v1/whoami", headers=bearer())) is None
+
+
+def test_visitor_cookie_holds_across_workers_and_with_a_configured_secret(make_client) -> None:
+    """Two apps (two gunicorn workers, two replicas) with the same configuration accept each
+    other's cookies; with SIGNER_COOKIE_SECRET set, only apps with that secret do."""
+    env = {"SIGNER_API_TOKENS": None, "SIGNER_ALLOW_ANONYMOUS": "true"}
+    worker_1, worker_2 = make_client(**env), make_client(**env)
+    answer = worker_1.get("/v1/whoami")
+    worker_2.set_cookie("signer_visitor", visitor_cookie(answer))
+    assert worker_2.get("/v1/whoami").json == answer.json
+    secret = "s" * 40
+    configured_1, configured_2 = make_client(**env, SIGNER_COOKIE_SECRET=secret), make_client(**env)
+    answer = configured_1.get("/v1/whoami")
+    configured_2.set_cookie("signer_visitor", visitor_cookie(answer))
+    assert configured_2.get("/v1/whoami").json != answer.json
+    with pytest.raises(ConfigError, match="SIGNER_COOKIE_SECRET"):
+        load_config(env_with(SIGNER_COOKIE_SECRET="short"))
 
 
 def test_start_up_warns_about_unknown_variables(make_client, caplog) -> None:
@@ -216,8 +301,8 @@ def test_start_up_warns_about_unknown_variables(make_client, caplog) -> None:
 def test_anonymous_beside_named_callers_cannot_reach_their_folders(make_client, caplog) -> None:
     with caplog.at_level("WARNING"):
         client = make_client(SIGNER_ALLOW_ANONYMOUS="true")
-    assert "may upload under 'uploads/anonymous/'" in caplog.text  # the banner names the real prefix
-    assert client.get("/v1/whoami").json == {"identity": "anonymous", "key_prefix": "uploads/anonymous/"}
+    assert "each visitor under 'uploads/anonymous/<id>/'" in caplog.text  # the banner names the real prefix
+    assert client.get("/v1/whoami").json["key_prefix"].startswith("uploads/anonymous/")
     body = {"method": "PUT", "key": "uploads/alice/x.png", "content_type": "image/png", "content_length": 1}
     assert post_json(client, "/v1/presign", body, headers={}).status_code == 403
     assert post_json(client, "/v1/presign", body).status_code == 200

@@ -52,6 +52,14 @@ def test_cli_applies_the_rules() -> None:
         assert SECRET_KEY not in result.stderr
 
 
+def test_cli_identity_cannot_take_a_reserved_namespace() -> None:
+    """--identity signs as a token-named caller: 'user' and 'anonymous' (any case) are other namespaces."""
+    for name in ("user", "USER", "anonymous", "Anonymous"):
+        result = run_cli("presign", "GET", f"uploads/{name}/x.png", "--identity", name)
+        assert result.returncode == 2 and "--identity" in result.stderr, name
+    assert run_cli("presign", "GET", "uploads/webapp/x.png", "--identity", "webapp").returncode == 0
+
+
 def test_cli_presign_needs_no_api_tokens() -> None:
     """Tokens authenticate HTTP callers; the CLI has none, so it does not ask for them."""
     result = run_cli("presign", "GET", "uploads/cat.jpg", SIGNER_API_TOKENS=None)
@@ -96,3 +104,62 @@ def test_gunicorn_serves_and_logs_json_lines(tmp_path) -> None:
     assert any(line["path"] == "/v1/whoami" and line["status"] == "200" for line in lines)
     text = log.read_text()
     assert ALICE_TOKEN not in text and SECRET_KEY not in text
+
+
+def test_access_log_lines_stay_json_whatever_the_client_sends(tmp_path) -> None:
+    """A quote, a backslash, a line break or non-ASCII in the User-Agent or path can neither
+    break the JSON nor forge a second line."""
+    import http.client
+    import json
+
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    forged = '{"time": "forged", "path": "/admin", "status": "200"}'
+    agents = ['evil" , "status": "200', "back\\slash\\", "tab\there\u00e9", f"x\n{forged}"]
+    paths = ['/v1/"quoted"\\', "/%22%5C%0A" + "%7B%22forged%22%3A1%7D", "/caf%C3%A9/%FF"]
+    with running(gunicorn(port), f"http://127.0.0.1:{port}/healthz", env={**os.environ, **env_with()}, log_path=log):
+        for agent in agents:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.putrequest("GET", "/healthz", skip_accept_encoding=True)
+            connection.putheader("User-Agent", agent.encode("latin-1", "replace") if "\n" not in agent
+                                 else agent.replace("\n", " ").encode("latin-1", "replace"))
+            connection.endheaders()
+            connection.getresponse().read()
+            connection.close()
+        for path in paths:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path)
+            connection.getresponse().read()
+            connection.close()
+    access = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in access]  # every line is one JSON object
+    assert len(records) >= len(agents) + len(paths) + 1
+    assert not any(record["time"] == "forged" for record in records)
+    seen_agents = {record["user_agent"] for record in records}
+    assert 'evil" , "status": "200' in seen_agents and "back\\slash\\" in seen_agents
+    seen_paths = {record["path"] for record in records}
+    assert '/v1/"quoted"\\' in seen_paths and any("forged" in path for path in seen_paths)
+
+
+def test_anonymous_visitor_keeps_its_folder_across_gunicorn_workers(tmp_path) -> None:
+    """Without SIGNER_COOKIE_SECRET every worker derives the same cookie key, so a visitor's
+    cookie holds whichever worker answers; two visitors still get two folders."""
+    import json
+    import re
+
+    port = free_port()
+    env = {**os.environ, **env_with(SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true")}
+    command = [*gunicorn(port)[:-3], "--workers", "3", "wsgi:app"]
+    with running(command, f"http://127.0.0.1:{port}/healthz", env=env, log_path=tmp_path / "gunicorn.log"):
+        def whoami(cookie: str | None = None) -> tuple[str, str | None]:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/whoami",
+                                             headers={"Cookie": cookie} if cookie else {})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                issued = re.match(r"(signer_visitor=[^;]+)", response.headers.get("Set-Cookie") or "")
+                return json.loads(response.read())["key_prefix"], issued and issued.group(1)
+
+        prefix, cookie = whoami()
+        assert cookie and prefix.startswith("uploads/anonymous/")
+        answers = [whoami(cookie) for _ in range(24)]  # new connections: spread over the workers
+        assert {answer[0] for answer in answers} == {prefix} and not any(answer[1] for answer in answers)
+        assert whoami()[0] != prefix

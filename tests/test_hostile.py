@@ -92,6 +92,24 @@ HOSTILE_FINE_UPLOADER = [
     with_condition(["content-length-range", "0", "\u00b9"]),
     with_condition(["content-length-range", 5]),
     with_condition(["content-length-range", {}, {}]),
+    with_condition({"content-length-range": 5}),
+    with_condition({"content-length-range": {}}),
+    with_condition({"content-length-range": []}),
+    with_condition(["content-length-range"]),
+    with_condition(["content-length-range", None, None]),
+    with_condition(["content-length-range", "1", "2", "3"]),
+    with_condition({}), with_condition([]), with_condition(5), with_condition(None), with_condition(["eq", 5, 5]),
+    # lone surrogates in metadata names and values, key prefixes and types
+    with_condition({"x-amz-meta-a\ud800": "b"}),
+    with_condition({"x-amz-meta-a": "b\udc80"}),
+    with_condition(["eq", "$x-amz-meta-a", "\ud800"]),
+    with_condition(["starts-with", "$key", "uploads/alice/\ud800"]),
+    with_condition({"Content-Type": "image/png\ud800"}),
+    with_condition(["starts-with", "$Content-Type", "image/\ud800"]),
+    {**policy(), "expiration": "2026-11-23T08:05:00.000Z\ud800"},
+    {**policy(), "expiration": "\uff12026-11-23T08:05:00.000Z"},
+    {"headers": headers()["headers"] + "\ud800"},
+    {"headers": headers()["headers"].replace("partNumber=1", "partNumber=\u0661")},
     with_condition(["starts-with", "$bucket", "uploads"]),
     with_condition(["starts-with", "$x-amz-credential", ""]),
     with_condition({"acl": "public-read-write"}),
@@ -270,6 +288,55 @@ def test_bodies_over_the_cap(client, path) -> None:
     big = json.dumps({"key": KEY, "pad": "x" * (70 * 1024)})
     response = client.post(path, data=big, content_type="application/json", headers=bearer())
     assert_refused(response, allowed=[413])
+
+
+# Form fields and query parameters arrive percent-encoded: invalid UTF-8 (an encoded lone
+# surrogate, an overlong '/', a stray byte), NUL, CRLF, non-ASCII digits and huge values.
+# (Werkzeug keeps undecodable sequences as literal text, e.g. 'uploads/alice/%FF.png': a valid key.)
+HOSTILE_FORM_VALUES = ["%ED%A0%80", "%FF", "%00", "%C0%AF", "%ED%A0%80uploads/alice/x.png", "\u0661",
+                       "uploads/alice/x%0D%0A.png", "uploads/alice/" + "x" * 5000, "uploads/alice/x%00.png",
+                       "uploads/bob/x.png", "uploads/alice/../bob/x.png", ""]
+
+
+@pytest.mark.parametrize("value", HOSTILE_FORM_VALUES, ids=range(len(HOSTILE_FORM_VALUES)))
+@pytest.mark.parametrize("field", ["key", "bucket"])
+def test_hostile_form_fields_and_query_parameters(make_client, field, value) -> None:
+    """/s3/success and /s3/files refuse these before any call to the store (none is configured)."""
+    client = make_client(SIGNER_ENDPOINT_URL="http://s3.localhost:1", SIGNER_ALLOWED_METHODS="GET,PUT,HEAD,DELETE")
+    fields = {"bucket": "uploads-bucket" if field == "key" else value, "key": KEY if field == "bucket" else value}
+    if field == "key" and value == "":
+        fields["bucket"] = "other"
+    form = f"bucket={fields['bucket']}&key={fields['key']}"
+    assert_refused(client.post("/s3/success", data=form, content_type="application/x-www-form-urlencoded",
+                               headers=bearer()))
+    assert_refused(client.post(f"/s3/success?{form}", headers=bearer()))
+    assert_refused(client.delete(f"/s3/files/x?{form}", headers=bearer()))
+    assert_refused(client.post(f"/s3/signature?v4={value}", data=json.dumps(policy()),
+                               content_type="application/json", headers=bearer()))
+
+
+HOSTILE_HEADERS = [
+    {"Authorization": "Bearer \xff\xfe"}, {"Authorization": "Bearer " + "\u00e9" * 5000},
+    {"Authorization": "Bearer \u0661\u0662\u0663"}, {"Origin": "\xff"}, {"Cookie": "signer_visitor=\xff"},
+    {"Cookie": "signer_visitor=" + "a" * 4000}, {"X-Forwarded-Proto": "\xff"}, {"X-Forwarded-Host": "\xff:99999999"},
+    {"X-Forwarded-Prefix": "\xff"}, {"X-Forwarded-For": "\u0661.1.1.1"}, {"X-Auth-User": "\xff"},
+]
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("extra", HOSTILE_HEADERS, ids=range(len(HOSTILE_HEADERS)))
+def test_hostile_header_values(make_client, extra) -> None:
+    """Header values are latin-1 text from the wire: none of these makes a 5xx anywhere."""
+    client = make_client(SIGNER_ALLOW_ANONYMOUS="true", SIGNER_USER_HEADER="X-Auth-User")
+    for path in ("/v1/presign", "/v1/whoami", "/openapi.json", "/healthz", "/s3/signature?v4=true"):
+        headers = {**bearer(), **extra}
+        if path.startswith("/v1/presign") or path.startswith("/s3/"):
+            response = client.post(path, data=json.dumps({"method": "GET", "key": KEY}), content_type="application/json",
+                                   headers=headers)
+        else:
+            response = client.get(path, headers=headers)
+        assert response.status_code < 500, (path, response.status_code)
+        assert response.is_json
 
 
 def test_odd_methods_and_paths(client) -> None:

@@ -50,3 +50,40 @@ def test_api_conforms(case) -> None:
     # cannot state (no content_type on GET, a key inside your own prefix); every other check
     # runs: no 5xx, documented status codes, content types and response schemas.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+# --- the same run with hostile but well-formed text in every generated string ----------
+
+from hypothesis import strategies as st  # noqa: E402
+
+HOSTILE_TEXT = ["\ud800", "\udc80", "\u0661\u0662", "\u00b9", "\ufeff", "\u202e", "\x00", "\r\n", '"\\']
+URL_TEXT = [text for text in HOSTILE_TEXT if not text.startswith(("\ud800", "\udc80"))]  # a URL cannot carry them
+
+
+def _hostile_leaves(value, hostile=tuple(HOSTILE_TEXT)):
+    """A strategy: ``value`` with each string leaf kept or given a lone surrogate, a non-ASCII
+    digit, a BOM, an RTL override, NUL, CRLF or a quote and a backslash."""
+    if isinstance(value, str):
+        return st.one_of(st.just(value), st.sampled_from(hostile).map(lambda bad: value + bad), st.sampled_from(hostile))
+    if isinstance(value, dict):
+        return st.fixed_dictionaries({name: _hostile_leaves(item, hostile) for name, item in value.items()})
+    if isinstance(value, list):
+        return st.tuples(*(_hostile_leaves(item, hostile) for item in value)).map(list)
+    return st.just(value)
+
+
+def flatmap_body(context, body):
+    json_body = not context.operation.path.startswith(("/s3/success", "/s3/files"))  # those take forms
+    return _hostile_leaves(body, tuple(HOSTILE_TEXT if json_body else URL_TEXT))
+
+
+def flatmap_query(context, query):
+    return _hostile_leaves(query, tuple(URL_TEXT))
+
+
+@schema.hooks.apply(flatmap_query)
+@schema.hooks.apply(flatmap_body)
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_with_hostile_text(case) -> None:
+    case.call_and_validate(excluded_checks=[positive_data_acceptance])

@@ -83,11 +83,28 @@ def test_content_types() -> None:
             RULES.check_content_type(bad)
     assert Rules().check_content_type(None) is None
     assert Rules().check_content_type("text/html") == "text/html"
-    assert RULES.check_content_type_prefix("image/") == "image/"
     with refused(FORBIDDEN):
         RULES.check_content_type_prefix("")
     with refused(FORBIDDEN):
         RULES.check_content_type_prefix("application/")
+
+
+def test_image_wildcard_does_not_admit_svg() -> None:
+    """SVG can carry script: ``image/*`` admits it only when listed by name (or ``*/*``)."""
+    for svg in ("image/svg+xml", "IMAGE/SVG+XML", "image/svg+xml; charset=utf-8"):
+        with refused(FORBIDDEN):
+            RULES.check_content_type(svg)
+    # and a starts-with "image/" policy condition would admit it, so that is refused too
+    with refused(FORBIDDEN):
+        RULES.check_content_type_prefix("image/")
+    with refused(FORBIDDEN):
+        RULES.check_content_type_prefix("image/s")
+    listed = Rules(allowed_content_types=("image/*", "image/svg+xml"))
+    assert listed.check_content_type("image/svg+xml") == "image/svg+xml"
+    assert listed.check_content_type_prefix("image/") == "image/"
+    assert Rules(allowed_content_types=("*/*",)).check_content_type("image/svg+xml")
+    assert Rules(allowed_content_types=("image/svg+xml",)).check_content_type("image/svg+xml")
+    assert RULES.check_content_type("image/png") == "image/png"
 
 
 def test_expiry() -> None:

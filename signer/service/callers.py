@@ -1,10 +1,26 @@
-"""Who is calling: bearer tokens, a trusted gateway's user header, or anonymous mode."""
+"""Who is calling: bearer tokens, a trusted gateway's user header, or anonymous visitors.
+
+Each kind of caller has its own namespace under ``SIGNER_KEY_PREFIX``, so no name of one
+kind can reach another kind's objects:
+
+* a bearer token named ``webapp`` writes under ``<prefix>webapp/``;
+* a gateway user ``webapp`` writes under ``<prefix>user/webapp/``;
+* an anonymous visitor writes under ``<prefix>anonymous/<random id>/``, its id carried in a
+  signed cookie (:class:`VisitorCookies`).
+
+Token names ``user`` and ``anonymous`` are reserved (in any letter case) so a token's folder
+can never be one of the other namespaces.
+"""
 
 from __future__ import annotations
 
 import hmac
+import re
+import secrets
 from dataclasses import dataclass
 from typing import Protocol
+
+from itsdangerous import BadSignature, Signer
 
 from .config import Config
 from .errors import Refused
@@ -19,14 +35,60 @@ class HeaderLookup(Protocol):
 
 
 ANONYMOUS = "anonymous"  # reserved: no token or gateway user may take this name
+GATEWAY_FOLDER = "user"  # gateway users live under <prefix>user/<id>/
+RESERVED_NAMES = frozenset({ANONYMOUS, GATEWAY_FOLDER})
+VISITOR_COOKIE = "signer_visitor"
+VISITOR_COOKIE_MAX_AGE = 365 * 24 * 3600
+_VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 @dataclass(frozen=True)
 class Caller:
-    """``identity`` decides the caller's key prefix; None means the shared prefix."""
+    """``identity`` names the caller (logs, /v1/whoami); ``folder`` is the part of its key
+    prefix after ``SIGNER_KEY_PREFIX``. ``new_cookie``, for a visitor without a valid cookie,
+    is the signed cookie value the web layer must send back."""
 
-    identity: str | None
+    identity: str
     via: str  # "token", "gateway" or "anonymous", for the access log
+    folder: str
+    new_cookie: str | None = None
+
+
+def is_reserved(name: str) -> bool:
+    """``anonymous`` and ``user`` in any letter case (stores on case-insensitive disks exist)."""
+    return name.lower() in RESERVED_NAMES
+
+
+class VisitorCookies:
+    """An anonymous visitor's id, signed with the service's cookie secret (itsdangerous):
+    a visitor can keep its id but never choose another visitor's."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._signer = Signer(secret, salt="sigv4-signer anonymous visitor")
+
+    def read(self, value: str | None) -> str | None:
+        """The visitor id in a cookie value, or None when absent, forged or malformed."""
+        if not value or len(value) > 200:
+            return None
+        try:
+            visitor = self._signer.unsign(value.encode("ascii")).decode("ascii")
+        except (BadSignature, UnicodeError):
+            return None
+        return visitor if _VISITOR_ID.fullmatch(visitor) else None
+
+    def issue(self) -> tuple[str, str]:
+        """A fresh random id (128 bits) and its signed cookie value."""
+        visitor = secrets.token_urlsafe(16)
+        return visitor, self._signer.sign(visitor.encode("ascii")).decode("ascii")
+
+
+def anonymous_caller(config: Config, cookie: str | None) -> Caller:
+    """The visitor named by a valid cookie, or a new visitor with a cookie to set."""
+    cookies = VisitorCookies(config.cookie_secret)
+    visitor, new_cookie = cookies.read(cookie), None
+    if visitor is None:
+        visitor, new_cookie = cookies.issue()
+    return Caller(f"anon-{visitor}", "anonymous", f"{ANONYMOUS}/{visitor}", new_cookie)
 
 
 def _matching_token_name(config: Config, presented: bytes) -> str | None:
@@ -39,21 +101,18 @@ def _matching_token_name(config: Config, presented: bytes) -> str | None:
     return found
 
 
-def anonymous_identity(config: Config) -> str | None:
-    """Beside named callers an anonymous one gets its own area, or the shared prefix would
-    contain every user's folder; alone, it has the shared prefix."""
-    return ANONYMOUS if (config.api_tokens or config.user_header) else None
-
-
-def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> Caller:
+def identify(config: Config, headers: HeaderLookup, remote_addr: str | None, cookie: str | None = None) -> Caller:
     """Authenticate a request. The gateway's user header counts only when the TCP peer
-    is a trusted proxy; from anyone else it is ignored, never trusted."""
+    is a trusted proxy; from anyone else it is ignored, never trusted. When a trusted
+    gateway names a user, that user wins and an Authorization header is not looked at
+    (gateways often forward their own). ``cookie`` is the visitor cookie's raw value."""
     if config.user_header and is_trusted(remote_addr, config.trusted_proxies):
         user = headers.get(config.user_header)
         if user is not None:
-            if not IDENTITY.fullmatch(user) or user == ANONYMOUS:
-                raise Refused("unauthorized", f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
-            return Caller(user, "gateway")
+            if not IDENTITY.fullmatch(user) or user.lower() == ANONYMOUS:
+                raise Refused("unauthorized",
+                              f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
+            return Caller(user, "gateway", f"{GATEWAY_FOLDER}/{user}")
 
     authorization = headers.get("Authorization") or ""
     if authorization:
@@ -63,8 +122,8 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> 
         name = _matching_token_name(config, presented.strip().encode("utf-8", "replace"))
         if name is None:
             raise Refused("unauthorized", "the bearer token is not valid")
-        return Caller(name, "token")
+        return Caller(name, "token", name)
 
     if config.allow_anonymous:
-        return Caller(anonymous_identity(config), "anonymous")
+        return anonymous_caller(config, cookie)
     raise Refused("unauthorized", "authentication required: send 'Authorization: Bearer <token>'")

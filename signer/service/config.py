@@ -6,6 +6,8 @@ refuses to start rather than run half-configured.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -40,6 +42,7 @@ class Config:
     max_body: int = 64 * 1024
     demo_page: bool = False
     s3_timeout: float = 10.0
+    cookie_secret: bytes = field(default=b"", repr=False)
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
     @property
@@ -60,7 +63,8 @@ class Config:
 KNOWN_VARIABLES = frozenset({
     "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
-    "SIGNER_CLOCK_SKEW", "SIGNER_CORS_ORIGINS", "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
+    "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
+    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
     "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
     "SIGNER_S3_TIMEOUT", "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WORKERS",
 })
@@ -111,8 +115,11 @@ def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
             raise ConfigError(
                 f"SIGNER_API_TOKENS entry {number} must be name:token with a name of letters, digits, '.', '_', '@', '-'"
             )
-        if name == "anonymous":
-            raise ConfigError("SIGNER_API_TOKENS: the name 'anonymous' is reserved for anonymous callers")
+        if name.lower() in ("anonymous", "user"):
+            raise ConfigError(
+                f"SIGNER_API_TOKENS: the name {name!r} is reserved (anonymous visitors and gateway users have "
+                "their own folders <prefix>anonymous/ and <prefix>user/)"
+            )
         if len(token) < MIN_TOKEN_LENGTH:
             raise ConfigError(f"SIGNER_API_TOKENS token for {name!r} must be at least {MIN_TOKEN_LENGTH} characters")
         tokens.append((name, token.encode("utf-8")))
@@ -129,6 +136,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
     try:
         credentials = credentials_chain(env, region)
         raw_tokens = read_secret(env, "SIGNER_API_TOKENS") or ""
+        cookie_secret = read_secret(env, "SIGNER_COOKIE_SECRET")
     except InvalidCredentials as exc:
         raise ConfigError(exc.message) from None
 
@@ -200,7 +208,30 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
         warnings=tuple(unknown_variables(env)),
+        cookie_secret=_cookie_secret(cookie_secret, credentials, anonymous and serving),
     )
+
+
+def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, needed: bool) -> bytes:
+    """SIGNER_COOKIE_SECRET, or, for static credentials from the environment, a key derived
+    from the AWS secret key: every worker and replica with the same credentials derives the
+    same one (a per-process random secret would fail as soon as a request lands on another
+    gunicorn worker), and the HMAC reveals nothing of the key. Credentials that rotate (a role,
+    a container or instance profile) would start every visitor afresh at each rotation, so
+    with those, anonymous mode requires SIGNER_COOKIE_SECRET."""
+    if configured is not None:
+        if len(configured) < 32:
+            raise ConfigError("SIGNER_COOKIE_SECRET must be at least 32 characters")
+        return configured.encode("utf-8")
+    if not needed:
+        return b""
+    if credentials.name != "environment":
+        raise ConfigError(
+            "SIGNER_COOKIE_SECRET is required with SIGNER_ALLOW_ANONYMOUS when the credentials come from "
+            f"{credentials.name} (they rotate; the visitor cookie key must not)"
+        )
+    label = b"sigv4-signer anonymous visitor cookie v1"
+    return hmac.new(credentials.get().secret_key.encode("utf-8"), label, hashlib.sha256).digest()
 
 
 # --- The server's own settings (gunicorn.conf.py and `check-config` read them) ----------------

@@ -38,6 +38,7 @@ CODES: dict[str, tuple[int, str]] = {
     "operation_not_allowed": (403, "an S3 operation this endpoint does not sign"),
     "credential_mismatch": (403, "the credential scope or session token is not this service's"),
     "cors_origin_not_allowed": (403, "the browser origin is not in SIGNER_CORS_ORIGINS"),
+    "doctor_not_allowed": (403, "only bearer-token callers may run the store checks"),
     # other statuses
     "object_not_found": (404, "the object is not in the bucket"),
     "upload_not_found": (404, "no such multipart upload for this key (finished, aborted, or another caller's)"),

@@ -38,6 +38,8 @@ _DIGITS = re.compile(r"[0-9]{1,5}")
 IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
+SCRIPTABLE_TYPES = frozenset({"image/svg+xml"})
+"""Admitted by ``*/*`` or by name, never by a ``type/*`` wildcard."""
 
 FieldNames = Mapping[str, str]
 PLAN_FIELDS = ("method", "key", "filename", "content_type", "content_length", "max_size", "expires_in")
@@ -96,12 +98,24 @@ class Rules:
                 "content_type_not_allowed",
                 f"Content-Type starts-with {prefix!r} is wider than allowed: " + self.allowed_types_text(),
             )
+        excluded = [media for media in SCRIPTABLE_TYPES if media.startswith(prefix.lower())]
+        if self.allowed_content_types and "*/*" not in self.allowed_content_types and any(
+            media not in self.allowed_content_types for media in excluded
+        ):
+            raise Refused(
+                "content_type_not_allowed",
+                f"Content-Type starts-with {prefix!r} would admit {', '.join(excluded)}, which {prefix}* does not "
+                "include: sign the exact Content-Type instead",
+            )
         return prefix
 
     def _type_allowed(self, media: str) -> bool:
+        """``type/*`` admits that type's subtypes except the scriptable ones (SVG can carry
+        script that runs on the bucket's origin): those only when listed by name."""
         major = media.split("/", 1)[0]
         return any(
-            allowed == media or allowed == "*/*" or allowed == f"{major}/*" for allowed in self.allowed_content_types
+            allowed == media or allowed == "*/*" or (allowed == f"{major}/*" and media not in SCRIPTABLE_TYPES)
+            for allowed in self.allowed_content_types
         )
 
     def allowed_types_text(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode, urlsplit
@@ -33,10 +34,13 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
-class _Answer:
+class Answer:
     status: int
     headers: http.client.HTTPMessage
     body: bytes
+
+
+_Answer = Answer
 
 
 def _connect(scheme: str, host: str, port: int | None, timeout: float) -> http.client.HTTPConnection:
@@ -47,28 +51,42 @@ def _connect(scheme: str, host: str, port: int | None, timeout: float) -> http.c
     return connection_class(target, port, timeout=timeout)
 
 
-def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeout: float,
-          now: datetime | None, *, body: bytes = b"", signed: dict[str, str] | None = None) -> _Answer:
-    """One signed request; every header in ``signed`` is signed, the body is hashed."""
-    headers = dict(signed or {})
-    headers.update(sign_headers(credentials, method, url, headers=signed, body=body, region=bucket.region, now=now))
-    if body or method in ("POST", "PUT"):
-        headers["Content-Length"] = str(len(body))
+def exchange(method: str, url: str, headers: Mapping[str, str] | None = None, body: bytes = b"",
+             timeout: float = 10.0) -> Answer:
+    """Send one request exactly as given (a presigned URL, headers added or not signed) and
+    read the answer; network failures become :class:`StorageError`."""
     parts = urlsplit(url)
-    headers["Host"] = parts.netloc
     connection = _connect(parts.scheme, parts.hostname or "", parts.port, timeout)
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers.items():
+        connection.putheader("Host", parts.netloc)
+        for name, value in (headers or {}).items():
             connection.putheader(name, value)
+        if body or method in ("PUT", "POST"):
+            connection.putheader("Content-Length", str(len(body)))
         connection.endheaders(body or None)
         response = connection.getresponse()
-        return _Answer(response.status, response.headers, response.read(4 * 1024 * 1024))
+        return Answer(response.status, response.headers, response.read(4 * 1024 * 1024))
     except (OSError, http.client.HTTPException) as exc:
         raise StorageError(f"S3 {method} failed: {type(exc).__name__}") from None
     finally:
         connection.close()
+
+
+def signed_request(credentials: Credentials, bucket: Bucket, method: str, url: str, *,
+                   headers: Mapping[str, str] | None = None, body: bytes = b"", timeout: float = 10.0,
+                   now: datetime | None = None) -> Answer:
+    """One request signed with the service's credentials: every given header is signed, the
+    body is hashed."""
+    extra = dict(headers or {})
+    extra.update(sign_headers(credentials, method, url, headers=extra, body=body, region=bucket.region, now=now))
+    return exchange(method, url, extra, body, timeout)
+
+
+def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeout: float,
+          now: datetime | None, *, body: bytes = b"", signed: dict[str, str] | None = None) -> Answer:
+    return signed_request(credentials, bucket, method, url, headers=signed, body=body, timeout=timeout, now=now)
 
 
 def head_object(

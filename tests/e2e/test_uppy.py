@@ -141,10 +141,10 @@ def test_small_and_multipart_uploads_land_byte_exact(browser, origin, store, mod
     for size, seed in ((20 * 1000, 3), (12 * 1000 * 1000, 5)):
         result = upload(page, mode=mode, size=size, seed=seed)
         assert result == {"events": [], "successful": 1, "failed": []}, result
-    landed = sorted(objects(store, f"uploads/{user}/").values(), key=len)
+    landed = sorted(objects(store, f"uploads/user/{user}/").values(), key=len)
     assert [len(body) for body in landed] == [20 * 1000, 12 * 1000 * 1000]
     assert landed == [payload(20 * 1000, 3), payload(12 * 1000 * 1000, 5)]
-    assert open_uploads(store, f"uploads/{user}/") == []
+    assert open_uploads(store, f"uploads/user/{user}/") == []
     page.close()
 
 
@@ -159,7 +159,7 @@ def test_dashboard_page_uploads_with_companion_endpoint_only(browser, origin, st
     page.wait_for_function("document.querySelectorAll('#objects li').length >= 1", timeout=30000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo-uppy.png"), full_page=True)
-    assert list(objects(store, "uploads/u-dashboard/").values()) == [payload(300 * 1024, 8)]
+    assert list(objects(store, "uploads/user/u-dashboard/").values()) == [payload(300 * 1024, 8)]
     page.close()
 
 
@@ -171,7 +171,7 @@ def test_pause_then_resume_continues_from_the_listed_parts(browser, origin, stor
     assert any(re.match(r"GET .*/s3/multipart/[^/?]+\?key=", line) for line in seen), "no list-parts on resume"
     part_puts = [line for line in seen if line.startswith("PUT ") and "partNumber=1&" in line]
     assert len(part_puts) == 1, part_puts  # part 1 was listed, not sent again
-    assert list(objects(store, "uploads/u-pause/").values()) == [payload(12 * 1000 * 1000, 9)]
+    assert list(objects(store, "uploads/user/u-pause/").values()) == [payload(12 * 1000 * 1000, 9)]
     page.close()
 
 
@@ -179,8 +179,8 @@ def test_cancel_leaves_no_multipart_upload(browser, origin, store) -> None:
     page = open_page(browser, origin, "u-cancel")
     result = upload(page, size=12 * 1000 * 1000, seed=2, action="cancel")
     assert result["events"] == ["cancelled"], result
-    assert open_uploads(store, "uploads/u-cancel/") == []
-    assert objects(store, "uploads/u-cancel/") == {}
+    assert open_uploads(store, "uploads/user/u-cancel/") == []
+    assert objects(store, "uploads/user/u-cancel/") == {}
     page.close()
 
 
@@ -189,7 +189,7 @@ def test_over_size_multipart_is_refused_at_complete_and_leaves_nothing(browser, 
     result = upload(page, size=14 * MiB, seed=4)
     assert result["successful"] == 0 and len(result["failed"]) == 1
     assert "above the maximum" in result["failed"][0] and "aborted" in result["failed"][0], result
-    assert open_uploads(store, "uploads/u-big/") == [] and objects(store, "uploads/u-big/") == {}
+    assert open_uploads(store, "uploads/user/u-big/") == [] and objects(store, "uploads/user/u-big/") == {}
     page.close()
 
 
@@ -198,7 +198,7 @@ def test_disallowed_type_is_refused_at_create(browser, origin, store) -> None:
     for size in (20 * 1000, 6 * MiB):
         result = upload(page, size=size, name="page.html", type="text/html")
         assert result["successful"] == 0 and "text/html" in result["failed"][0] and "not allowed" in result["failed"][0], result
-    assert open_uploads(store, "uploads/u-type/") == [] and objects(store, "uploads/u-type/") == {}
+    assert open_uploads(store, "uploads/user/u-type/") == [] and objects(store, "uploads/user/u-type/") == {}
     page.close()
 
 
@@ -210,13 +210,13 @@ def test_another_caller_cannot_complete_or_abort(origin, store) -> None:
                        headers=alice, timeout=10).json()["url"]
     etag = requests.put(url, data=b"x" * 1000, timeout=10).headers["ETag"]
     body = {"parts": [{"PartNumber": 1, "ETag": etag}]}
-    for key in (created["key"], "uploads/u-bob/a.png"):
+    for key in (created["key"], "uploads/user/u-bob/a.png"):
         params = {"key": key}
         completed = requests.post(f"{origin}/s3/multipart/{created['uploadId']}/complete", params=params, json=body,
                                   headers=bob, timeout=10)
         aborted = requests.delete(f"{origin}/s3/multipart/{created['uploadId']}", params=params, headers=bob, timeout=10)
         assert (completed.status_code, aborted.status_code) in ((403, 403), (404, 404)), (completed.text, aborted.text)
-    assert len(open_uploads(store, "uploads/u-alice/")) == 1 and objects(store, "uploads/u-alice/") == {}
+    assert len(open_uploads(store, "uploads/user/u-alice/")) == 1 and objects(store, "uploads/user/u-alice/") == {}
     done = requests.post(f"{origin}/s3/multipart/{created['uploadId']}/complete", params={"key": created["key"]},
                          json=body, headers=alice, timeout=10)
-    assert done.status_code == 200 and list(objects(store, "uploads/u-alice/").values()) == [b"x" * 1000]
+    assert done.status_code == 200 and list(objects(store, "uploads/user/u-alice/").values()) == [b"x" * 1000]

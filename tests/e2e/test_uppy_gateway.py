@@ -89,9 +89,9 @@ def test_uppy_uploads_through_the_gateway_with_a_session_cookie(browser, gateway
       return {successful: result.successful.length, failed: result.failed.map((f) => String(f.error))};
     }""")
     assert result == {"successful": 2, "failed": []}, result
-    landed = sorted(objects(weed, "uploads/dave/").values(), key=len)
+    landed = sorted(objects(weed, "uploads/user/dave/").values(), key=len)
     assert landed == [payload(20000, 6), payload(12000000, 7)]
-    assert open_uploads(weed, "uploads/dave/") == []
+    assert open_uploads(weed, "uploads/user/dave/") == []
     context.close()
 
 
@@ -103,7 +103,7 @@ def test_without_the_cookie_or_with_a_forged_header_nothing_is_signed(gateway) -
                            headers={"X-Auth-User": "dave"}, timeout=10)
     assert forged.status_code == 401 and re.search("unauthorized", forged.json()["code"])
     good = requests.get(f"{origin}/signer/v1/whoami", cookies={"session": SESSION}, timeout=10)
-    assert good.json() == {"identity": "dave", "key_prefix": "uploads/dave/"}
+    assert good.json() == {"identity": "dave", "key_prefix": "uploads/user/dave/"}
     refused = requests.post(f"{origin}/signer/s3/multipart", json={"filename": "a.html", "type": "text/html"},
                             cookies={"session": SESSION}, timeout=10)
     assert refused.status_code == 403 and "'text/html' is not allowed" in refused.reason  # what Uppy shows

@@ -8,6 +8,8 @@ from flask import Blueprint, Response
 
 from ...sigv4 import current_time
 from ..completion import guard_parts, schedule_object_check
+from ..doctor import healthy, run_doctor
+from ..errors import Refused
 from ..storage import list_objects
 from ..rules import PostPlan
 from .context import caller, caller_rules, config, json_body
@@ -88,3 +90,15 @@ def whoami() -> Response:
     """Lets a client (the demo page, Fine Uploader's key function) learn where it may write."""
     who = caller()
     return json_response({"identity": who.identity, "key_prefix": caller_rules().prefix})
+
+
+@api.get("/v1/doctor")
+def doctor() -> Response:
+    """The store checks of ``python -m signer doctor``, for bearer-token callers only: they
+    write probe objects outside the caller's prefix, so no gateway user or visitor may."""
+    who = caller()
+    if who.via != "token":
+        raise Refused("doctor_not_allowed", "only bearer-token callers may run the store checks")
+    findings = run_doctor(config())
+    log.info("doctor run by %s: %s", who.identity, "healthy" if healthy(findings) else "problems found")
+    return json_response({"healthy": healthy(findings), "findings": [finding.as_json() for finding in findings]})

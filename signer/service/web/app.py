@@ -12,12 +12,11 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ...errors import SigningError
-from ..callers import anonymous_identity
 from ..config import Config, load_config
 from ..errors import Refused
 from .api import api
 from .companion import companion
-from .context import config
+from .context import config, issue_visitor_cookie
 from .fineuploader import fineuploader
 from .meta import meta
 from .proxy import TrustedProxies
@@ -63,6 +62,7 @@ def create_app(cfg: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body
     app.before_request(cors_preflight)
     app.after_request(cors_headers)
+    app.after_request(issue_visitor_cookie)
     app.register_error_handler(Refused, handle_refused)
     app.register_error_handler(SigningError, handle_refused)
     app.register_error_handler(HTTPException, handle_http_error)
@@ -75,8 +75,8 @@ def create_app(cfg: Config | None = None) -> Flask:
 
         app.register_blueprint(demo)
     if cfg.allow_anonymous:
-        log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload under %r",
-                    cfg.rules.prefix_for(anonymous_identity(cfg)))
+        log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload, each visitor "
+                    "under %r (bound to a signed cookie)", cfg.rules.prefix_for("anonymous/<id>"))
     for warning in cfg.warnings:
         log.warning("%s", warning)
     return app

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 
-from ..callers import Caller, identify
+from ..callers import VISITOR_COOKIE, VISITOR_COOKIE_MAX_AGE, Caller, identify
 from ..config import Config
 from ..errors import Refused
 from ..rules import CallerRules
@@ -22,13 +22,34 @@ def config() -> Config:
 def caller() -> Caller:
     """Authenticate once per request (constant-time token comparison in callers.py)."""
     if "caller" not in g:
-        g.caller = identify(config(), request.headers, request.environ.get(PEER_ADDRESS, request.remote_addr))
+        g.caller = identify(config(), request.headers, request.environ.get(PEER_ADDRESS, request.remote_addr),
+                            request.cookies.get(VISITOR_COOKIE))
     found: Caller = g.caller
     return found
 
 
 def caller_rules() -> CallerRules:
-    return config().rules.for_caller(caller().identity)
+    return config().rules.for_caller(caller().folder)
+
+
+def issue_visitor_cookie(response: Response) -> Response:
+    """In anonymous mode, a visitor without a valid cookie gets one on any answer (the demo
+    page included): HttpOnly, SameSite=Lax, Secure over https. The id inside is random and
+    signed (signer/service/callers.py); the web layer only carries it."""
+    if not config().allow_anonymous:
+        return response
+    who = g.get("caller")
+    if who is None:
+        try:
+            who = caller()
+        except Refused:
+            return response
+    if who.new_cookie:
+        response.set_cookie(
+            VISITOR_COOKIE, who.new_cookie, max_age=VISITOR_COOKIE_MAX_AGE, path=request.script_root or "/",
+            secure=request.is_secure, httponly=True, samesite="Lax",
+        )
+    return response
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:

@@ -257,6 +257,28 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/doctor": {
+                "get": {
+                    "summary": "Check the store with signed requests (bearer-token callers only); writes and "
+                               "deletes probe objects under <prefix>signer-doctor-<id>/",
+                    "security": secured,
+                    "responses": {
+                        "200": {"description": "Findings; healthy is false when any check failed", **_json({
+                            "type": "object",
+                            "required": ["healthy", "findings"],
+                            "properties": {
+                                "healthy": {"type": "boolean"},
+                                "findings": {"type": "array", "items": {
+                                    "type": "object", "required": ["check", "ok", "message", "fix"],
+                                    "properties": {"check": {"type": "string"}, "ok": {"type": ["boolean", "null"]},
+                                                   "message": {"type": "string"}, "fix": {"type": "string"}},
+                                }},
+                            },
+                        })},
+                        **_errors(401, 403),
+                    },
+                }
+            },
             "/s3/signature": {
                 "post": {
                     "summary": "Fine Uploader signature endpoint (signature.version 4)",
