@@ -15,7 +15,7 @@ from typing import Any
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput
-from .s3 import Bucket, encode_key
+from .s3 import Bucket, check_key
 from .sigv4 import (
     ALGORITHM,
     CONTROL_CHARACTERS,
@@ -23,8 +23,8 @@ from .sigv4 import (
     amz_date,
     check_expires,
     credential_scope,
-    signature,
-    signing_key,
+    keyed_signature,
+    signing_hmac,
     utc_moment,
 )
 
@@ -88,7 +88,7 @@ def presign_post(
     expires_in = check_expires(expires_in)
     if not isinstance(key, str) or not key:
         raise InvalidInput("key must be a non-empty string")
-    encode_key(key)  # length and unicode rules
+    check_key(key)  # length and unicode rules (the key is not in the URL: no need to encode it)
     if content_type is not None and content_type_prefix is not None:
         raise InvalidInput("give content_type or content_type_prefix, not both")
     moment = utc_moment(now).replace(microsecond=0)
@@ -140,16 +140,24 @@ def presign_post(
     fields.update(amz_fields)
 
     expires_at = moment + timedelta(seconds=expires_in)
-    policy = {"expiration": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "conditions": conditions}
+    policy = {"expiration": policy_expiration(expires_at), "conditions": conditions}
     encoded = base64.b64encode(json.dumps(policy).encode("utf-8")).decode("ascii")
     fields["policy"] = encoded
     fields["x-amz-signature"] = sign_policy(credentials.secret_key, encoded, stamp[:8], bucket.region)
     return PostForm(url=bucket.base_url, fields=fields, policy=policy, expires_at=expires_at)
 
 
+def policy_expiration(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` (what ``strftime("%Y-%m-%dT%H:%M:%SZ")`` writes, for less)."""
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
+    )
+
+
 def sign_policy(secret_key: str, policy_base64: str, date: str, region: str) -> str:
-    """The POST signature: HMAC of the base64 policy text with the day's S3 signing key."""
-    return signature(signing_key(secret_key, date, region, "s3"), policy_base64)
+    """The POST signature: HMAC of the base64 policy text with the day's S3 signing key
+    (pre-keyed and cached beside it: :func:`signer.sigv4.signing_hmac`)."""
+    return keyed_signature(signing_hmac(secret_key, date, region, "s3"), policy_base64)
 
 
 def _length_range(value: tuple[int, int]) -> tuple[int, int]:
