@@ -5,7 +5,7 @@ https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.ht
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -141,7 +141,7 @@ def presign_post(
 
     expires_at = moment + timedelta(seconds=expires_in)
     policy = {"expiration": policy_expiration(expires_at), "conditions": conditions}
-    encoded = base64.b64encode(json.dumps(policy).encode("utf-8")).decode("ascii")
+    encoded = binascii.b2a_base64(json.dumps(policy).encode("utf-8"), newline=False).decode("ascii")  # base64
     fields["policy"] = encoded
     fields["x-amz-signature"] = sign_policy(credentials.secret_key, encoded, stamp[:8], bucket.region)
     return PostForm(url=bucket.base_url, fields=fields, policy=policy, expires_at=expires_at)
