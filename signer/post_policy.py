@@ -8,10 +8,9 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput
@@ -44,9 +43,9 @@ CANNED_ACLS = frozenset(
 SUCCESS_STATUSES = frozenset({"200", "201", "204"})
 
 
-@dataclass(frozen=True)
-class PostForm:
-    """Everything a browser form (or ``curl -F``) needs to POST one upload."""
+class PostForm(NamedTuple):
+    """Everything a browser form (or ``curl -F``) needs to POST one upload.
+    (A NamedTuple, like :class:`signer.presign.PresignedURL`: as immutable, cheaper to build.)"""
 
     url: str
     fields: dict[str, str]
@@ -144,7 +143,7 @@ def presign_post(
     encoded = binascii.b2a_base64(json.dumps(policy).encode("utf-8"), newline=False).decode("ascii")  # base64
     fields["policy"] = encoded
     fields["x-amz-signature"] = sign_policy(credentials.secret_key, encoded, stamp[:8], bucket.region)
-    return PostForm(url=bucket.base_url, fields=fields, policy=policy, expires_at=expires_at)
+    return PostForm(bucket.base_url, fields, policy, expires_at)
 
 
 def policy_expiration(moment: datetime) -> str:

@@ -101,15 +101,18 @@ _BYTE_ESCAPES_KEEP_SLASH = [("/" if byte == ord("/") else escape) for byte, esca
 
 def uri_encode(text: str, *, keep_slash: bool = False) -> str:
     """RFC 3986 percent-encoding of UTF-8, unreserved characters (A-Za-z0-9-_.~) kept.
-    Text with nothing to escape is returned as is (the common, hot case); otherwise a
-    byte table does in C what ``urllib.parse.quote`` does in a Python loop."""
-    if not (_NEEDS_ESCAPE_IN_PATH if keep_slash else _NEEDS_ESCAPE).search(text):
+    Text with nothing to escape is returned as is (the common, hot case); otherwise the
+    unreserved head is kept and a byte table does for the rest in C what
+    ``urllib.parse.quote`` does in a Python loop."""
+    first = (_NEEDS_ESCAPE_IN_PATH if keep_slash else _NEEDS_ESCAPE).search(text)
+    if first is None:
         return text
+    start = first.start()  # everything before it is kept as it is
     try:
-        encoded = text.encode("utf-8")
+        encoded = text[start:].encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput("text is not encodable as UTF-8 (lone surrogate?)") from None
-    return "".join(map((_BYTE_ESCAPES_KEEP_SLASH if keep_slash else _BYTE_ESCAPES).__getitem__, encoded))
+    return text[:start] + "".join(map((_BYTE_ESCAPES_KEEP_SLASH if keep_slash else _BYTE_ESCAPES).__getitem__, encoded))
 
 
 def normalize_path(path: str) -> str:
