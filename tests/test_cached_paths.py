@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from signer import Credentials, presign_post, presign_url
+from signer.post_policy import policy_json
 from signer.presign import presign_request
 from signer.sigv4 import PrekeyedHMAC, uri_encode
 from tests.oracle import buckets, expiries, header_values, moments, object_keys
@@ -146,3 +147,16 @@ def test_threads_share_the_caches_safely() -> None:
     for thread in threads:
         thread.join()
     assert results == expected
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_policy_json_is_json_dumps(document) -> None:
+    """The encoder made once writes exactly what json.dumps (and so botocore) writes."""
+    assert policy_json(document) == json.dumps(document)
