@@ -39,26 +39,32 @@ def caller_rules(cfg: Config | None = None) -> CallerRules:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # rare: find the name to report
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise Refused("invalid_json", f"JSON has the key {name!r} twice")
+            seen.add(name)
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise Refused("invalid_json", f"JSON must not contain {name}")
+
+
+# Made once: json.loads(..., object_pairs_hook=...) builds a new decoder and scanner per call.
+# Like json's own default decoder, it keeps no state between calls and threads share it.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Strict JSON: UTF-8, an object at the top, no duplicate keys, no NaN/Infinity.
     Duplicates matter: S3 and Python might pick different values of a repeated key."""
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result = dict(pairs)
-        if len(result) != len(pairs):  # rare: find the name to report
-            seen: set[str] = set()
-            for name, _ in pairs:
-                if name in seen:
-                    raise Refused("invalid_json", f"JSON has the key {name!r} twice")
-                seen.add(name)
-        return result
-
-    def no_constants(name: str) -> Any:
-        raise Refused("invalid_json", f"JSON must not contain {name}")
-
     try:
         text = body.decode("utf-8")
-        document = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+        document = _STRICT_JSON.decode(text)
     except (UnicodeDecodeError, ValueError):
         raise Refused("invalid_json", "request body could not be parsed as UTF-8 JSON") from None
     except RecursionError:
