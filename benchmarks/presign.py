@@ -155,7 +155,7 @@ def main() -> int:
     print(f"{'call':32} {'µs per call':>12} {'spread µs':>17} {'x hmac.digest floor':>20}")
     for name, times in per_call.items():
         low, median, high = quartiles(times)
-        ratio = statistics.median([ours / base for ours, base in zip(times, floor)])
+        ratio = statistics.median([ours / base for ours, base in zip(times, floor, strict=True)])
         print(f"{name:32} {median * 1e6:12.2f} {low * 1e6:8.2f}-{high * 1e6:<8.2f} {ratio:20.2f}")
     print()
     for ours, other, sense, limit, text in TARGETS:
@@ -163,9 +163,9 @@ def main() -> int:
             print(f"{text}: not measured ({other} missing)")
             continue
         if sense == ">=":  # how many times faster than the other
-            ratios = [theirs / mine for mine, theirs in zip(per_call[ours], per_call[other])]
+            ratios = [theirs / mine for mine, theirs in zip(per_call[ours], per_call[other], strict=True)]
         else:  # how many times the floor
-            ratios = [mine / theirs for mine, theirs in zip(per_call[ours], per_call[other])]
+            ratios = [mine / theirs for mine, theirs in zip(per_call[ours], per_call[other], strict=True)]
         low, median, high = quartiles(ratios)
         met = median >= limit if sense == ">=" else median <= limit
         print(f"{text}: {median:.1f}x (rounds {low:.1f}-{high:.1f}) -> {'MET' if met else 'NOT MET'}")

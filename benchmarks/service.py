@@ -166,17 +166,17 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
         signer = stack.enter_context(running(gunicorn("wsgi:app", signer_port, args.workers),
                                              f"http://127.0.0.1:{signer_port}/healthz", env=env,
                                              log_path=work / "signer.log"))
-        probe = urllib.request.Request(f"http://127.0.0.1:{signer_port}/v1/presign", data=json.dumps(PRESIGN_BODY).encode(),
-                                       headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+        probe = urllib.request.Request(
+            f"http://127.0.0.1:{signer_port}/v1/presign", data=json.dumps(PRESIGN_BODY).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+        )
         body_bytes = len(urllib.request.urlopen(probe, timeout=10).read())
         env["BENCH_BODY_BYTES"] = str(body_bytes)
-        servers = {"signer": signer}
+        servers, ports = {"signer": signer}, {"signer": signer_port}
         for name, app in (("bare", "benchmarks.apps:bare"), ("boto3", "benchmarks.apps:boto3_app")):
-            port = free_port()
+            ports[name] = port = free_port()
             servers[name] = stack.enter_context(running(gunicorn(app, port, args.workers), f"http://127.0.0.1:{port}/",
                                                         env=env, log_path=work / f"{name}.log"))
-            servers[name].port = port  # type: ignore[attr-defined]
-        ports = {"signer": signer_port, "bare": servers["bare"].port, "boto3": servers["boto3"].port}  # type: ignore[attr-defined]
         presign_script = wrk_script(work, PRESIGN_BODY)
         targets = [
             Target("signer POST /v1/presign", f"http://127.0.0.1:{ports['signer']}/v1/presign",
@@ -259,7 +259,7 @@ def main() -> int:
               f"{target.median('cpu_us'):11.0f} {cpu_low:6.0f}-{cpu_high:<6.0f} {target.median('p50_ms'):7.2f} "
               f"{target.median('p99_ms'):7.2f} {errors:6d}")
     presign, _, bare, boto = targets
-    per_round = list(zip(presign.runs, bare.runs, boto.runs))
+    per_round = list(zip(presign.runs, bare.runs, boto.runs, strict=True))
     print()
     print("/v1/presign CPU per request / bare:  " + ratio_text(
         [ours["cpu_us"] / base["cpu_us"] for ours, base, _ in per_round], "<= 1.15x"))

@@ -40,7 +40,10 @@ def environ() -> dict[str, Any]:
 
 def call(app: Callable[..., Iterable[bytes]]) -> bytes:
     status: list[str] = []
-    result = app(environ(), lambda line, headers, exc_info=None: status.append(line))
+    def start_response(line: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:  # noqa: ARG001
+        status.append(line)
+
+    result = app(environ(), start_response)
     try:
         body = b"".join(result)
     finally:
@@ -87,8 +90,8 @@ def main() -> int:
         print(f"{name:30} {median * 1e6:8.1f} µs  ({low * 1e6:.1f}-{high * 1e6:.1f})")
     ours, bare_times, boto = (per_request[name] for name in apps)
     print()
-    print(f"signer / bare:  {statistics.median(o / b for o, b in zip(ours, bare_times)):.2f}x")
-    print(f"boto3 / signer: {statistics.median(t / o for o, t in zip(ours, boto)):.2f}x")
+    print(f"signer / bare:  {statistics.median(o / b for o, b in zip(ours, bare_times, strict=True)):.2f}x")
+    print(f"boto3 / signer: {statistics.median(t / o for o, t in zip(ours, boto, strict=True)):.2f}x")
     return 0
 
 

@@ -9,8 +9,8 @@ import binascii
 import json
 import re
 from datetime import datetime, timedelta
-from collections.abc import Mapping
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput
@@ -171,9 +171,8 @@ def presign_post(
 
 def policy_expiration(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` (what ``strftime("%Y-%m-%dT%H:%M:%SZ")`` writes, for less)."""
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (
-        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
-    )
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+            f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z")
 
 
 def sign_policy(secret_key: str, policy_base64: str, date: str, region: str) -> str:

@@ -21,7 +21,7 @@ def post_raw(client, text: str, content_type: str = "application/json", **header
 @pytest.mark.parametrize(
     "text",
     [
-        '{"method": "PUT", "method": "GET", "key": "uploads/alice/cat.png", "content_type": "image/png", "content_length": 1}',
+        '{"method": "PUT", "method": "GET", "key": "uploads/alice/a.png", "content_type": "a/b", "content_length": 1}',
         '{"method": "PUT", "key": "a.png", "content_type": "image/png", "content_length": 1, "key": "b.png"}',
         '{"method": "PUT", "key": "uploads/alice/cat.png", "content_type": "image/png", "content_length": NaN}',
         '{"method": "PUT", "key": "uploads/alice/cat.png", "content_type": "image/png", "content_length": -Infinity}',

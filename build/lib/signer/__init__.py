@@ -14,7 +14,15 @@ from .errors import (
     SigningError,
 )
 from .post_policy import PostForm, presign_post, sign_policy
-from .presign import PresignedURL, SignedRequest, presign_url, sign_headers, sign_request
+from .presign import (
+    PresignedRequest,
+    PresignedURL,
+    SignedRequest,
+    presign_request,
+    presign_url,
+    sign_headers,
+    sign_request,
+)
 from .s3 import Bucket, check_bucket_name, encode_key
 from .sigv4 import (
     canonical_headers,
@@ -39,6 +47,7 @@ __all__ = [
     "InvalidKey",
     "InvalidTime",
     "PostForm",
+    "PresignedRequest",
     "PresignedURL",
     "SignedRequest",
     "SigningError",
@@ -50,6 +59,7 @@ __all__ = [
     "credential_scope",
     "encode_key",
     "presign_post",
+    "presign_request",
     "presign_url",
     "sign_headers",
     "sign_policy",

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .service.config import load_config
     from .service.errors import ConfigError, Refused
+    from .service.rules import IDENTITY
     from .sigv4 import current_time
 
     try:
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-config":
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             return 0
+        if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() == "anonymous"):
+            raise Refused("invalid_input", "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous')")
         now = current_time()
         plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
             method=args.method, key=args.key, filename=args.filename, content_type=args.content_type,

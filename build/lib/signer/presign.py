@@ -12,7 +12,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .credentials import Credentials
 from .errors import InvalidHeader, InvalidInput
@@ -23,17 +23,22 @@ from .sigv4 import (
     UNSIGNED_PAYLOAD,
     HeaderItems,
     amz_date,
+    canonical_header_value,
     canonical_headers,
     canonical_query_string,
     canonical_request,
     canonical_uri,
     check_expires,
+    check_header_value,
     check_scope_part,
     credential_scope,
     encode_query,
+    header_name,
     headers_as_items,
+    keyed_signature,
     parse_query,
     signature,
+    signing_hmac,
     signing_key,
     string_to_sign,
     uri_encode,
@@ -71,12 +76,6 @@ class PresignedURL(NamedTuple):
         return self.signed_at.replace(microsecond=0) + timedelta(seconds=self.expires_in)
 
 
-@lru_cache(maxsize=256)
-def _credential_param(access_key: str, scope: str) -> str:
-    """The X-Amz-Credential value, encoded; it changes once a day."""
-    return uri_encode(f"{access_key}/{scope}")
-
-
 def _check_method(method: str) -> str:
     upper = method.upper() if isinstance(method, str) else None
     if upper not in METHODS:
@@ -84,19 +83,56 @@ def _check_method(method: str) -> str:
     return upper
 
 
-_encoded_signed_headers = lru_cache(maxsize=256)(uri_encode)  # the same few header sets recur
-
-
 def _auth_query(credential: str, stamp: str, expires_in: int, signed: str, token: str | None) -> tuple[str, str]:
     """The X-Amz-* parameters, encoded: (in canonical order, in botocore's URL order).
     Their sorted order is fixed, so no sort is needed when the call has no parameters of
     its own; the two orders differ only in where the session token goes."""
     head = f"X-Amz-Algorithm={ALGORITHM}&X-Amz-Credential={credential}&X-Amz-Date={stamp}&X-Amz-Expires={expires_in}"
-    signed_param = f"X-Amz-SignedHeaders={_encoded_signed_headers(signed)}"
+    signed_param = f"X-Amz-SignedHeaders={uri_encode(signed)}"
     if not token:
         return f"{head}&{signed_param}", f"{head}&{signed_param}"
     token_param = f"X-Amz-Security-Token={uri_encode(token)}"
     return f"{head}&{token_param}&{signed_param}", f"{head}&{signed_param}&{token_param}"
+
+
+# --- caches beside the steps: what does not change from one call to the next ---------------
+# Each is a bounded functools.lru_cache (thread-safe) of a pure function of its arguments, so a
+# hit returns exactly what the uncached step computes; tests/test_cached_paths.py checks it.
+
+@lru_cache(maxsize=256)
+def _auth_texts(
+    stamp: str, access_key: str, region: str, expires_in: int, signed: str, token: str | None
+) -> tuple[str, str, str]:
+    """(credential scope, canonical X-Amz-* query, URL X-Amz-* query): the same for every
+    call in one second with the same credentials, region, expiry and signed headers."""
+    scope = credential_scope(stamp[:8], region, "s3")
+    canonical, url = _auth_query(uri_encode(f"{access_key}/{scope}"), stamp, expires_in, signed, token)
+    return scope, canonical, url
+
+
+@lru_cache(maxsize=256)
+def _header_plan(names: tuple[str, ...]) -> tuple[str, str]:
+    """What :func:`canonical_headers` decides from the header *names* alone, made once per
+    set of names: the canonical header block as a ``str.format`` template (lower-cased
+    names in canonical order; ``{0}``, ``{1}``… the caller's values by position, repeated
+    names joined by commas; ``{host}`` ours) and the signed-headers list. Names are
+    checked here (a refused name raises; errors are not cached), values on every call.
+    HTTP token names cannot contain braces, so the template has no other fields."""
+    positions: dict[str, list[str]] = {"host": ["{host}"]}
+    for index, name in enumerate(names):
+        lower = header_name(name)
+        if lower in _RESERVED_HEADERS:
+            raise InvalidHeader(f"header {name!r} is set by the signer, not the caller")
+        positions.setdefault(lower, []).append(f"{{{index}}}")
+    ordered = sorted(positions)
+    return "".join(f"{lower}:{','.join(positions[lower])}\n" for lower in ordered), ";".join(ordered)
+
+
+def _planned_headers(headers: dict[str, str], host: str) -> tuple[str, str]:
+    """:func:`canonical_headers` for a dict of headers plus our ``host``, by its cached plan."""
+    template, signed = _header_plan(tuple(headers))
+    values = [canonical_header_value(check_header_value(name, value)) for name, value in headers.items()]
+    return template.format(*values, host=host), signed
 
 
 def presign_url(
@@ -122,14 +158,18 @@ def presign_url(
     expires_in = check_expires(expires_in)
     moment = utc_moment(now)
     path = bucket.object_path(key)
-    header_items = headers_as_items(headers)
-    block, signed = canonical_headers(header_items, reserved=_RESERVED_HEADERS, trusted={"host": bucket.host})
+    if headers is None or type(headers) is dict:
+        signed_headers = dict(headers) if headers else {}
+        block, signed = _planned_headers(signed_headers, bucket.host)
+    else:
+        header_items = headers_as_items(headers)
+        signed_headers = dict(header_items)
+        block, signed = canonical_headers(header_items, reserved=_RESERVED_HEADERS, trusted={"host": bucket.host})
 
     stamp = amz_date(moment)
-    date = stamp[:8]
-    scope = credential_scope(date, bucket.region, "s3")
-    credential = _credential_param(credentials.access_key, scope)
-    canonical_auth, url_auth = _auth_query(credential, stamp, expires_in, signed, credentials.session_token)
+    scope, canonical_auth, url_auth = _auth_texts(
+        stamp, credentials.access_key, bucket.region, expires_in, signed, credentials.session_token
+    )
     if query:
         operation = encode_query(query.items() if isinstance(query, Mapping) else query)
         for name, _ in operation:
@@ -141,17 +181,12 @@ def presign_url(
     else:
         canonical_query, url_query = canonical_auth, url_auth
     canonical = canonical_request(method, path, canonical_query, block, signed, UNSIGNED_PAYLOAD)
-    sig = signature(
-        signing_key(credentials.secret_key, date, bucket.region, "s3"),
+    sig = keyed_signature(
+        signing_hmac(credentials.secret_key, stamp[:8], bucket.region, "s3"),
         string_to_sign(stamp, scope, canonical),
     )
-    return PresignedURL(
-        method=method,
-        url=f"{bucket.scheme}://{bucket.host}{path}?{url_query}&X-Amz-Signature={sig}",
-        headers=dict(header_items),
-        signed_at=moment,
-        expires_in=expires_in,
-    )
+    url = f"{bucket.origin}{path}?{url_query}&X-Amz-Signature={sig}"
+    return PresignedURL(method, url, signed_headers, moment, expires_in)  # positional: cheaper
 
 
 @dataclass(frozen=True)
@@ -159,6 +194,15 @@ class SignedRequest:
     """The headers to add, with the intermediate texts (for tests and debugging)."""
 
     headers: dict[str, str]
+    canonical_request: str
+    string_to_sign: str
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    """A query-signed URL, with the intermediate texts (for tests and debugging)."""
+
+    url: str
     canonical_request: str
     string_to_sign: str
 
@@ -206,21 +250,22 @@ def sign_request(
     unsigned_payload: bool = False,
     region: str = "us-east-1",
     service: str = "s3",
+    normalize: bool = True,
+    payload_header: bool | None = None,
+    sign_token: bool = True,
     now: datetime | None = None,
 ) -> SignedRequest:
-    """:func:`sign_headers`, keeping the canonical request and string to sign."""
-    method = method.upper() if isinstance(method, str) else method
-    if not isinstance(method, str) or not method.isalpha():
-        raise InvalidInput("method must be an HTTP method name")
+    """:func:`sign_headers`, keeping the canonical request and string to sign.
+
+    For services other than S3: ``normalize=False`` keeps the path's dot segments and
+    double slashes, ``payload_header=True`` adds and signs ``X-Amz-Content-SHA256`` (S3
+    always does), ``sign_token=False`` adds the session token after signing (some STS
+    clients do; aws-c-auth's ``omit_session_token``)."""
+    method = _check_http_method(method)
     check_scope_part("region", region)
     check_scope_part("service", service)
     is_s3 = service == "s3"
-    try:
-        parts = urlsplit(url)
-    except (ValueError, TypeError):
-        raise InvalidInput("url is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("url must be an absolute http:// or https:// URL")
+    parts = _absolute_url(url)
     moment = utc_moment(now)
     stamp = amz_date(moment)
 
@@ -229,14 +274,12 @@ def sign_request(
     if "authorization" in names:
         raise InvalidHeader("header 'Authorization' is set by the signer, not the caller")
     added: dict[str, str] = {"X-Amz-Date": stamp}
-    if is_s3:
-        payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else (
-            EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
-        )
+    payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else (
+        EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
+    )
+    if is_s3 if payload_header is None else payload_header:
         added["X-Amz-Content-SHA256"] = payload_hash
-    else:
-        payload_hash = hashlib.sha256(body).hexdigest()
-    if credentials.session_token:
+    if credentials.session_token and sign_token:
         added["X-Amz-Security-Token"] = credentials.session_token
     ours = {name.lower() for name in added}
     to_sign = [(name, value) for name, value in items if name.lower() not in ours]
@@ -247,7 +290,7 @@ def sign_request(
     scope = credential_scope(stamp[:8], region, service)
     canonical = canonical_request(
         method,
-        canonical_uri(parts.path, s3=is_s3),
+        canonical_uri(parts.path, s3=is_s3, normalize=normalize),
         canonical_query_string(encode_query(parse_query(parts.query))),
         block,
         signed,
@@ -259,7 +302,87 @@ def sign_request(
         f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
         f"SignedHeaders={signed}, Signature={sig}"
     )
+    if credentials.session_token and not sign_token:
+        added["X-Amz-Security-Token"] = credentials.session_token
     return SignedRequest(headers=added, canonical_request=canonical, string_to_sign=to_sign_text)
+
+
+def presign_request(
+    credentials: Credentials,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | HeaderItems | None = None,
+    body: bytes = b"",
+    unsigned_payload: bool = False,
+    region: str = "us-east-1",
+    service: str = "s3",
+    expires_in: int = 3600,
+    normalize: bool = True,
+    sign_token: bool = True,
+    now: datetime | None = None,
+) -> PresignedRequest:
+    """Query-string signing of any request to any service: the URL's own parameters
+    and the X-Amz-* ones, sorted; every header in ``headers`` (and ``host``) signed; the
+    payload hashed (or ``UNSIGNED-PAYLOAD``, as S3 presigned URLs use). For S3 objects
+    :func:`presign_url` is the short way."""
+    method = _check_http_method(method)
+    check_scope_part("region", region)
+    check_scope_part("service", service)
+    expires_in = check_expires(expires_in)
+    parts = _absolute_url(url)
+    moment = utc_moment(now)
+    stamp = amz_date(moment)
+    items = headers_as_items(headers)
+    names = {name.lower() for name, _ in items if isinstance(name, str)}
+    if "authorization" in names:
+        raise InvalidHeader("header 'Authorization' is set by the signer, not the caller")
+    host_trusted = {} if "host" in names else {"host": _wire_host(parts.scheme, parts.netloc)}
+    block, signed = canonical_headers(items, trusted=host_trusted)
+    scope = credential_scope(stamp[:8], region, service)
+    own = encode_query(parse_query(parts.query))
+    for name, _ in own:
+        if name.lower() in _AUTH_PARAMS:
+            raise InvalidInput(f"query parameter {name!r} is set by the signer, not the caller")
+    auth = [
+        ("X-Amz-Algorithm", ALGORITHM),
+        ("X-Amz-Credential", uri_encode(f"{credentials.access_key}/{scope}")),
+        ("X-Amz-Date", stamp),
+        ("X-Amz-Expires", str(expires_in)),
+        ("X-Amz-SignedHeaders", uri_encode(signed)),
+    ]
+    token = [("X-Amz-Security-Token", uri_encode(credentials.session_token))] if credentials.session_token else []
+    payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else hashlib.sha256(body).hexdigest()
+    canonical = canonical_request(
+        method,
+        canonical_uri(parts.path, s3=service == "s3", normalize=normalize),
+        canonical_query_string(own + auth + (token if sign_token else [])),
+        block,
+        signed,
+        payload_hash,
+    )
+    to_sign_text = string_to_sign(stamp, scope, canonical)
+    sig = signature(signing_key(credentials.secret_key, stamp[:8], region, service), to_sign_text)
+    query = "&".join(f"{name}={value}" for name, value in [*own, *auth, *token, ("X-Amz-Signature", sig)])
+    signed_url = f"{parts.scheme}://{parts.netloc}{parts.path or '/'}?{query}"
+    return PresignedRequest(url=signed_url, canonical_request=canonical, string_to_sign=to_sign_text)
+
+
+def _check_http_method(method: object) -> str:
+    upper = method.upper() if isinstance(method, str) else None
+    if upper is None or not upper.isalpha() or not upper.isascii():
+        raise InvalidInput("method must be an HTTP method name")
+    return upper
+
+
+def _absolute_url(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+    except (ValueError, TypeError):
+        raise InvalidInput("url is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("url must be an absolute http:// or https:// URL")
+    return parts
 
 
 def _wire_host(scheme: str, netloc: str) -> str:

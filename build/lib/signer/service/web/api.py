@@ -17,9 +17,10 @@ api = Blueprint("api", __name__)
 
 @api.post("/v1/presign")
 def presign() -> Response:
-    who, rules = caller(), caller_rules()
+    cfg = config()
+    who, rules = caller(cfg), caller_rules(cfg)
     body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
-    cfg, now = config(), current_time()
+    now = current_time()
     plan = rules.plan_presign(now=now, **body)
     url = plan.sign(cfg.credentials, cfg.bucket, now)
     log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
@@ -31,9 +32,10 @@ def presign() -> Response:
 
 @api.post("/v1/post-policy")
 def post_policy() -> Response:
-    who, rules = caller(), caller_rules()
+    cfg = config()
+    who, rules = caller(cfg), caller_rules(cfg)
     body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
-    cfg, now = config(), current_time()
+    now = current_time()
     plan = rules.plan_post_policy(now=now, **body)
     form = plan.sign(cfg.credentials, cfg.bucket, now)
     log.info("signed POST policy for %s (%s)", who.identity or "-", who.via)

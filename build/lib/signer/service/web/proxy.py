@@ -4,12 +4,13 @@ Behind a gateway the service must print URLs with the public scheme, host and pa
 (OpenAPI ``servers``, the demo page), which arrive as X-Forwarded-Proto/Host/Prefix/For.
 Werkzeug's ProxyFix believes them from anyone; this applies it only when the TCP peer is a
 trusted proxy, strips the headers otherwise, and keeps the real peer address for
-:func:`signer.callers.identify` (ProxyFix replaces REMOTE_ADDR with the client's).
+:func:`signer.service.callers.identify` (ProxyFix replaces REMOTE_ADDR with the client's).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -21,12 +22,14 @@ FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED
 
 
 class TrustedProxies:
-    def __init__(self, app: Callable, networks: Iterable[Network]) -> None:
+    """WSGI middleware: ProxyFix for trusted peers, forwarded headers stripped for others."""
+
+    def __init__(self, app: WSGIApplication, networks: Iterable[Network]) -> None:
         self.networks = tuple(networks)
         self.direct = app
-        self.proxied = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+        self.proxied: WSGIApplication = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         peer = environ.get("REMOTE_ADDR")
         environ[PEER_ADDRESS] = peer
         present = [name for name in FORWARDED if name in environ]

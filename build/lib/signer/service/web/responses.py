@@ -20,12 +20,15 @@ _HTTP_CODES = {404: "no_such_route", 405: "wrong_http_method", 413: "body_too_la
 
 
 def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``YYYY-MM-DDTHH:MM:SSZ`` (``strftime``'s text, for half its cost)."""
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second
+    )
 
 
 def json_response(body: Any, status: int = 200) -> Response:
     """Plain ``json.dumps``: cheaper than ``jsonify`` and keeps the field order."""
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return Response(json.dumps(body), status=status, content_type="application/json")
 
 
 def error_response(code: str, message: str, status: int | None = None) -> Response:
