@@ -1,5 +1,7 @@
 # sigv4-signer: the signing service, served by gunicorn. Configuration comes only
 # from the environment (see README); nothing secret is baked into the image.
+# Runs with a read-only root filesystem and no capabilities: gunicorn's heartbeat lives in
+# /dev/shm (a tmpfs in every container) and it opens no control socket.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,13 +13,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin signer
+    && groupadd --system --gid 10001 signer \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin signer
 
 COPY signer/ signer/
 COPY wsgi.py gunicorn.conf.py ./
 
-USER 10001
+USER 10001:10001
 EXPOSE 8080
+# Probes where gunicorn really listens: SIGNER_BIND (a wildcard host means loopback).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, urllib.request as u; h, _, p = os.environ.get('SIGNER_BIND', '0.0.0.0:8080').rpartition(':'); h = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '[::]': '[::1]'}.get(h, h); u.urlopen(f'http://{h}:{p}/healthz', timeout=2)"]
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]

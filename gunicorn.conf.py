@@ -1,21 +1,49 @@
 """gunicorn defaults for the signing service; every value can be overridden on the
-command line or with GUNICORN_CMD_ARGS."""
+command line or with GUNICORN_CMD_ARGS.
+
+Threaded workers (gthread): a client that sends half a request and stalls holds one thread,
+not a whole worker, so /healthz and /v1/presign keep answering (tests/test_server.py);
+workers x threads bounds how many stalled clients that holds for (see README, Deploy).
+Default workers: the CPUs this process may use (affinity and cgroup quota) + 1."""
 
 import json
-import multiprocessing
 import os
 import sys
 
-bind = os.environ.get("SIGNER_BIND", "0.0.0.0:8080")
-workers = int(os.environ.get("SIGNER_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "sync"
+from signer.service.config import load_config, server_settings
+from signer.service.errors import ConfigError
+
+# Refuse to start half-configured: check the whole environment once, as gunicorn reads this
+# file, before it logs or binds anything. The one line names the variable; the exit code is 2.
+try:
+    _settings = server_settings(os.environ)
+    load_config()
+except ConfigError as exc:
+    print(f"sigv4-signer: configuration error: {exc.message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+bind = _settings.bind
+workers = _settings.workers
+worker_class = "gthread"
+threads = _settings.threads
+# A worker takes no more connections than it has threads: one whose threads are all held (by
+# stalled clients, say) stops accepting, and the other workers take the new connections, instead
+# of queueing them behind the stalled ones. So no kept-alive idle connections (sync workers had
+# none either); a proxy in front keeps its own client connections alive.
+worker_connections = threads
+keepalive = 0
 timeout = 30
-graceful_timeout = 20
-keepalive = 5
+# Below the 10 s a container runtime (docker/podman stop) waits before SIGKILL; Kubernetes'
+# terminationGracePeriodSeconds in deploy/kubernetes is above it as well.
+graceful_timeout = 8
 max_requests = 10000
 max_requests_jitter = 1000
 limit_request_line = 8190
 limit_request_fields = 50
+# The worker heartbeat file: /dev/shm is a tmpfs in every container, so a read-only root works.
+worker_tmp_dir = "/dev/shm"
+# No control socket: it would need a writable $HOME or $XDG_RUNTIME_DIR, and nothing uses it.
+control_socket_disable = True
 # Only these proxies may set X-Forwarded-* (scheme, host, prefix); the same list
 # decides who may set SIGNER_USER_HEADER (see signer/callers.py).
 forwarded_allow_ips = os.environ.get("SIGNER_TRUSTED_PROXIES", "127.0.0.1")
@@ -35,14 +63,3 @@ access_log_format = json.dumps(
     }
 )
 
-
-def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
-    """Refuse to start half-configured: check the environment once, before any worker."""
-    from signer.service.config import load_config
-    from signer.service.errors import ConfigError
-
-    try:
-        load_config()
-    except ConfigError as exc:
-        print(f"sigv4-signer: configuration error: {exc.message}", file=sys.stderr, flush=True)
-        sys.exit(2)

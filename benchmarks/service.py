@@ -247,7 +247,7 @@ def main() -> int:
         workers, body_bytes = facts["workers"], facts["body_bytes"]
         killed = None if args.no_kill else kill_one_worker(args.seconds * 2, args.connections, work)
     print(f"{args.rounds} rounds x {args.seconds}s per target, order rotated each round; wrk -t2 -c{args.connections}; "
-          f"gunicorn.conf.py ({workers} sync workers per server, all servers up at once); {os.cpu_count()} cores, "
+          f"gunicorn.conf.py ({workers} workers per server, all servers up at once); {os.cpu_count()} cores, "
           f"load generator on the same machine; response body {body_bytes} bytes\n")
     print(f"{'target':30} {'req/s':>7} {'(min-max)':>13} {'CPU µs/req':>11} {'(min-max)':>13} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'errors':>6}")

@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .credentials import Credentials
 from .errors import (
+    CredentialsUnavailable,
     InvalidBucket,
     InvalidCredentials,
     InvalidExpiry,
@@ -23,6 +24,8 @@ from .presign import (
     sign_headers,
     sign_request,
 )
+from .providers import credentials_chain
+from .refresh import RefreshingCredentials
 from .s3 import Bucket, check_bucket_name, encode_key
 from .sigv4 import (
     canonical_headers,
@@ -39,6 +42,7 @@ from .sigv4 import (
 __all__ = [
     "Bucket",
     "Credentials",
+    "CredentialsUnavailable",
     "InvalidBucket",
     "InvalidCredentials",
     "InvalidExpiry",
@@ -49,6 +53,7 @@ __all__ = [
     "PostForm",
     "PresignedRequest",
     "PresignedURL",
+    "RefreshingCredentials",
     "SignedRequest",
     "SigningError",
     "canonical_headers",
@@ -57,6 +62,7 @@ __all__ = [
     "canonical_uri",
     "check_bucket_name",
     "credential_scope",
+    "credentials_chain",
     "encode_key",
     "presign_post",
     "presign_request",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import SigningError
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     presign.add_argument("--expires", type=int, help="lifetime in seconds (at most SIGNER_MAX_EXPIRES)")
     presign.add_argument("--identity", help="sign as this caller (key prefix <prefix><identity>/)")
     presign.add_argument("--json", action="store_true", help="print method, url, headers, key and expiry as JSON")
-    commands.add_parser("check-config", help="validate the environment and exit")
+    commands.add_parser("check-config", help="validate the environment, fetch the credentials once, and exit")
     return parser
 
 
@@ -50,18 +51,30 @@ def main(argv: list[str] | None = None) -> int:
     from .sigv4 import current_time
 
     try:
-        config = load_config()
+        config = load_config(serving=args.command == "check-config")
         if args.command == "check-config":
+            from .service.config import server_settings
+
+            server_settings(os.environ)
+            for warning in config.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
+            status = config.credentials_status()
+            if not status.usable:
+                print(f"credentials from {status.provider} are unavailable: {status.error}", file=sys.stderr)
+                return 1
+            until = status.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if status.expiration else "never (static keys)"
+            print(f"credentials: {status.provider}, access key {status.access_key}, expire {until}")
             return 0
         if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() == "anonymous"):
             raise Refused("invalid_input", "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous')")
+        credentials = config.credentials
         now = current_time()
         plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
             method=args.method, key=args.key, filename=args.filename, content_type=args.content_type,
-            content_length=args.content_length, expires_in=args.expires, now=now,
+            content_length=args.content_length, expires_in=args.expires, now=now, valid_until=credentials.expiration,
         )
-        url = plan.sign(config.credentials, config.bucket, now)
+        url = plan.sign(credentials, config.bucket, now)
     except ConfigError as exc:
         print(f"configuration error: {exc.message}", file=sys.stderr)
         return 2

@@ -1,9 +1,13 @@
-"""The credentials value, and loading it from the environment or from secret files."""
+"""The credentials value, and loading it from the environment or from secret files.
+
+Temporary credentials from the platform (web identity, container, instance metadata) are
+fetched in :mod:`signer.providers` and kept fresh by :mod:`signer.refresh`."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
@@ -15,12 +19,14 @@ _TOKEN = re.compile(r"[\x20-\x7e]+")
 
 @dataclass(frozen=True)
 class Credentials:
-    """Access key, secret and optional session token. ``repr`` never shows the secret
-    or the token, so a credentials object can be logged or shown in a traceback."""
+    """Access key, secret, optional session token and, for temporary credentials, when
+    they expire (aware UTC). ``repr`` never shows the secret or the token, so a
+    credentials object can be logged or shown in a traceback."""
 
     access_key: str
     secret_key: str = field(repr=False)
     session_token: str | None = field(default=None, repr=False)
+    expiration: datetime | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.access_key, str) or not _ACCESS_KEY.fullmatch(self.access_key):
@@ -33,10 +39,15 @@ class Credentials:
             not isinstance(self.session_token, str) or not _TOKEN.fullmatch(self.session_token)
         ):
             raise InvalidCredentials("session token must be non-empty printable ASCII")
+        if self.expiration is not None and (
+            not isinstance(self.expiration, datetime) or self.expiration.utcoffset() is None
+        ):
+            raise InvalidCredentials("expiration must be a timezone-aware datetime")
 
     def __repr__(self) -> str:
         token = ", session_token=<set>" if self.session_token else ""
-        return f"Credentials(access_key={self.access_key!r}, secret_key=<hidden>{token})"
+        expires = f", expiration={self.expiration.isoformat()}" if self.expiration else ""
+        return f"Credentials(access_key={self.access_key!r}, secret_key=<hidden>{token}{expires})"
 
 
 def read_secret(environ: Mapping[str, str], name: str) -> str | None:

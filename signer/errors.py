@@ -48,3 +48,10 @@ class InvalidCredentials(SigningError):
     """Credentials that cannot sign: malformed, unreadable, or not to be had."""
 
     code = "invalid_credentials"
+
+
+class CredentialsUnavailable(SigningError):
+    """The provider could not give credentials and the last ones have expired: nothing is
+    signed until a refresh succeeds (fail closed)."""
+
+    code = "credentials_unavailable"

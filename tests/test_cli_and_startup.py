@@ -52,10 +52,21 @@ def test_cli_applies_the_rules() -> None:
         assert SECRET_KEY not in result.stderr
 
 
+def test_cli_presign_needs_no_api_tokens() -> None:
+    """Tokens authenticate HTTP callers; the CLI has none, so it does not ask for them."""
+    result = run_cli("presign", "GET", "uploads/cat.jpg", SIGNER_API_TOKENS=None)
+    assert result.returncode == 0, result.stderr
+    assert run_cli("check-config", SIGNER_API_TOKENS=None).returncode == 2  # the service would need them
+
+
 def test_cli_config_errors_and_check() -> None:
     result = run_cli("presign", "GET", "uploads/x", SIGNER_BUCKET=None)
     assert result.returncode == 2 and "SIGNER_BUCKET" in result.stderr
     assert run_cli("check-config").returncode == 0
+    misspelt = run_cli("check-config", SIGNER_MAX_SIZ="10")
+    assert misspelt.returncode == 0
+    assert misspelt.stderr == ("warning: SIGNER_MAX_SIZ is not a setting of this service (ignored); "
+                               "check the spelling against the README\n")
 
 
 def gunicorn(port: int) -> list[str]:

@@ -101,3 +101,44 @@ def test_config_repr_hides_secrets() -> None:
     text = repr(load_config(env_with()))
     assert SECRET_KEY not in text
     assert ALICE_TOKEN not in text
+
+
+def test_unknown_signer_variables_are_warned_about_not_fatal() -> None:
+    config = load_config(env_with(SIGNER_MAX_SIZ="10", SIGNER_BIND="127.0.0.1:8080", SIGNER_WORKERS="2"))
+    assert config.warnings == ("SIGNER_MAX_SIZ is not a setting of this service (ignored); "
+                               "check the spelling against the README",)
+    assert load_config(env_with()).warnings == ()
+
+
+def test_every_variable_the_readme_documents_is_known() -> None:
+    """The README's configuration table and KNOWN_VARIABLES name the same SIGNER_* settings."""
+    import re
+    from pathlib import Path
+
+    from signer.service.config import KNOWN_VARIABLES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("## Rules before signing", 1)[0]
+    documented = set(re.findall(r"SIGNER_[A-Z0-9_]+", table))
+    documented |= {f"{name}_FILE" for name in documented if name == "SIGNER_API_TOKENS"}
+    assert documented == set(KNOWN_VARIABLES)
+    root = Path(__file__).resolve().parent.parent
+    sources = [*root.joinpath("signer").rglob("*.py"), root / "gunicorn.conf.py", root / "wsgi.py"]
+    read = {name for path in sources for name in re.findall(r"SIGNER_[A-Z0-9_]*[A-Z0-9]", path.read_text())}
+    assert read <= set(KNOWN_VARIABLES), read - set(KNOWN_VARIABLES)
+
+
+def test_the_credentials_provider_is_chosen_from_the_environment(tmp_path) -> None:
+    """Static keys as before; without any, the SDKs' chain (see tests/test_providers.py)."""
+    assert load_config(env_with()).credentials_source.name == "environment"
+    no_keys = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}
+    assert load_config(env_with(**no_keys)).credentials_source.name == "instance-metadata"
+    ecs = env_with(**no_keys, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI="/v2/credentials/x")
+    assert load_config(ecs).credentials_source.name == "container"
+    assert load_config({**ecs, "SIGNER_ROLE_ARN": "arn:aws:iam::123456789012:role/uploads"}).credentials_source.name \
+        == "assume-role via container"
+    with pytest.raises(ConfigError) as caught:
+        load_config(env_with(**no_keys, AWS_EC2_METADATA_DISABLED="true"))
+    assert "AWS_ACCESS_KEY_ID" in caught.value.message and "AWS_ROLE_ARN" in caught.value.message
+    with pytest.raises(ConfigError, match="AWS_WEB_IDENTITY_TOKEN_FILE"):
+        load_config(env_with(**no_keys, AWS_ROLE_ARN="arn:aws:iam::123456789012:role/x"))

@@ -16,7 +16,7 @@ FROZEN = "2026-11-23 08:00:00"
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 KEY = "uploads/alice/x.png"
 HOST = "uploads-bucket.s3.localhost:9000"
-JSON_ENDPOINTS = ["/v1/presign", "/v1/post-policy", "/s3/signature?v4=true"]
+JSON_ENDPOINTS = ["/v1/presign", "/v1/post-policy", "/s3/signature?v4=true", "/v1/sign-request", "/s3/multipart"]
 
 
 def policy(**changes) -> dict:
@@ -117,6 +117,58 @@ HOSTILE_FINE_UPLOADER = [
 ]
 
 
+HOSTILE_SIGN_REQUEST = [
+    {"method": "PUT", "key": KEY, "contentType": "text/html"},
+    {"method": "PUT", "key": KEY, "contentType": "image/png\r\nx-amz-acl: public-read"},
+    {"method": "PUT", "key": KEY, "contentType": "image/png\ud800"},
+    {"method": "PUT", "key": "\ud800.png", "contentType": "image/png"},
+    {"method": "PUT", "key": "x\x00.png", "contentType": "image/png"},
+    {"method": "PUT", "key": KEY, "uploadId": "abc", "partNumber": 0},
+    {"method": "PUT", "key": KEY, "uploadId": "abc", "partNumber": 10001},
+    {"method": "PUT", "key": KEY, "uploadId": "abc", "partNumber": "\u0661"},
+    {"method": "PUT", "key": KEY, "uploadId": "abc", "partNumber": True},
+    {"method": "PUT", "key": KEY, "uploadId": "abc"},
+    {"method": "PUT", "key": KEY, "uploadId": "a b\r\nX: y", "partNumber": 1},
+    {"method": "PUT", "key": KEY, "uploadId": "", "partNumber": 1},
+    {"method": "PUT", "key": KEY, "uploadId": 5, "partNumber": 1},
+    {"method": "PUT", "key": "uploads/bob/x.png", "uploadId": "abc", "partNumber": 1},
+    {"method": "DELETE", "key": "uploads/bob/x.png", "uploadId": "abc"},
+    {"method": "POST", "key": "uploads/bob/x.png", "uploadId": "abc"},
+    {"method": "GET", "key": "uploads/alice/../bob/x.png", "uploadId": "abc"},
+    {"method": "PATCH", "key": KEY, "uploadId": "abc"},
+    {"method": "GET", "key": KEY, "partNumber": 1},
+    {"method": "GET", "key": KEY, "contentType": "image/png"},
+    {"method": "DELETE", "key": KEY},
+    {"method": "TRACE", "key": KEY},
+    {"method": "PUT", "key": KEY, "contentType": "image/png", "content_length": 5},
+]
+
+COMPANION_ATTACKS = [
+    ("GET", "/s3/params?filename=x.html&type=text/html", None),
+    ("GET", "/s3/params?type=image/png", None),
+    ("GET", "/s3/params?filename=x.png&type=image/png%0d%0aX:%20y", None),
+    ("GET", "/s3/params?filename=x%00.png&type=image/png", None),
+    ("POST", "/s3/multipart", {"filename": "x.html", "type": "text/html"}),
+    ("POST", "/s3/multipart", {"filename": "x.png", "type": "image/png\ud800"}),
+    ("POST", "/s3/multipart", {"filename": "", "type": "image/png"}),
+    ("POST", "/s3/multipart", {"filename": "x.png", "type": "image/png", "key": "uploads/alice/x.png"}),
+    ("GET", f"/s3/multipart/abc/1?key={KEY}", None),  # an upload id the service did not seal for this key
+    ("GET", "/s3/multipart/abc.0123456789abcdef0123456789abcdef/1?key=uploads/bob/x.png", None),
+    ("GET", f"/s3/multipart/abc/0?key={KEY}", None),
+    ("GET", f"/s3/multipart/abc/99999?key={KEY}", None),
+    ("GET", f"/s3/multipart/abc/%D9%A1?key={KEY}", None),
+    ("GET", "/s3/multipart/abc/1", None),
+    ("GET", f"/s3/multipart/abc/batch?key={KEY}&partNumbers=1,x", None),
+    ("GET", f"/s3/multipart/abc/batch?key={KEY}", None),
+    ("GET", f"/s3/multipart/abc?key={KEY}", None),
+    ("DELETE", "/s3/multipart/abc?key=uploads/bob/x.png", None),
+    ("POST", f"/s3/multipart/abc/complete?key={KEY}", {"parts": [{"PartNumber": 1, "ETag": "e"}]}),
+    ("POST", f"/s3/multipart/abc/complete?key={KEY}", {"parts": "all"}),
+    ("POST", "/s3/multipart/abc/complete?key=uploads/bob/x.png", {"parts": [{"PartNumber": 1, "ETag": "e"}]}),
+    ("POST", f"/s3/multipart/abc/complete?key={KEY}", {"parts": [{"PartNumber": 1, "ETag": "e"}], "extra": 1}),
+]
+
+
 def assert_refused(response, allowed=range(400, 500)) -> None:
     assert response.status_code in allowed, (response.status_code, response.get_data(as_text=True)[:200])
     assert response.is_json, response.get_data(as_text=True)[:200]
@@ -162,6 +214,25 @@ def test_hostile_fine_uploader(make_client, body) -> None:
                            headers=bearer())
     assert_refused(response, allowed=[400])
     assert response.json["invalid"] is True
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("body", HOSTILE_SIGN_REQUEST, ids=range(len(HOSTILE_SIGN_REQUEST)))
+def test_hostile_sign_request(client, body) -> None:
+    assert_refused(client.post("/v1/sign-request", data=json.dumps(body), content_type="application/json",
+                               headers=bearer()))
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("method, path, body", COMPANION_ATTACKS, ids=range(len(COMPANION_ATTACKS)))
+def test_hostile_companion(client, method, path, body) -> None:
+    """Refused before any S3 call (this client has no store), with the real status and without
+    Fine Uploader's "invalid" flag."""
+    data = json.dumps(body) if body is not None else None
+    response = client.open(path, method=method, data=data, content_type="application/json", headers=bearer())
+    assert_refused(response)
+    assert "invalid" not in response.json
+    assert response.status.split(" ", 1)[1] not in ("BAD REQUEST", "FORBIDDEN", "NOT FOUND")  # a reason, for Uppy
 
 
 @freeze_time(FROZEN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -66,16 +67,19 @@ def test_the_checker_sees_relative_imports() -> None:
 def test_pip_install_gives_the_library_and_a_cli_without_flask(tmp_path: Path) -> None:
     """`pip install .` in an empty venv: the library imports, `python -m signer presign` signs,
     and Flask is nowhere (it comes only with the [service] extra)."""
+    source = tmp_path / "source"  # a copy: setuptools writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "build", "*.egg-info", "__pycache__", ".*cache*", ".hypothesis", "tests"))
     target = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(target)
     python = target / "bin" / "python"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "SIGNER_", "PYTHON"))}
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(source)],
         capture_output=True, text=True, timeout=300, env=env,
     )
     if install.returncode != 0 and "setuptools" in install.stderr:
-        install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)],
+        install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)],
                                  capture_output=True, text=True, timeout=300, env=env)
     assert install.returncode == 0, install.stderr
     probe = subprocess.run(

@@ -132,3 +132,66 @@ def test_client_dates_must_be_near_server_time() -> None:
     for bad in ("2026-11-23", "20261399T000000Z", None):
         with refused(MALFORMED):
             RULES.check_amz_date(bad, NOW)
+
+
+def test_the_plan_caps_expiry_at_the_credentials_lifetime() -> None:
+    """Temporary credentials: a URL never outlives them (capped, counted from X-Amz-Date's whole second)."""
+    from datetime import timedelta
+
+    caller = RULES.for_caller("alice")
+    now = NOW.replace(microsecond=700000)
+    get = {"method": "GET", "key": "uploads/alice/a.png", "now": now}
+    assert caller.plan_presign(**get, expires_in=900).expires_in == 900
+    assert caller.plan_presign(**get, expires_in=900, valid_until=NOW + timedelta(hours=1)).expires_in == 900
+    assert caller.plan_presign(**get, expires_in=900, valid_until=NOW + timedelta(seconds=120.9)).expires_in == 120
+    assert caller.plan_presign(**get, valid_until=NOW + timedelta(seconds=60)).expires_in == 60  # the default, capped
+    post = caller.plan_post_policy(key="uploads/alice/a.png", content_type="image/png", expires_in=600, now=now,
+                                   valid_until=NOW + timedelta(seconds=30))
+    assert post.expires_in == 30
+    with pytest.raises(Refused) as caught:
+        caller.plan_presign(**get, valid_until=NOW + timedelta(seconds=0.9))
+    assert caught.value.code == "credentials_unavailable" and caught.value.status == 503
+    with refused(403):  # the rules' own maximum still refuses, whatever the credentials allow
+        caller.plan_presign(**get, expires_in=901, valid_until=NOW + timedelta(hours=1))
+
+# --- multipart plans (Companion protocol, signRequest mode) ---------------------------------
+
+def test_part_numbers_are_bounded_by_the_size_limit_over_the_minimum_part_size() -> None:
+    from signer.service.rules import MIN_PART_SIZE
+
+    assert Rules().for_caller("alice").max_part_number == 10000
+    assert Rules(max_size=1000).for_caller("alice").max_part_number == 1
+    assert Rules(max_size=12 * 1024 * 1024).for_caller("alice").max_part_number == 3  # 5 + 5 + 2 MiB
+    assert Rules(max_size=10**15).for_caller("alice").max_part_number == 10000
+    caller = Rules(max_size=2 * MIN_PART_SIZE).for_caller("alice")
+    assert [caller.check_part_number(n) for n in (1, "2", "3")] == [1, 2, 3]
+    for wrong in (0, 4, "4", -1, True, 1.0, "\u0661", "1 ", "", None):
+        with pytest.raises(Refused):
+            caller.check_part_number(wrong)
+
+
+def test_sign_request_plans_each_step() -> None:
+    caller = Rules(max_size=100, allowed_content_types=("image/*",)).for_caller("alice")
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    put = caller.plan_sign_request(method="PUT", key="abc-cat.PNG", content_type="image/png", now=now)
+    assert put.operation == "post_object" and put.plan.key.startswith("uploads/alice/2026/11/23/")
+    assert put.plan.key.endswith(".png") and put.plan.length_range == (0, 100)
+    create = caller.plan_sign_request(method="POST", key="uploads/alice/x.png", now=now)
+    assert (create.operation, create.plan.key, create.plan.query) == ("create", "uploads/alice/x.png", (("uploads", ""),))
+    part = caller.plan_sign_request(method="PUT", key="uploads/alice/x.png", upload_id="u1", part_number=1, now=now)
+    assert part.plan.query == (("partNumber", "1"), ("uploadId", "u1"))
+    for method, operation in (("GET", "list_parts"), ("POST", "complete"), ("DELETE", "abort")):
+        step = caller.plan_sign_request(method=method, key="uploads/alice/x.png", upload_id="u1", now=now)
+        assert (step.operation, step.plan.method, step.upload_id) == (operation, method, "u1")
+    with pytest.raises(Refused):
+        caller.plan_sign_request(method="PUT", key="uploads/alice/x.png", upload_id="u1", part_number=2, now=now)
+    with pytest.raises(Refused):
+        caller.plan_sign_request(method="POST", key="uploads/bob/x.png", upload_id="u1", now=now)
+
+
+def test_completed_size_is_the_sum_of_the_parts() -> None:
+    caller = Rules(max_size=10).for_caller(None)
+    assert caller.check_completed_size([5, 5]) == 10
+    with pytest.raises(Refused) as refused:
+        caller.check_completed_size([5, 6])
+    assert refused.value.code == "too_large"

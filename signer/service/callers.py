@@ -39,6 +39,12 @@ def _matching_token_name(config: Config, presented: bytes) -> str | None:
     return found
 
 
+def anonymous_identity(config: Config) -> str | None:
+    """Beside named callers an anonymous one gets its own area, or the shared prefix would
+    contain every user's folder; alone, it has the shared prefix."""
+    return ANONYMOUS if (config.api_tokens or config.user_header) else None
+
+
 def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> Caller:
     """Authenticate a request. The gateway's user header counts only when the TCP peer
     is a trusted proxy; from anyone else it is ignored, never trusted."""
@@ -60,8 +66,5 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None) -> 
         return Caller(name, "token")
 
     if config.allow_anonymous:
-        # Beside named callers an anonymous one gets its own area, or the shared prefix
-        # would contain every user's folder; alone, it has the shared prefix.
-        has_identities = bool(config.api_tokens or config.user_header)
-        return Caller(ANONYMOUS if has_identities else None, "anonymous")
+        return Caller(anonymous_identity(config), "anonymous")
     raise Refused("unauthorized", "authentication required: send 'Authorization: Bearer <token>'")

@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..credentials import Credentials, credentials_from_env, read_secret
-from ..errors import InvalidCredentials, SigningError
+from ..credentials import Credentials, read_secret
+from ..errors import CredentialsUnavailable, InvalidCredentials, SigningError
 from ..post_policy import CANNED_ACLS
+from ..providers import credentials_chain
+from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
-from .errors import ConfigError
+from .errors import ConfigError, Refused
 from .networks import Network
 from .rules import IDENTITY, Rules
 
@@ -27,7 +29,7 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 
 @dataclass(frozen=True)
 class Config:
-    credentials: Credentials
+    credentials_source: RefreshingCredentials
     bucket: Bucket
     rules: Rules
     api_tokens: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
@@ -38,6 +40,39 @@ class Config:
     max_body: int = 64 * 1024
     demo_page: bool = False
     s3_timeout: float = 10.0
+    warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
+
+    @property
+    def credentials(self) -> Credentials:
+        """The current signing credentials (refreshed ahead of expiry by the source);
+        once they have expired and no refresh succeeds, a 503 ``credentials_unavailable``."""
+        try:
+            return self.credentials_source.get()
+        except CredentialsUnavailable as exc:
+            raise Refused("credentials_unavailable", exc.message) from None
+
+    def credentials_status(self) -> CredentialsStatus:
+        """Which provider, whether usable, when they expire: never the secret."""
+        return self.credentials_source.status()
+
+
+# Every SIGNER_* variable anything reads (gunicorn.conf.py reads SIGNER_BIND and SIGNER_WORKERS).
+KNOWN_VARIABLES = frozenset({
+    "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
+    "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
+    "SIGNER_CLOCK_SKEW", "SIGNER_CORS_ORIGINS", "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
+    "SIGNER_S3_TIMEOUT", "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WORKERS",
+})
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per SIGNER_* variable nothing reads (a misspelling is otherwise silent)."""
+    return [
+        f"{name} is not a setting of this service (ignored); check the spelling against the README"
+        for name in sorted(environ)
+        if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES
+    ]
 
 
 def _integer(environ: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
@@ -86,11 +121,13 @@ def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(tokens)
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> Config:
-    """Build the whole configuration from ``environ`` (default: ``os.environ``)."""
+def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = True) -> Config:
+    """Build the whole configuration from ``environ`` (default: ``os.environ``). ``serving=False``
+    (the CLI, which has no callers to authenticate) does not require a way to identify callers."""
     env = dict(os.environ if environ is None else environ)
+    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
     try:
-        credentials = credentials_from_env(env)
+        credentials = credentials_chain(env, region)
         raw_tokens = read_secret(env, "SIGNER_API_TOKENS") or ""
     except InvalidCredentials as exc:
         raise ConfigError(exc.message) from None
@@ -102,7 +139,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     style = env.get("SIGNER_ADDRESSING_STYLE", "").strip().lower() or ("path" if endpoint else "virtual")
     if style not in ("virtual", "path"):
         raise ConfigError("SIGNER_ADDRESSING_STYLE must be 'virtual' or 'path'")
-    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
     try:
         bucket = Bucket(bucket_name, region, endpoint, style)
     except SigningError as exc:
@@ -137,7 +173,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     user_header = env.get("SIGNER_USER_HEADER", "").strip() or None
     if user_header and not re.fullmatch(r"[A-Za-z0-9-]+", user_header):
         raise ConfigError("SIGNER_USER_HEADER must be a header name such as X-Auth-User")
-    if not tokens and not anonymous and not user_header:
+    if serving and not tokens and not anonymous and not user_header:
         raise ConfigError(
             "SIGNER_API_TOKENS is required (or SIGNER_USER_HEADER behind a gateway, or SIGNER_ALLOW_ANONYMOUS=true)"
         )
@@ -152,7 +188,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     except ValueError as exc:
         raise ConfigError(f"SIGNER_TRUSTED_PROXIES: {exc}") from None
     return Config(
-        credentials=credentials,
+        credentials_source=credentials,
         bucket=bucket,
         rules=rules,
         api_tokens=tokens,
@@ -163,4 +199,75 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         max_body=_integer(env, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024),  # type: ignore[arg-type]
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
+        warnings=tuple(unknown_variables(env)),
     )
+
+
+# --- The server's own settings (gunicorn.conf.py and `check-config` read them) ----------------
+
+DEFAULT_THREADS = 32
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where gunicorn listens and how many workers and threads per worker it runs."""
+
+    bind: str
+    workers: int
+    threads: int
+
+
+def available_cpus(affinity: int, quota: int | None, period: int | None) -> int:
+    """CPUs this process may really use: its affinity set, capped by a cgroup CPU quota
+    (``cpu.max`` "200000 100000" is 2 CPUs), rounded up, at least 1. ``os.cpu_count()`` counts
+    the host's CPUs, which in a container overstates what the quota allows."""
+    cpus = max(affinity, 1)
+    if quota and period and quota > 0 and period > 0:
+        cpus = min(cpus, -(-quota // period))
+    return max(cpus, 1)
+
+
+def _cgroup_quota(root: str = "/sys/fs/cgroup") -> tuple[int | None, int | None]:
+    """The CPU quota and period of this process's cgroup (v2 ``cpu.max`` or v1 CFS), if any."""
+    candidates = ((f"{root}/cpu.max", None), (f"{root}/cpu/cpu.cfs_quota_us", f"{root}/cpu/cpu.cfs_period_us"),
+                  (f"{root}/cpu,cpuacct/cpu.cfs_quota_us", f"{root}/cpu,cpuacct/cpu.cfs_period_us"))
+    for quota_file, period_file in candidates:
+        try:
+            with open(quota_file, encoding="ascii") as handle:
+                fields = handle.read().split()
+            if period_file is not None:
+                with open(period_file, encoding="ascii") as handle:
+                    fields.append(handle.read().strip())
+        except OSError:
+            continue
+        if len(fields) == 2 and fields[0] not in ("max", "-1") and fields[0].isascii() and fields[0].isdigit():
+            return int(fields[0]), int(fields[1]) if fields[1].isascii() and fields[1].isdigit() else None
+        return None, None
+    return None, None
+
+
+def cpus_of_this_process() -> int:
+    """:func:`available_cpus` for the running process."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return available_cpus(affinity, *_cgroup_quota())
+
+
+_BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})|unix:/\S+")
+
+
+def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> ServerSettings:
+    """Read ``SIGNER_BIND``, ``SIGNER_WORKERS`` and ``SIGNER_THREADS``; :class:`ConfigError` names
+    the variable. Default workers: the available CPUs + 1 (threaded workers; the CPU-bound
+    signing gains nothing from more processes than cores)."""
+    bind = environ.get("SIGNER_BIND", "").strip() or "0.0.0.0:8080"
+    match = _BIND.fullmatch(bind)
+    if not match or (match["port"] is not None and not 1 <= int(match["port"]) <= 65535):
+        raise ConfigError(f"SIGNER_BIND must be host:port (e.g. 0.0.0.0:8080) or unix:/path, got {bind!r}")
+    for name in ("SIGNER_WORKERS", "SIGNER_THREADS"):
+        raw = environ.get(name, "").strip()
+        if raw and not (raw.isascii() and raw.isdigit()):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    default_workers = (cpus if cpus is not None else cpus_of_this_process()) + 1
+    workers = _integer(environ, "SIGNER_WORKERS", default_workers, 1, 256)
+    threads = _integer(environ, "SIGNER_THREADS", DEFAULT_THREADS, 1, 1024)
+    return ServerSettings(bind=bind, workers=workers, threads=threads)  # type: ignore[arg-type]

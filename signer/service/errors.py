@@ -40,6 +40,7 @@ CODES: dict[str, tuple[int, str]] = {
     "cors_origin_not_allowed": (403, "the browser origin is not in SIGNER_CORS_ORIGINS"),
     # other statuses
     "object_not_found": (404, "the object is not in the bucket"),
+    "upload_not_found": (404, "no such multipart upload for this key (finished, aborted, or another caller's)"),
     "no_such_route": (404, "no endpoint at this path"),
     "wrong_http_method": (405, "the endpoint does not take this HTTP method"),
     "body_too_large": (413, "the request body is above SIGNER_MAX_BODY"),
@@ -47,6 +48,7 @@ CODES: dict[str, tuple[int, str]] = {
     "internal_error": (500, "a bug; nothing was signed"),
     "storage_error": (502, "the store could not be reached or answered something unusable"),
     "invalid_credentials": (503, "the signing credentials are unusable"),
+    "credentials_unavailable": (503, "the signing credentials expired and could not be refreshed; retry later"),
 }
 
 

@@ -203,7 +203,10 @@ class FineUploader:
 
     def sign_headers(self, raw: Any) -> dict[str, str]:
         """Check a multipart string, hash its canonical request, sign it: ``{"signature"}``."""
-        call = self.check_multipart(raw)
+        return self.sign_call(self.check_multipart(raw))
+
+    def sign_call(self, call: MultipartCall) -> dict[str, str]:
+        """Sign a call :meth:`check_multipart` returned (the caller may check more first)."""
         key = signing_key(self.credentials.secret_key, call.date, self.bucket.region, "s3")
         return {"signature": signature(key, call.to_sign)}
 

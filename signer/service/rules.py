@@ -7,6 +7,11 @@ Content-Length under a size limit, expiry) for the HTTP API, the protocol adapte
 CLI alike. A plan is a plain value; :meth:`PresignPlan.sign` hands it to the library.
 Failures raise :class:`Refused` with a code and a message naming the caller's own field
 (``content_length`` for JSON, ``--content-length`` for the CLI).
+
+A signature never outlives its credentials: given ``valid_until`` (when temporary
+credentials expire), the plan *caps* ``expires_in`` at the seconds left rather than refusing,
+so a caller asking for the default or the maximum still gets a working URL; the answer's
+``expires_at`` says how long it really lives.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from ..sigv4 import CONTROL_CHARACTERS, MAX_EXPIRES, amz_date, parse_amz_date
 from ..errors import InvalidTime
 from .errors import Refused
 
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""S3's smallest part (every part but the last)."""
+MAX_PARTS = 10000
+UPLOAD_ID = re.compile(r"[A-Za-z0-9._~+/=-]{1,1024}")
+_DIGITS = re.compile(r"[0-9]{1,5}")
 IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
@@ -157,10 +167,13 @@ class PresignPlan:
     key: str
     headers: dict[str, str]
     expires_in: int
+    query: tuple[tuple[str, str], ...] = ()
+    """The S3 operation's own parameters (``uploads``, ``partNumber``, ``uploadId``)."""
 
     def sign(self, credentials: Credentials, bucket: Bucket, now: datetime) -> PresignedURL:
         return presign_url(
-            credentials, bucket, self.key, method=self.method, expires_in=self.expires_in, headers=self.headers, now=now
+            credentials, bucket, self.key, method=self.method, expires_in=self.expires_in, headers=self.headers,
+            query=self.query, now=now,
         )
 
 
@@ -178,6 +191,25 @@ class PostPlan:
             credentials, bucket, self.key, expires_in=self.expires_in, content_type=self.content_type,
             content_length_range=self.length_range, now=now,
         )
+
+
+@dataclass(frozen=True)
+class MultipartPlan:
+    """A multipart upload the service will create itself: our key, a signed Content-Type."""
+
+    key: str
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class SignRequestPlan:
+    """One step of Uppy's ``signRequest`` mode: which S3 operation, and what to sign for it.
+    ``operation`` is ``post_object``, ``create``, ``part``, ``list_parts``, ``complete``,
+    ``abort`` or ``object`` (GET/HEAD/DELETE of an existing object)."""
+
+    operation: str
+    plan: PresignPlan | PostPlan
+    upload_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +274,7 @@ class CallerRules:
         content_length: object = None,
         expires_in: object = None,
         now: datetime,
+        valid_until: datetime | None = None,
     ) -> PresignPlan:
         """What a presigned URL for this request would sign. With a size limit a PUT must
         sign its exact ``Content-Length``: that is how S3 enforces the limit."""
@@ -265,7 +298,7 @@ class CallerRules:
                 )
         elif content_type is not None or content_length is not None:
             raise Refused("invalid_input", f"{names['content_type']} and {names['content_length']} apply to PUT, not {verb}")
-        return PresignPlan(verb, chosen, headers, rules.check_expires(expires_in, names["expires_in"]))
+        return PresignPlan(verb, chosen, headers, self.expiry(expires_in, now, valid_until))
 
     def plan_post_policy(
         self,
@@ -276,6 +309,7 @@ class CallerRules:
         max_size: object = None,
         expires_in: object = None,
         now: datetime,
+        valid_until: datetime | None = None,
     ) -> PostPlan:
         """What a POST policy for this request would sign; with a size limit the policy
         always carries ``content-length-range``."""
@@ -286,7 +320,115 @@ class CallerRules:
             length_range: tuple[int, int] | None = rules.size_range(0, max_size)
         else:
             length_range = (0, rules.max_size) if rules.max_size is not None else None
-        return PostPlan(chosen, checked_type, length_range, rules.check_expires(expires_in, names["expires_in"]))
+        return PostPlan(chosen, checked_type, length_range, self.expiry(expires_in, now, valid_until))
+
+    def expiry(self, expires_in: object, now: datetime, valid_until: datetime | None) -> int:
+        """The checked lifetime, capped at the whole seconds the credentials have left."""
+        seconds = self.rules.check_expires(expires_in, self.names["expires_in"])
+        if valid_until is None:
+            return seconds
+        left = int((valid_until - now.replace(microsecond=0)).total_seconds())  # from X-Amz-Date, whole seconds
+        if left < 1:
+            raise Refused("credentials_unavailable", "the signing credentials expire in less than a second")
+        return min(seconds, left)
+
+
+    # --- multipart uploads (Companion protocol, signRequest mode) -------------------
+
+    @property
+    def max_part_number(self) -> int:
+        """1..10000, and with a size limit no more parts than S3's 5 MiB minimum part size
+        allows (every part but the last is at least 5 MiB)."""
+        if self.rules.max_size is None:
+            return MAX_PARTS
+        return min(MAX_PARTS, self.rules.max_size // MIN_PART_SIZE + 1)
+
+    def check_part_number(self, number: object, name: str = "partNumber") -> int:
+        if isinstance(number, str) and _DIGITS.fullmatch(number):
+            number = int(number)
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= self.max_part_number:
+            raise Refused("invalid_input", f"{name} must be a whole number from 1 to {self.max_part_number}"
+                          + (" (the size limit over S3's 5 MiB minimum part size)" if self.max_part_number < MAX_PARTS else ""))
+        return number
+
+    def check_upload(self, key: object, upload_id: object) -> tuple[str, str]:
+        """A multipart upload the caller may touch: the key is under its prefix. S3 binds an
+        upload id to its key, so another caller's upload id is unknown under our key."""
+        checked = self.check_key(key)
+        if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
+            raise Refused("invalid_input", "uploadId is missing or malformed")
+        return checked, upload_id
+
+    def service_key(self, key: object, now: datetime, name: str = "key") -> str:
+        """The caller's key when it lies under its prefix, else a new key chosen by us from
+        the proposed name's extension (Uppy proposes ``<random>-<filename>``)."""
+        if isinstance(key, str) and key.startswith(self.prefix):
+            return self.check_key(key, name)
+        return self.new_key(key, now, name)
+
+    def plan_multipart_create(self, *, filename: object, content_type: object, now: datetime) -> MultipartPlan:
+        """Creating a multipart upload is the start of a PUT: our key, an allowed, signed type."""
+        self.rules.check_method("PUT")
+        key = self.new_key(filename, now)
+        return MultipartPlan(key, self.rules.check_content_type(content_type, name="type"))
+
+    def plan_upload_part(self, *, key: object, upload_id: object, part_number: object, expires_in: object = None) -> PresignPlan:
+        checked_key, checked_id = self.check_upload(key, upload_id)
+        number = self.check_part_number(part_number)
+        return PresignPlan("PUT", checked_key, {}, self.rules.check_expires(expires_in),
+                           (("partNumber", str(number)), ("uploadId", checked_id)))
+
+    def check_completed_size(self, sizes: list[int]) -> int:
+        """The total of the parts being completed, refused above the size limit."""
+        total = sum(sizes)
+        if self.rules.max_size is not None and total > self.rules.max_size:
+            raise Refused("too_large", f"the uploaded parts total {total} bytes, above the maximum of "
+                          f"{self.rules.max_size}: the upload was aborted")
+        return total
+
+    def plan_sign_request(
+        self, *, method: object, key: object, content_type: object = None, upload_id: object = None,
+        part_number: object = None, now: datetime,
+    ) -> SignRequestPlan:
+        """Uppy's ``signRequest({method, key, contentType?, uploadId?, partNumber?})``: every
+        step of a simple or multipart upload, decided here. A simple PUT is answered with a POST
+        form whose policy carries the size range (the client does not tell the size)."""
+        verb = method.upper() if isinstance(method, str) else None
+        if verb is None:
+            raise Refused("missing_field", "method is required")
+        expires = self.rules.check_expires(None)
+        if upload_id is None:
+            if part_number is not None:
+                raise Refused("invalid_input", "partNumber needs an uploadId")
+            if verb == "PUT":
+                self.rules.check_method("PUT")
+                chosen = self.service_key(key, now)
+                return SignRequestPlan("post_object", self.plan_post_policy(key=chosen, content_type=content_type, now=now))
+            if verb == "POST":
+                self.rules.check_method("PUT")
+                chosen = self.service_key(key, now)
+                checked_type = self.rules.check_content_type(content_type, required=False, name="contentType")
+                headers = {"Content-Type": checked_type} if checked_type else {}
+                return SignRequestPlan("create", PresignPlan("POST", chosen, headers, expires, (("uploads", ""),)))
+            if content_type is not None:
+                raise Refused("invalid_input", f"contentType applies to PUT and POST, not {verb}")
+            return SignRequestPlan("object", self.plan_presign(method=verb, key=key, now=now))
+        checked_key, checked_id = self.check_upload(key, upload_id)
+        query = (("uploadId", checked_id),)
+        if verb == "PUT":
+            if part_number is None:
+                raise Refused("missing_field", "partNumber is required to upload a part")
+            return SignRequestPlan("part", self.plan_upload_part(key=checked_key, upload_id=checked_id,
+                                                                 part_number=part_number), checked_id)
+        if part_number is not None:
+            raise Refused("invalid_input", f"partNumber applies to PUT, not {verb}")
+        operation = {"GET": "list_parts", "POST": "complete", "DELETE": "abort"}.get(verb)
+        if operation is None:
+            raise Refused("operation_not_allowed", "with an uploadId only PUT (part), GET (list parts), POST "
+                          "(complete) and DELETE (abort) are signed")
+        if operation != "abort":
+            self.rules.check_method("PUT")
+        return SignRequestPlan(operation, PresignPlan(verb, checked_key, {}, expires, query), checked_id)
 
 
 def _check_key_text(key: object, what: str) -> str:

@@ -1,5 +1,7 @@
-"""The few S3 calls the service makes itself (HEAD, DELETE, list), signed by our own
-:func:`signer.sign_headers` and sent with the standard library: no SDK."""
+"""The S3 calls the service makes itself (HEAD, DELETE, list, and the multipart lifecycle:
+create, list parts, complete, abort), signed by our own :func:`signer.sign_headers` and sent
+with the standard library: no SDK. Owning these calls is what lets the service enforce the
+size and type rules on a multipart upload *before* the object exists."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode, urlsplit
+from xml.sax.saxutils import escape
 
 from ..credentials import Credentials
 from ..presign import sign_headers
@@ -45,8 +48,12 @@ def _connect(scheme: str, host: str, port: int | None, timeout: float) -> http.c
 
 
 def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeout: float,
-          now: datetime | None) -> _Answer:
-    headers = sign_headers(credentials, method, url, region=bucket.region, now=now)
+          now: datetime | None, *, body: bytes = b"", signed: dict[str, str] | None = None) -> _Answer:
+    """One signed request; every header in ``signed`` is signed, the body is hashed."""
+    headers = dict(signed or {})
+    headers.update(sign_headers(credentials, method, url, headers=signed, body=body, region=bucket.region, now=now))
+    if body or method in ("POST", "PUT"):
+        headers["Content-Length"] = str(len(body))
     parts = urlsplit(url)
     headers["Host"] = parts.netloc
     connection = _connect(parts.scheme, parts.hostname or "", parts.port, timeout)
@@ -55,7 +62,7 @@ def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeo
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         for name, value in headers.items():
             connection.putheader(name, value)
-        connection.endheaders()
+        connection.endheaders(body or None)
         response = connection.getresponse()
         return _Answer(response.status, response.headers, response.read(4 * 1024 * 1024))
     except (OSError, http.client.HTTPException) as exc:
@@ -106,4 +113,137 @@ def list_objects(
     return [
         {"key": item.findtext(f"{namespace}Key"), "size": int(item.findtext(f"{namespace}Size") or 0)}
         for item in root.iter(f"{namespace}Contents")
+    ]
+
+
+# --- multipart uploads ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    etag: str
+    size: int
+
+
+class UploadNotFound(Refused):
+    """The store does not know this multipart upload (finished, aborted, or another key's)."""
+
+    def __init__(self) -> None:
+        super().__init__("upload_not_found", "no such multipart upload for this key (it may be finished or aborted)")
+
+
+def _query(**params: str | int) -> str:
+    return urlencode({name.replace("_", "-"): str(value) for name, value in params.items()}, quote_via=quote, safe="")
+
+
+def _xml(answer: _Answer, what: str) -> tuple[ElementTree.Element, str]:
+    """The answer's XML root and namespace; an ``<Error>`` (S3 may send one with 200) is refused."""
+    try:
+        root = ElementTree.fromstring(answer.body)
+    except ElementTree.ParseError:
+        raise StorageError(f"S3 {what} answer is not XML") from None
+    namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    if root.tag == "Error" or root.tag.endswith("}Error"):
+        if root.findtext(f"{namespace}Code") == "NoSuchUpload":
+            raise UploadNotFound()
+        raise StorageError(f"S3 {what} failed: {root.findtext(f'{namespace}Code') or 'error'}")
+    return root, namespace
+
+
+def _check(answer: _Answer, what: str, ok: tuple[int, ...] = (200,)) -> None:
+    if answer.status == 404 and b"NoSuchUpload" in answer.body:
+        raise UploadNotFound()
+    if answer.status not in ok:
+        code = ""
+        if answer.body.lstrip().startswith(b"<"):
+            try:
+                _xml(answer, what)
+            except StorageError as exc:
+                code = f" ({exc.message})"
+        raise StorageError(f"S3 {what} answered {answer.status}{code}")
+
+
+def create_multipart_upload(
+    credentials: Credentials, bucket: Bucket, key: str, content_type: str | None, *, timeout: float = 10.0,
+    now: datetime | None = None,
+) -> str:
+    """Start a multipart upload with a *signed* Content-Type; returns the upload id."""
+    signed = {"Content-Type": content_type} if content_type else {}
+    answer = _send(credentials, bucket, "POST", f"{bucket.object_url(key)}?uploads=", timeout, now, signed=signed)
+    _check(answer, "create multipart upload")
+    root, ns = _xml(answer, "create multipart upload")
+    upload_id = root.findtext(f"{ns}UploadId")
+    if not upload_id:
+        raise StorageError("S3 create multipart upload gave no UploadId")
+    return upload_id
+
+
+def list_parts(
+    credentials: Credentials, bucket: Bucket, key: str, upload_id: str, *, timeout: float = 10.0,
+    now: datetime | None = None, max_pages: int = 20,
+) -> list[Part]:
+    """Every uploaded part, following ``NextPartNumberMarker`` (1000 a page, 10000 at most)."""
+    found: list[Part] = []
+    marker = 0
+    for _ in range(max_pages):
+        query = _query(part_number_marker=marker, uploadId=upload_id) if marker else _query(uploadId=upload_id)
+        answer = _send(credentials, bucket, "GET", f"{bucket.object_url(key)}?{query}", timeout, now)
+        _check(answer, "list parts")
+        root, ns = _xml(answer, "list parts")
+        for item in root.iter(f"{ns}Part"):
+            try:
+                found.append(Part(int(item.findtext(f"{ns}PartNumber") or ""), item.findtext(f"{ns}ETag") or "",
+                                  int(item.findtext(f"{ns}Size") or "")))
+            except ValueError:
+                raise StorageError("S3 list parts gave a part without number or size") from None
+        if (root.findtext(f"{ns}IsTruncated") or "").lower() != "true":
+            return found
+        try:
+            following = int(root.findtext(f"{ns}NextPartNumberMarker") or "")
+        except ValueError:
+            raise StorageError("S3 list parts is truncated without NextPartNumberMarker") from None
+        if following <= marker:
+            raise StorageError("S3 list parts did not advance")
+        marker = following
+    raise StorageError("S3 list parts has too many pages")
+
+
+def complete_multipart_upload(
+    credentials: Credentials, bucket: Bucket, key: str, upload_id: str, parts: list[tuple[int, str]], *,
+    timeout: float = 30.0, now: datetime | None = None,
+) -> str | None:
+    """Assemble the object from exactly ``parts`` ``[(number, etag)]``; returns its ETag."""
+    body = "<CompleteMultipartUpload>" + "".join(
+        f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for number, etag in parts
+    ) + "</CompleteMultipartUpload>"
+    url = f"{bucket.object_url(key)}?{_query(uploadId=upload_id)}"
+    answer = _send(credentials, bucket, "POST", url, timeout, now, body=body.encode("utf-8"),
+                   signed={"Content-Type": "application/xml"})
+    _check(answer, "complete multipart upload")
+    root, ns = _xml(answer, "complete multipart upload")
+    return root.findtext(f"{ns}ETag")
+
+
+def abort_multipart_upload(
+    credentials: Credentials, bucket: Bucket, key: str, upload_id: str, *, timeout: float = 10.0,
+    now: datetime | None = None,
+) -> None:
+    """Abort and free the parts; an upload already gone counts as aborted."""
+    answer = _send(credentials, bucket, "DELETE", f"{bucket.object_url(key)}?{_query(uploadId=upload_id)}", timeout, now)
+    if answer.status == 404:
+        return
+    _check(answer, "abort multipart upload", (200, 204))
+
+
+def list_multipart_uploads(
+    credentials: Credentials, bucket: Bucket, prefix: str, *, timeout: float = 10.0, now: datetime | None = None,
+) -> list[dict[str, str]]:
+    """Open multipart uploads under ``prefix`` (first page): ``[{"key", "upload_id"}]``."""
+    query = _query(prefix=prefix, uploads="")
+    answer = _send(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout, now)
+    _check(answer, "list multipart uploads")
+    root, ns = _xml(answer, "list multipart uploads")
+    return [
+        {"key": item.findtext(f"{ns}Key") or "", "upload_id": item.findtext(f"{ns}UploadId") or ""}
+        for item in root.iter(f"{ns}Upload")
     ]

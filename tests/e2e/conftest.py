@@ -1,5 +1,4 @@
-"""Real peers for end-to-end tests: s3rver (checks SigV4 signatures) and the service under
-gunicorn, each on 127.0.0.1 and a free port, stopped by PID."""
+"""Real peers for end-to-end tests: SeaweedFS (checks SigV4 signatures and POST policies) and the service under gunicorn, each on 127.0.0.1 and a free port, stopped by PID."""
 
 from __future__ import annotations
 
@@ -12,32 +11,44 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import ACCESS_KEY, SECRET_KEY, env_with
-from tests.servers import ROOT, free_port, require_tool, running
+from tests.seaweedfs import INSTALL_HINT, SeaweedFS, find_weed, seaweedfs
+from tests.servers import ROOT, SERVER_LOGS, free_port, running
 
 BUCKET = "uploads-bucket"
-S3RVER = ROOT / "node_modules" / "@20minutes" / "s3rver"
+FINE_UPLOADER = ROOT / "node_modules" / "fine-uploader" / "s3.fine-uploader"
 
 
-def require_node_peers() -> str:
-    node = require_tool("node", "install Node.js (Debian: apt-get install nodejs npm), then run npm ci")
-    if not S3RVER.is_dir():
-        message = "the npm peers are not installed: run npm ci (scripts/test.sh does)"
+def require_node_peers() -> None:
+    """Fine Uploader, installed by npm ci (scripts/test.sh does it)."""
+    if not (FINE_UPLOADER / "s3.fine-uploader.core.min.js").is_file():
+        message = "the npm peers are not installed: run npm ci (scripts/test.sh does; Debian: apt-get install npm)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    return node
+
+
+def require_weed() -> str:
+    """The `weed` binary; skip without it on a developer machine, fail under CI=true."""
+    weed = find_weed()
+    if not weed:
+        message = f"SeaweedFS is not installed: {INSTALL_HINT}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return weed
 
 
 @pytest.fixture(scope="session")
-def s3rver(tmp_path_factory) -> Iterator[int]:
-    """A signature-checking S3 on 127.0.0.1; path-style at 127.0.0.1:<port>, virtual-hosted at
-    <bucket>.s3.localhost:<port>. Its CORS rules allow any origin."""
-    node = require_node_peers()
-    port = free_port()
-    directory = tmp_path_factory.mktemp("s3rver")
-    command = [node, str(ROOT / "tests/e2e/s3rver.js"), str(port), str(directory), BUCKET, ACCESS_KEY, SECRET_KEY, "*"]
-    with running(command, f"http://127.0.0.1:{port}/", log_path=directory.parent / "s3rver.log"):
-        yield port
+def weed(tmp_path_factory) -> Iterator[SeaweedFS]:
+    """SeaweedFS `weed mini` on 127.0.0.1 with bucket BUCKET and the tests' credentials as its one
+    identity; path style at ``weed.path_endpoint``, virtual-hosted at ``weed.virtual_endpoint``
+    (``<bucket>.s3.localhost:<port>``). ``weed.signer_env(style)`` points the service at it."""
+    require_weed()
+    directory = tmp_path_factory.mktemp("seaweedfs")
+    log = directory.parent / "seaweedfs.log"
+    SERVER_LOGS.append(log)
+    with seaweedfs(directory / "data", ACCESS_KEY, SECRET_KEY, BUCKET, log=log) as store:
+        yield store
 
 
 @contextmanager
@@ -53,19 +64,18 @@ def service(tmp_path: Path, **overrides: str | None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-def path_style(port: int) -> dict[str, str]:
-    return {"SIGNER_ENDPOINT_URL": f"http://127.0.0.1:{port}", "SIGNER_ADDRESSING_STYLE": "path"}
+def path_style(store: SeaweedFS) -> dict[str, str]:
+    return store.signer_env("path")
 
 
-def virtual_hosted(port: int) -> dict[str, str]:
-    return {"SIGNER_ENDPOINT_URL": f"http://s3.localhost:{port}", "SIGNER_ADDRESSING_STYLE": "virtual"}
+def virtual_hosted(store: SeaweedFS) -> dict[str, str]:
+    return store.signer_env("virtual")
 
 
 @pytest.fixture(scope="module", params=["path", "virtual"])
-def signer_service(request, s3rver, tmp_path_factory) -> Iterator[str]:
-    """The service in front of s3rver, in both addressing styles."""
-    style = path_style(s3rver) if request.param == "path" else virtual_hosted(s3rver)
-    with service(tmp_path_factory.mktemp("service"), **style) as url:
+def signer_service(request, weed, tmp_path_factory) -> Iterator[str]:
+    """The service in front of SeaweedFS, in both addressing styles."""
+    with service(tmp_path_factory.mktemp("service"), **weed.signer_env(request.param)) as url:
         yield url
 
 

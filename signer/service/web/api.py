@@ -7,7 +7,9 @@ import logging
 from flask import Blueprint, Response
 
 from ...sigv4 import current_time
+from ..completion import guard_parts, schedule_object_check
 from ..storage import list_objects
+from ..rules import PostPlan
 from .context import caller, caller_rules, config, json_body
 from .responses import iso, json_response
 
@@ -20,9 +22,10 @@ def presign() -> Response:
     cfg = config()
     who, rules = caller(cfg), caller_rules(cfg)
     body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
+    credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
     now = current_time()
-    plan = rules.plan_presign(now=now, **body)
-    url = plan.sign(cfg.credentials, cfg.bucket, now)
+    plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
+    url = plan.sign(credentials, cfg.bucket, now)
     log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
     return json_response({
         "method": plan.method, "url": url.url, "headers": url.headers, "bucket": cfg.bucket.name,
@@ -35,14 +38,40 @@ def post_policy() -> Response:
     cfg = config()
     who, rules = caller(cfg), caller_rules(cfg)
     body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
+    credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
     now = current_time()
-    plan = rules.plan_post_policy(now=now, **body)
-    form = plan.sign(cfg.credentials, cfg.bucket, now)
+    plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
+    form = plan.sign(credentials, cfg.bucket, now)
     log.info("signed POST policy for %s (%s)", who.identity or "-", who.via)
     return json_response({
         "url": form.url, "fields": form.fields, "bucket": cfg.bucket.name, "key": plan.key,
         "expires_at": iso(form.expires_at),
     })
+
+
+@api.post("/v1/sign-request")
+def sign_request() -> Response:
+    """Uppy's ``signRequest`` mode: one S3 step of a simple or multipart upload. A simple PUT
+    is answered with a POST form (its policy carries the size range); a complete is signed
+    only after the uploaded parts fit the size limit, and the object is checked afterwards."""
+    who, rules = caller(), caller_rules()
+    body = json_body({"method", "key", "contentType", "uploadId", "partNumber"})
+    cfg, now = config(), current_time()
+    step = rules.plan_sign_request(
+        method=body.get("method"), key=body.get("key"), content_type=body.get("contentType"),
+        upload_id=body.get("uploadId"), part_number=body.get("partNumber"), now=now,
+    )
+    if step.operation == "complete":
+        assert step.upload_id is not None
+        guard_parts(cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id, timeout=cfg.s3_timeout)
+        schedule_object_check(cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id,
+                              timeout=cfg.s3_timeout)
+    log.info("signed %s for %s (%s)", step.operation, who.identity or "-", who.via)
+    if isinstance(step.plan, PostPlan):
+        form = step.plan.sign(cfg.credentials, cfg.bucket, now)
+        return json_response({"url": form.url, "fields": form.fields, "key": step.plan.key})
+    url = step.plan.sign(cfg.credentials, cfg.bucket, now)
+    return json_response({"url": url.url, "headers": url.headers, "key": step.plan.key})
 
 
 @api.get("/v1/objects")

@@ -12,9 +12,11 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ...errors import SigningError
+from ..callers import anonymous_identity
 from ..config import Config, load_config
 from ..errors import Refused
 from .api import api
+from .companion import companion
 from .context import config
 from .fineuploader import fineuploader
 from .meta import meta
@@ -66,7 +68,7 @@ def create_app(cfg: Config | None = None) -> Flask:
     app.register_error_handler(SigningError, handle_refused)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
-    for blueprint in (api, fineuploader, meta):
+    for blueprint in (api, companion, fineuploader, meta):
         app.register_blueprint(blueprint)
     app.wsgi_app = TrustedProxies(app.wsgi_app, cfg.trusted_proxies)  # type: ignore[method-assign]
     if cfg.demo_page:
@@ -75,5 +77,7 @@ def create_app(cfg: Config | None = None) -> Flask:
         app.register_blueprint(demo)
     if cfg.allow_anonymous:
         log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload under %r",
-                    cfg.rules.key_prefix)
+                    cfg.rules.prefix_for(anonymous_identity(cfg)))
+    for warning in cfg.warnings:
+        log.warning("%s", warning)
     return app

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
 from ..errors import Refused
+from ..completion import guard_parts, schedule_object_check
 from ..fineuploader import FineUploader
 from ..storage import delete_object, head_object
 from .context import caller, caller_rules, config, json_body
@@ -32,11 +33,25 @@ def signature() -> Response:
     if "headers" in body:
         if len(body) != 1:
             raise Refused("invalid_input", "a 'headers' request must have no other fields")
-        answer = _adapter().sign_headers(body["headers"])
+        adapter = _adapter()
+        call = adapter.check_multipart(body["headers"])
+        if call.kind == "complete":
+            _guard_complete(call.key, call.upload_id)
+        answer = adapter.sign_call(call)
     else:
         answer = _adapter().sign_policy(body)
     log.info("signed Fine Uploader %s for %s", "headers" if "headers" in body else "policy", who.identity or "-")
     return json_response(answer)
+
+
+def _guard_complete(key: str, upload_id: str | None) -> None:
+    """Before signing a complete the client will send itself: refuse (and abort) when the
+    parts already uploaded exceed the size limit, and check the finished object shortly after,
+    in case the client never calls /s3/success (see README, "the remaining window")."""
+    cfg = config()
+    assert upload_id is not None  # a complete always names its upload
+    guard_parts(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
+    schedule_object_check(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
 
 
 def _form_field(name: str) -> str:

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, request
 
 from .context import config
 from .openapi import openapi_document
-from .responses import json_response
+from .responses import iso, json_response
 
 meta = Blueprint("meta", __name__)
 
@@ -18,9 +18,17 @@ def healthz() -> Response:
 
 @meta.get("/readyz")
 def readyz() -> Response:
-    # A Config exists only when the environment was valid (see config.load_config).
-    config()
-    return json_response({"status": "ready"})
+    """Ready when the configuration is valid (a Config exists only then) and the signing
+    credentials are usable; says which provider and when they expire, never a secret."""
+    status = config().credentials_status()
+    credentials = {
+        "provider": status.provider,
+        "expires_at": iso(status.expiration) if status.expiration else None,
+    }
+    if not status.usable:
+        return json_response({"status": "unavailable", "code": "credentials_unavailable",
+                              "error": status.error or "no valid credentials", "credentials": credentials}, 503)
+    return json_response({"status": "ready", "credentials": credentials})
 
 
 @meta.get("/openapi.json")

@@ -18,7 +18,8 @@ _ERROR = {
             "description": "Machine-readable reason; the status each code is sent with: "
             + "; ".join(f"{code} ({status}: {meaning})" for code, (status, meaning) in CODES.items()),
         },
-        "invalid": {"type": "boolean", "description": "Present on /s3/* answers (Fine Uploader)."},
+        "invalid": {"type": "boolean", "description": "Present on Fine Uploader's /s3/* answers (not on /s3/params "
+                    "and /s3/multipart*, Uppy's Companion endpoints, whose status text carries the message)."},
     },
 }
 _EXPIRES = {"type": "integer", "minimum": 1, "maximum": 604800, "description": "Seconds; at most SIGNER_MAX_EXPIRES."}
@@ -44,6 +45,90 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, required: bool = True, **schema: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": {"type": "string", **schema}}
+
+
+def _path(name: str, **schema: Any) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, **schema}}
+
+
+_UPLOAD_ID = _path("uploadId")
+_UPLOAD_KEY = _query("key", description="The key /s3/multipart answered.")
+_COMPANION_ERRORS = (400, 401, 403, 404, 413, 415, 502)
+_URL_ANSWER = {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}, "expires": {"type": "integer"}}}
+
+
+def _companion_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """Uppy's Companion S3 protocol (``new AwsS3({ companionEndpoint })``)."""
+    tag = ["Uppy Companion S3"]
+    return {
+        "/s3/params": {"get": {
+            "summary": "A POST form for a simple upload; the service chooses the key", "tags": tag, "security": secured,
+            "parameters": [_query("filename", minLength=1), _query("type", required=False)],
+            "responses": {"200": {"description": "Signed form", **_json({
+                "type": "object", "required": ["method", "url", "fields"],
+                "properties": {"method": {"type": "string"}, "url": {"type": "string"}, "fields": _STRING_MAP,
+                               "key": {"type": "string"}, "expires": {"type": "integer"}, "headers": _STRING_MAP},
+            })}, **_errors(*_COMPANION_ERRORS)},
+        }},
+        "/s3/multipart": {"post": {
+            "summary": "Create a multipart upload (the service creates it, Content-Type signed)", "tags": tag,
+            "security": secured,
+            "requestBody": {"required": True, **_json({
+                "type": "object", "additionalProperties": False, "required": ["filename"],
+                "properties": {"filename": _FILENAME, "type": {"type": "string"}, "metadata": {"type": "object"}},
+            })},
+            "responses": {"200": {"description": "Created", **_json({
+                "type": "object", "required": ["key", "uploadId"],
+                "properties": {"key": {"type": "string"}, "uploadId": {"type": "string"}},
+            })}, **_errors(*_COMPANION_ERRORS)},
+        }},
+        "/s3/multipart/{uploadId}": {
+            "get": {
+                "summary": "The uploaded parts (Uppy resumes from them)", "tags": tag, "security": secured,
+                "parameters": [_UPLOAD_ID, _UPLOAD_KEY],
+                "responses": {"200": {"description": "Parts", **_json({"type": "array", "items": {
+                    "type": "object", "required": ["PartNumber", "ETag", "Size"],
+                    "properties": {"PartNumber": {"type": "integer"}, "ETag": {"type": "string"}, "Size": {"type": "integer"}},
+                }})}, **_errors(*_COMPANION_ERRORS)},
+            },
+            "delete": {
+                "summary": "Abort the upload (cancel)", "tags": tag, "security": secured,
+                "parameters": [_UPLOAD_ID, _UPLOAD_KEY],
+                "responses": {"200": {"description": "Aborted", **_json({"type": "object"})}, **_errors(*_COMPANION_ERRORS)},
+            },
+        },
+        "/s3/multipart/{uploadId}/{partNumber}": {"get": {
+            "summary": "A presigned URL for one part", "tags": tag, "security": secured,
+            "parameters": [_UPLOAD_ID, _path("partNumber"), _UPLOAD_KEY],
+            "responses": {"200": {"description": "Signed", **_json(_URL_ANSWER)}, **_errors(*_COMPANION_ERRORS)},
+        }},
+        "/s3/multipart/{uploadId}/batch": {"get": {
+            "summary": "Presigned URLs for several parts (older @uppy/aws-s3-multipart)", "tags": tag, "security": secured,
+            "parameters": [_UPLOAD_ID, _UPLOAD_KEY, _query("partNumbers", description="Comma-separated, at most 100.")],
+            "responses": {"200": {"description": "Signed", **_json({
+                "type": "object", "required": ["presignedUrls"], "properties": {"presignedUrls": _STRING_MAP},
+            })}, **_errors(*_COMPANION_ERRORS)},
+        }},
+        "/s3/multipart/{uploadId}/complete": {"post": {
+            "summary": "Complete: the service sums exactly these parts, aborts over SIGNER_MAX_SIZE, else completes",
+            "tags": tag, "security": secured, "parameters": [_UPLOAD_ID, _UPLOAD_KEY],
+            "requestBody": {"required": True, **_json({
+                "type": "object", "additionalProperties": False, "required": ["parts"],
+                "properties": {"parts": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["PartNumber", "ETag"],
+                    "properties": {"PartNumber": {"type": "integer"}, "ETag": {"type": "string"}},
+                }}},
+            })},
+            "responses": {"200": {"description": "Completed", **_json({
+                "type": "object", "required": ["location", "bucket", "key"],
+                "properties": {name: {"type": "string"} for name in ("location", "bucket", "key")},
+            })}, **_errors(*_COMPANION_ERRORS)},
+        }},
+    }
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
@@ -107,6 +192,34 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "200": {"description": "Signed; send fields first and the file last",
                                 **_json(_signed_answer(fields=_STRING_MAP))},
                         **_errors(400, 401, 403, 413, 415),
+                    },
+                }
+            },
+            "/v1/sign-request": {
+                "post": {
+                    "summary": "One step of Uppy's signRequest mode (simple upload or any multipart step)",
+                    "security": secured,
+                    "requestBody": {"required": True, **_json({
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["method", "key"],
+                        "properties": {
+                            "method": {"type": "string", "enum": ["GET", "PUT", "POST", "DELETE", "HEAD"]},
+                            "key": {"type": "string", "minLength": 1, "description": "Uppy's proposed key; outside your "
+                                    "prefix the service chooses one and answers it in key."},
+                            "contentType": {"type": "string"},
+                            "uploadId": {"type": "string"},
+                            "partNumber": {"type": "integer", "minimum": 1},
+                        },
+                    })},
+                    "responses": {
+                        "200": {"description": "Signed: {url, headers, key}, or {url, fields, key} (a POST form) for a "
+                                "simple PUT", **_json({
+                                    "type": "object", "required": ["url", "key"],
+                                    "properties": {"url": {"type": "string"}, "key": {"type": "string"},
+                                                   "headers": _STRING_MAP, "fields": _STRING_MAP},
+                                })},
+                        **_errors(400, 401, 403, 404, 413, 415, 502),
                     },
                 }
             },
@@ -193,7 +306,10 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            **_companion_paths(secured),
             "/healthz": {"get": {"summary": "Process is up", "responses": {"200": {"description": "OK", **_json({"type": "object"})}}}},
-            "/readyz": {"get": {"summary": "Configuration is valid", "responses": {"200": {"description": "Ready", **_json({"type": "object"})}}}},
+            "/readyz": {"get": {"summary": "Configuration is valid and the signing credentials are usable", "responses": {
+                "200": {"description": "Ready: the credentials' provider and expiry", **_json({"type": "object"})},
+                "503": {"description": "The credentials expired and could not be refreshed", **_json({"type": "object"})}}}},
         },
     }

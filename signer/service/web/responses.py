@@ -30,17 +30,36 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json")
 
 
+def is_companion_path(path: str) -> bool:
+    """Uppy's Companion S3 endpoints (``/s3/params``, ``/s3/multipart…``), not Fine Uploader's."""
+    return path == "/s3/params" or path == "/s3/multipart" or path.startswith("/s3/multipart/")
+
+
+def is_fine_uploader_path(path: str) -> bool:
+    return path.startswith("/s3/") and not is_companion_path(path)
+
+
+def reason_phrase(message: str) -> str:
+    """The message as an HTTP reason phrase (printable ASCII, short): Uppy shows only the
+    status text of a failed Companion call."""
+    text = "".join(char if " " <= char <= "~" else "?" for char in message)
+    return text[:200].rstrip() or "refused"
+
+
 def error_response(code: str, message: str, status: int | None = None) -> Response:
     body: dict[str, Any] = {"error": message, "code": code}
-    if request.path.startswith("/s3/"):
+    if is_fine_uploader_path(request.path):
         body["invalid"] = True  # Fine Uploader shows 'error'
-    return json_response(body, status or status_of(code))
+    response = json_response(body, status or status_of(code))
+    if is_companion_path(request.path):
+        response.status = f"{response.status_code} {reason_phrase(message)}"
+    return response
 
 
 def handle_refused(exc: Refused | SigningError) -> Response:
     log.info("refused %s %s: %s", request.method, request.path, exc.code)
     status = status_of(exc.code)
-    if status == 403 and request.path.startswith("/s3/"):
+    if status == 403 and is_fine_uploader_path(request.path):
         status = 400  # Fine Uploader's protocol: a refused signature is a 400
     return error_response(exc.code, exc.message, status)
 

@@ -1,0 +1,124 @@
+"""Uppy's Companion S3 protocol (``@uppy/aws-s3`` with ``companionEndpoint``), no Flask in it.
+
+Uppy asks; the service decides and does the multipart lifecycle itself, with our own signed
+requests (:mod:`signer.service.storage`): it chooses the key under the caller's prefix,
+creates the upload with a signed, allowed Content-Type, presigns each part, lists parts for a
+resume, and completes only after summing the sizes of exactly the parts being completed —
+aborting over ``SIGNER_MAX_SIZE`` — so an over-size or wrong-type object never exists.
+Every decision comes from :class:`signer.service.rules.CallerRules`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..credentials import Credentials
+from ..s3 import Bucket
+from .completion import guard_parts
+from .errors import Refused
+from .rules import CallerRules
+from .storage import abort_multipart_upload, complete_multipart_upload, create_multipart_upload, list_parts
+
+log = logging.getLogger("signer")
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Companion:
+    credentials: Credentials
+    bucket: Bucket
+    caller: CallerRules
+    now: datetime
+    timeout: float = 10.0
+
+    def params(self, filename: object, content_type: object) -> dict[str, Any]:
+        """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""
+        plan = self.caller.plan_post_policy(filename=filename, content_type=content_type or None, now=self.now)
+        form = plan.sign(self.credentials, self.bucket, self.now)
+        return {"method": "POST", "url": form.url, "fields": form.fields, "key": plan.key,
+                "expires": plan.expires_in, "headers": {}}
+
+    def create(self, filename: object, content_type: object) -> dict[str, str]:
+        """``POST /s3/multipart``: create the upload ourselves, Content-Type signed."""
+        plan = self.caller.plan_multipart_create(filename=filename, content_type=content_type, now=self.now)
+        upload_id = create_multipart_upload(self.credentials, self.bucket, plan.key, plan.content_type,
+                                            timeout=self.timeout)
+        return {"key": plan.key, "uploadId": f"{upload_id}.{self._seal(plan.key, upload_id)}"}
+
+    # Uppy hands the upload id back to us only, so we bind it to its key with an HMAC: a
+    # store that does not bind upload ids to keys (moto does not) cannot be used to reach
+    # another caller's upload through one's own key.
+
+    def _seal(self, key: str, upload_id: str) -> str:
+        secret = hmac.new(self.credentials.secret_key.encode(), b"signer companion upload id", hashlib.sha256).digest()
+        return hmac.new(secret, f"{key}\n{upload_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _upload(self, key: object, sealed: object) -> tuple[str, str]:
+        """The caller's key and the store's upload id, once the seal proves they belong together."""
+        checked_key, checked = self.caller.check_upload(key, sealed)
+        upload_id, _, mac = checked.rpartition(".")
+        if not upload_id or not hmac.compare_digest(mac, self._seal(checked_key, upload_id)):
+            raise Refused("upload_not_found", "this uploadId was not created for this key")
+        return checked_key, upload_id
+
+    def sign_part(self, upload_id: object, part_number: object, key: object) -> dict[str, Any]:
+        checked_key, store_id = self._upload(key, upload_id)
+        plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=part_number)
+        return {"url": plan.sign(self.credentials, self.bucket, self.now).url, "expires": plan.expires_in}
+
+    def sign_batch(self, upload_id: object, part_numbers: object, key: object) -> dict[str, Any]:
+        """The older ``/batch?partNumbers=1,2,3`` call of ``@uppy/aws-s3-multipart``."""
+        if not isinstance(part_numbers, str) or not part_numbers:
+            raise Refused("missing_field", "partNumbers is required: a comma-separated list")
+        numbers = part_numbers.split(",")
+        if len(numbers) > MAX_BATCH:
+            raise Refused("invalid_input", f"at most {MAX_BATCH} part numbers at once")
+        urls = {}
+        checked_key, store_id = self._upload(key, upload_id)
+        for number in numbers:
+            plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=number)
+            urls[str(int(number))] = plan.sign(self.credentials, self.bucket, self.now).url
+        return {"presignedUrls": urls}
+
+    def list_parts(self, upload_id: object, key: object) -> list[dict[str, Any]]:
+        checked_key, checked_id = self._upload(key, upload_id)
+        parts = list_parts(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)
+        return [{"PartNumber": part.number, "ETag": part.etag, "Size": part.size} for part in parts]
+
+    def complete(self, upload_id: object, key: object, body: dict[str, Any]) -> dict[str, str]:
+        """Sum exactly the parts named, abort over the limit, else complete with those parts."""
+        checked_key, checked_id = self._upload(key, upload_id)
+        wanted = _parts(body.get("parts"), self.caller)
+        chosen = guard_parts(self.credentials, self.bucket, self.caller, checked_key, checked_id, wanted,
+                             timeout=self.timeout)
+        complete_multipart_upload(self.credentials, self.bucket, checked_key, checked_id,
+                                  [(part.number, part.etag) for part in chosen], timeout=max(self.timeout, 30.0))
+        log.info("completed a multipart upload of %d parts", len(chosen))
+        return {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name, "key": checked_key}
+
+    def abort(self, upload_id: object, key: object) -> dict[str, Any]:
+        """Cancel: aborting an unfinished upload of one's own deletes no object, only parts."""
+        checked_key, checked_id = self._upload(key, upload_id)
+        abort_multipart_upload(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)
+        return {}
+
+
+def _parts(raw: object, caller: CallerRules) -> list[tuple[int, str]]:
+    if not isinstance(raw, list) or not raw:
+        raise Refused("invalid_input", "parts must be a non-empty list of {PartNumber, ETag}")
+    if len(raw) > caller.max_part_number:
+        raise Refused("too_large", f"at most {caller.max_part_number} parts fit the size limit")
+    parts = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) - {"PartNumber", "ETag", "Size"}:
+            raise Refused("invalid_input", "each part must be {PartNumber, ETag}")
+        etag = item.get("ETag")
+        if not isinstance(etag, str) or not 0 < len(etag) <= 200:
+            raise Refused("invalid_input", "each part needs its ETag")
+        parts.append((caller.check_part_number(item.get("PartNumber"), "PartNumber"), etag))
+    return parts

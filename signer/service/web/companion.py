@@ -1,0 +1,78 @@
+"""Uppy's Companion S3 endpoints (``new AwsS3({ companionEndpoint })``). The protocol and its
+decisions are :class:`signer.service.companion.Companion`; this only translates HTTP.
+Errors keep their real status and carry the reason in the status line: Uppy shows only
+``Companion request failed: <statusText>``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
+
+from ...sigv4 import current_time
+from ..companion import Companion
+from .context import caller, caller_rules, config, json_body
+from .responses import json_response
+
+log = logging.getLogger("signer")
+companion = Blueprint("companion", __name__)
+
+
+class PartNumber(BaseConverter):
+    """ASCII digits only (werkzeug's ``int`` takes any Unicode digit), and never ``complete``
+    or ``batch``, so those paths do not also answer GET as a part."""
+
+    regex = "[0-9]{1,5}"
+
+
+@companion.record_once
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("part_number", PartNumber)
+
+
+def _companion() -> Companion:
+    cfg = config()
+    caller()
+    return Companion(cfg.credentials, cfg.bucket, caller_rules(), current_time(), cfg.s3_timeout)
+
+
+@companion.get("/s3/params")
+def params() -> Response:
+    return json_response(_companion().params(request.args.get("filename"), request.args.get("type")))
+
+
+@companion.post("/s3/multipart")
+def create() -> Response:
+    adapter = _companion()  # authenticate before reading the body
+    body = json_body({"filename", "type", "metadata"})
+    answer = adapter.create(body.get("filename"), body.get("type"))
+    log.info("created a multipart upload for %s", caller().identity or "-")
+    return json_response(answer)
+
+
+@companion.get("/s3/multipart/<upload_id>/batch")
+def batch(upload_id: str) -> Response:
+    return json_response(_companion().sign_batch(upload_id, request.args.get("partNumbers"), request.args.get("key")))
+
+
+@companion.get("/s3/multipart/<upload_id>/<part_number:part_number>")
+def part(upload_id: str, part_number: str) -> Response:
+    return json_response(_companion().sign_part(upload_id, part_number, request.args.get("key")))
+
+
+@companion.get("/s3/multipart/<upload_id>")
+def parts(upload_id: str) -> Response:
+    return json_response(_companion().list_parts(upload_id, request.args.get("key")))
+
+
+@companion.post("/s3/multipart/<upload_id>/complete")
+def complete(upload_id: str) -> Response:
+    adapter = _companion()  # authenticate before reading the body
+    return json_response(adapter.complete(upload_id, request.args.get("key"), json_body({"parts"})))
+
+
+@companion.delete("/s3/multipart/<upload_id>")
+def abort(upload_id: str) -> Response:
+    return json_response(_companion().abort(upload_id, request.args.get("key")))

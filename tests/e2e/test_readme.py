@@ -1,0 +1,101 @@
+"""The README's first hour, word for word: `scripts/run.sh` (the local default on SeaweedFS), its
+curl block and its CLI block, each read from README.md and run by bash. Only the two addresses
+change (127.0.0.1:8080 and s3.localhost:9000 become free ports, as LOCAL_S3_PORT and SIGNER_BIND
+allow); a second run.sh on the same ports ends at once with one line."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+from signer import Credentials
+from tests.e2e.conftest import require_weed
+from tests.seaweedfs import SeaweedFS, port_is_free
+from tests.servers import ROOT, SERVER_LOGS, free_port, require_tool, wait_for_http
+
+
+def readme_block(after: str, number: int = 0) -> str:
+    """The ``number``-th ```sh block after the line ``after`` in README.md."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split(after, 1)[1]
+    return re.findall(r"```sh\n(.*?)```", text, re.S)[number]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIGNER_", "LOCAL_"))}
+    return {**environ, **extra}
+
+
+def bash(script: str, cwd: Path, environ: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=environ, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
+    require_tool("curl", "install it with: apt-get install curl")
+    require_weed()
+    service_port, s3_port = free_port(), free_port()
+    environ = clean_env(SIGNER_BIND=f"127.0.0.1:{service_port}", LOCAL_S3_PORT=str(s3_port),
+                        LOCAL_DATA_DIR=str(tmp_path / "data"))
+    log = tmp_path / "run-sh.log"
+    SERVER_LOGS.append(log)
+    with open(log, "wb") as output:
+        run = subprocess.Popen(["scripts/run.sh"], cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{service_port}/healthz", timeout=300, process=run)
+        for _ in range(100):  # the banner comes right after the first answer
+            if "local default ready" in log.read_text():
+                break
+            subprocess.run(["sleep", "0.1"])
+        banner = log.read_text()
+        assert "uploads under uploads/anonymous/" in banner and "keys under uploads/local/" in banner, banner
+
+        for path in ("/", "/fine-uploader"):  # the demo page, with Fine Uploader when npm installed it
+            page = subprocess.run(["curl", "-sS", f"http://127.0.0.1:{service_port}{path}"], capture_output=True,
+                                  text=True, timeout=30).stdout
+            assert "sigv4-signer demo" in page and "local-uploads" in page
+        for origin, allowed in ((f"http://127.0.0.1:{service_port}", True), ("http://evil.example", False)):
+            preflight = subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "OPTIONS", "-H", f"Origin: {origin}",
+                 "-H", "Access-Control-Request-Method: PUT", f"http://local-uploads.s3.localhost:{s3_port}/x"],
+                capture_output=True, text=True, timeout=30).stdout
+            assert (preflight == "200") is allowed, (origin, preflight)  # the bucket's CORS: the demo's origin only
+
+        again = subprocess.run(["scripts/run.sh"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 1
+        assert again.stderr.strip().splitlines()[-1] == (
+            f"run.sh: port {s3_port} is in use (another scripts/run.sh?); stop it or set LOCAL_S3_PORT=<port>")
+        assert "setting up" not in again.stderr  # every install step was already done
+
+        def localise(block: str) -> str:
+            return (block.replace("127.0.0.1:8080", f"127.0.0.1:{service_port}")
+                         .replace("s3.localhost:9000", f"s3.localhost:{s3_port}"))
+
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / ".venv").symlink_to(ROOT / ".venv")  # "from the project folder"
+        (work / "signer").symlink_to(ROOT / "signer")
+        curl_run = bash(localise(readme_block("### With curl\n")), work, clean_env())
+        assert curl_run.returncode == 0, curl_run.stderr
+        lines = curl_run.stdout.splitlines()
+        assert lines[:5] == ["presign: HTTP 200", "PUT to S3: HTTP 200", "post-policy: HTTP 200",
+                             "POST to S3: HTTP 204"] + lines[4:5], curl_run.stdout
+        assert lines[4].count('"key": "uploads/local/') == 2, lines[4]
+
+        cli_run = bash(localise(readme_block("From the command line")), work, clean_env())
+        assert cli_run.returncode == 0, cli_run.stderr
+        assert cli_run.stdout == "PUT to S3: HTTP 200\n"
+        store = SeaweedFS(s3_port, "local-uploads", Credentials("local-access-key", "local-secret-key"))
+        assert store.get_object("uploads/cli/cat.jpg") == b"\xff\xd8\xff\xe0 not really a cat\n"
+    finally:
+        try:
+            os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
+            assert run.wait(timeout=30) == 0
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+    assert "stopped SeaweedFS and the service" in log.read_text()
+    assert port_is_free(s3_port) and port_is_free(service_port)  # both stopped

@@ -1,0 +1,315 @@
+"""Uppy's Companion S3 protocol and /v1/sign-request against a real S3-compatible server
+(moto) on loopback: the service creates, lists, completes and aborts uploads itself. boto3
+only arranges and inspects the bucket (an oracle); parts go up through the presigned URLs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config as BotoConfig
+
+from signer.service.config import load_config
+from signer.service.web.app import create_app
+from tests.conftest import ACCESS_KEY, BOB_TOKEN, SECRET_KEY, bearer, env_with
+from tests.servers import moto_server
+
+MIB = 1024 * 1024
+BUCKET = "uploads-bucket"
+
+
+@pytest.fixture(scope="module")
+def s3_url():
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def store(s3_url):
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                      aws_secret_access_key=SECRET_KEY, config=BotoConfig(s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket=BUCKET)
+    yield s3
+    for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
+    s3.delete_bucket(Bucket=BUCKET)
+
+
+def make(s3_url, **overrides):
+    return create_app(load_config(env_with(SIGNER_ENDPOINT_URL=s3_url, **overrides))).test_client()
+
+
+@pytest.fixture
+def client(s3_url, store):
+    return make(s3_url, SIGNER_MAX_SIZE=str(12 * MIB))
+
+
+def uploads(store) -> list[str]:
+    return [u["Key"] for u in store.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
+
+
+def objects(store) -> list[str]:
+    return [item["Key"] for item in store.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def create(client, name="cat.png", type_="image/png", headers=None):
+    return client.post("/s3/multipart", json={"filename": name, "type": type_, "metadata": {"name": name}},
+                       headers=headers or bearer())
+
+
+def put_parts(client, key, upload_id, sizes):
+    parts = []
+    for number, size in enumerate(sizes, 1):
+        answer = client.get(f"/s3/multipart/{upload_id}/{number}", query_string={"key": key}, headers=bearer())
+        assert answer.status_code == 200, answer.json
+        response = requests.put(answer.json["url"], data=bytes([number]) * size, timeout=30)
+        assert response.status_code == 200
+        parts.append({"PartNumber": number, "ETag": response.headers["ETag"]})
+    return parts
+
+
+def test_params_is_a_post_form_with_size_and_type(client) -> None:
+    answer = client.get("/s3/params?filename=cat.png&type=image/png&metadata[name]=cat.png", headers=bearer())
+    assert answer.status_code == 200, answer.json
+    assert answer.json["method"] == "POST" and answer.json["fields"]["key"].startswith("uploads/alice/")
+    policy = json.loads(base64.b64decode(answer.json["fields"]["policy"]))
+    assert ["content-length-range", 0, 12 * MIB] in policy["conditions"]
+    assert {"Content-Type": "image/png"} in policy["conditions"]
+
+
+def test_disallowed_type_is_refused_with_a_meaningful_status_text(client, store) -> None:
+    for answer in (client.get("/s3/params?filename=x.html&type=text/html", headers=bearer()), create(client, "x.html", "text/html")):
+        assert answer.status_code == 403
+        assert answer.json["code"] == "content_type_not_allowed" and "invalid" not in answer.json
+        assert "text/html" in answer.status and "not allowed" in answer.status
+    assert uploads(store) == []
+
+
+def test_create_parts_list_complete(client, store) -> None:
+    created = create(client)
+    assert created.status_code == 200, created.json
+    key, upload_id = created.json["key"], created.json["uploadId"]
+    assert key.startswith("uploads/alice/") and key.endswith(".png") and uploads(store) == [key]
+    parts = put_parts(client, key, upload_id, [5 * MIB, 1000])
+    listed = client.get(f"/s3/multipart/{upload_id}", query_string={"key": key}, headers=bearer())
+    assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed.json] == [
+        (1, parts[0]["ETag"], 5 * MIB), (2, parts[1]["ETag"], 1000)]
+    done = client.post(f"/s3/multipart/{upload_id}/complete", query_string={"key": key}, json={"parts": parts},
+                       headers=bearer())
+    assert done.status_code == 200, done.json
+    assert done.json["key"] == key and done.json["bucket"] == BUCKET and done.json["location"].endswith(key.split("/")[-1])
+    head = store.head_object(Bucket=BUCKET, Key=key)
+    assert (head["ContentLength"], head["ContentType"]) == (5 * MIB + 1000, "image/png")
+    assert uploads(store) == []
+
+
+def test_batch_signs_several_parts(client) -> None:
+    created = create(client).json
+    answer = client.get(f"/s3/multipart/{created['uploadId']}/batch",
+                        query_string={"key": created["key"], "partNumbers": "1,2"}, headers=bearer())
+    assert answer.status_code == 200 and set(answer.json["presignedUrls"]) == {"1", "2"}
+    assert "partNumber=2" in answer.json["presignedUrls"]["2"]
+
+
+def test_over_size_is_refused_at_complete_and_leaves_nothing(s3_url, store) -> None:
+    client = make(s3_url, SIGNER_MAX_SIZE=str(6 * MIB))
+    created = create(client).json
+    parts = put_parts(client, created["key"], created["uploadId"], [5 * MIB, MIB + 1])
+    done = client.post(f"/s3/multipart/{created['uploadId']}/complete", query_string={"key": created["key"]},
+                       json={"parts": parts}, headers=bearer())
+    assert done.status_code == 403 and done.json["code"] == "too_large" and "aborted" in done.status
+    assert uploads(store) == [] and objects(store) == []
+
+
+def test_part_numbers_are_bounded_by_the_size_limit(client) -> None:
+    created = create(client).json  # 12 MiB: at most 3 parts of >= 5 MiB but the last
+    for number, status in (("0", 400), ("3", 200), ("4", 400), ("10001", 400), ("x", 404), ("١", 404)):
+        answer = client.get(f"/s3/multipart/{created['uploadId']}/{number}", query_string={"key": created["key"]},
+                            headers=bearer())
+        assert answer.status_code == status, (number, answer.json)
+
+
+def test_complete_refuses_parts_that_were_not_uploaded(client, store) -> None:
+    created = create(client).json
+    parts = put_parts(client, created["key"], created["uploadId"], [1000])
+    forged = [{"PartNumber": 1, "ETag": '"0123"'}]
+    for body in ({"parts": forged}, {"parts": parts + [{"PartNumber": 2, "ETag": parts[0]["ETag"]}]}, {"parts": []}):
+        done = client.post(f"/s3/multipart/{created['uploadId']}/complete", query_string={"key": created["key"]},
+                           json=body, headers=bearer())
+        assert done.status_code == 400, body
+    assert uploads(store) == [created["key"]]
+
+
+def test_another_caller_cannot_touch_an_upload(client, store) -> None:
+    created = create(client).json
+    parts = put_parts(client, created["key"], created["uploadId"], [1000])
+    bob = bearer(BOB_TOKEN)
+    query = {"key": created["key"]}
+    attempts = [
+        client.post(f"/s3/multipart/{created['uploadId']}/complete", query_string=query, json={"parts": parts}, headers=bob),
+        client.delete(f"/s3/multipart/{created['uploadId']}", query_string=query, headers=bob),
+        client.get(f"/s3/multipart/{created['uploadId']}", query_string=query, headers=bob),
+        client.get(f"/s3/multipart/{created['uploadId']}/2", query_string=query, headers=bob),
+    ]
+    assert [a.status_code for a in attempts] == [403] * 4
+    assert all(a.json["code"] == "key_not_allowed" for a in attempts)
+    bob_key = create(client, headers=bob).json["key"]  # bob's own key with alice's upload id: S3 does not know it
+    answer = client.post(f"/s3/multipart/{created['uploadId']}/complete", query_string={"key": bob_key},
+                         json={"parts": parts}, headers=bob)
+    assert answer.status_code == 404 and answer.json["code"] == "upload_not_found"
+    assert created["key"] in uploads(store) and objects(store) == []
+
+
+def test_abort_leaves_no_upload(client, store) -> None:
+    created = create(client).json
+    put_parts(client, created["key"], created["uploadId"], [1000])
+    answer = client.delete(f"/s3/multipart/{created['uploadId']}", query_string={"key": created["key"]}, headers=bearer())
+    assert answer.status_code == 200
+    assert uploads(store) == [] and objects(store) == []
+
+
+def test_fine_uploader_endpoints_keep_their_error_shape(client) -> None:
+    answer = client.post("/s3/signature?v4=true", json={"headers": "nope"}, headers=bearer())
+    assert answer.status_code == 400 and answer.json["invalid"] is True
+
+
+# --- /v1/sign-request (Uppy's signRequest mode) -------------------------------------------
+
+def sign(client, **body):
+    return client.post("/v1/sign-request", json=body, headers=bearer())
+
+
+def test_sign_request_simple_put_is_a_post_form_under_our_key(client) -> None:
+    answer = sign(client, method="PUT", key="abc-cat.png", contentType="image/png")
+    assert answer.status_code == 200, answer.json
+    key = answer.json["key"]
+    assert key.startswith("uploads/alice/") and key.endswith(".png") and answer.json["fields"]["key"] == key
+    policy = json.loads(base64.b64decode(answer.json["fields"]["policy"]))
+    assert ["content-length-range", 0, 12 * MIB] in policy["conditions"]
+    assert sign(client, method="PUT", key="x.html", contentType="text/html").status_code == 403
+
+
+def test_sign_request_multipart_flow(client, store) -> None:
+    created = sign(client, method="POST", key="abc-big.png")
+    assert created.status_code == 200, created.json
+    key = created.json["key"]
+    answer = requests.post(created.json["url"], timeout=10)
+    upload_id = answer.text.split("<UploadId>")[1].split("</UploadId>")[0]
+    etags = []
+    for number, size in ((1, 5 * MIB), (2, 10)):
+        url = sign(client, method="PUT", key=key, uploadId=upload_id, partNumber=number).json["url"]
+        etags.append(requests.put(url, data=b"z" * size, timeout=30).headers["ETag"])
+    listed = requests.get(sign(client, method="GET", key=key, uploadId=upload_id).json["url"], timeout=10)
+    assert listed.status_code == 200 and listed.text.count("<Part>") == 2
+    url = sign(client, method="POST", key=key, uploadId=upload_id).json["url"]
+    xml = "<CompleteMultipartUpload>" + "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in enumerate(etags, 1)) + "</CompleteMultipartUpload>"
+    assert requests.post(url, data=xml, timeout=30).status_code == 200
+    assert store.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == 5 * MIB + 10
+    other = sign(client, method="DELETE", key="uploads/bob/x.png", uploadId=upload_id)
+    assert other.status_code == 403
+
+
+def test_sign_request_complete_is_refused_and_aborted_over_size(s3_url, store) -> None:
+    client = make(s3_url, SIGNER_MAX_SIZE=str(6 * MIB))
+    key = sign(client, method="POST", key="big.png").json["key"]
+    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    for number, size in ((1, 5 * MIB), (2, MIB + 1)):
+        url = sign(client, method="PUT", key=key, uploadId=upload_id, partNumber=number).json["url"]
+        requests.put(url, data=b"z" * size, timeout=30)
+    refused = sign(client, method="POST", key=key, uploadId=upload_id)
+    assert refused.status_code == 403 and refused.json["code"] == "too_large"
+    assert uploads(store) == [] and objects(store) == []
+
+
+def watch(s3_url, key, upload_id, outcomes, delays=(0.05, 0.1)):
+    from signer import Bucket, Credentials
+    from signer.service.completion import schedule_object_check
+    from signer.service.rules import Rules
+
+    caller = Rules(max_size=6 * MIB, allowed_content_types=("image/*",)).for_caller("alice")
+    schedule_object_check(Credentials(ACCESS_KEY, SECRET_KEY), Bucket(BUCKET, endpoint_url=s3_url), caller, key,
+                          upload_id, delays=delays, done=outcomes.append)
+
+
+def wait_for(outcomes, count):
+    deadline = time.monotonic() + 15
+    while len(outcomes) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def complete_with(store, key, upload_id, sizes):
+    parts = [{"PartNumber": n, "ETag": store.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=n,
+                                                         Body=b"x" * size)["ETag"]} for n, size in enumerate(sizes, 1)]
+    store.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+
+
+def test_object_check_deletes_a_completed_object_that_breaks_the_rules(s3_url, store) -> None:
+    outcomes: list[str] = []
+    for key, sizes, type_ in (("uploads/alice/big.png", [5 * MIB, 2 * MIB], "image/png"),
+                              ("uploads/alice/ok.png", [10], "image/png"),
+                              ("uploads/alice/page.png", [10], "text/html")):
+        upload_id = store.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType=type_)["UploadId"]
+        complete_with(store, key, upload_id, sizes)
+        watch(s3_url, key, upload_id, outcomes)
+    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key="uploads/alice/gone.png")["UploadId"]
+    store.abort_multipart_upload(Bucket=BUCKET, Key="uploads/alice/gone.png", UploadId=upload_id)
+    watch(s3_url, "uploads/alice/gone.png", upload_id, outcomes)
+    wait_for(outcomes, 4)
+    assert sorted(outcomes) == ["absent", "deleted", "deleted", "ok"]
+    assert objects(store) == ["uploads/alice/ok.png"]
+
+
+def test_object_check_waits_for_the_upload_not_for_an_object_already_at_the_key(s3_url, store) -> None:
+    """A small object placed at the key first must not end the watch: the over-size complete
+    that follows is still caught."""
+    key = "uploads/alice/swap.png"
+    store.put_object(Bucket=BUCKET, Key=key, Body=b"small", ContentType="image/png")
+    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType="image/png")["UploadId"]
+    outcomes: list[str] = []
+    watch(s3_url, key, upload_id, outcomes, delays=(0.05, 0.6, 0.6))
+    time.sleep(0.3)
+    assert outcomes == []  # still watching: the upload is open
+    complete_with(store, key, upload_id, [5 * MIB, 2 * MIB])
+    wait_for(outcomes, 1)
+    assert outcomes == ["deleted"] and objects(store) == []
+
+
+def test_object_check_gives_up_on_an_upload_that_stays_open(s3_url, store) -> None:
+    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key="uploads/alice/open.png")["UploadId"]
+    outcomes: list[str] = []
+    watch(s3_url, "uploads/alice/open.png", upload_id, outcomes, delays=(0.05, 0.05))
+    wait_for(outcomes, 1)
+    assert outcomes == ["open"]
+
+
+# --- Fine Uploader's complete: the same pre-completion size check (issue #9 item 4) -------
+
+def fine_uploader_complete(client, s3_url, key, upload_id):
+    from datetime import datetime, timezone
+
+    from tests import fineuploader_samples as fu
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    raw = fu.headers_string("complete", now, host=s3_url.split("//")[1], key=key, upload_id=upload_id,
+                            path_prefix=f"/{BUCKET}")
+    return client.post("/s3/signature?v4=true", json={"headers": raw}, headers=bearer())
+
+
+def test_fine_uploader_complete_is_refused_and_aborted_over_size(s3_url, store) -> None:
+    client = make(s3_url, SIGNER_MAX_SIZE=str(6 * MIB))
+    key = "uploads/alice/fu.png"
+    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    store.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=b"a" * (5 * MIB))
+    small = fine_uploader_complete(client, s3_url, key, upload_id)
+    assert small.status_code == 200 and set(small.json) == {"signature"}, small.json
+    store.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=2, Body=b"b" * (MIB + 1))
+    refused = fine_uploader_complete(client, s3_url, key, upload_id)
+    assert refused.status_code == 400 and refused.json["code"] == "too_large" and refused.json["invalid"] is True
+    assert uploads(store) == [] and objects(store) == []

@@ -1,0 +1,104 @@
+"""The server setup in gunicorn.conf.py, run for real: its settings, and slow clients.
+
+Fifty connections that send half a request line and stall must not stop /healthz and
+/v1/presign from answering within a second (issue #9, item 8): the default workers are
+threaded, so a stalled client holds one thread, not a whole worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack
+
+import pytest
+
+from signer.service.config import ConfigError, available_cpus, server_settings
+from tests.conftest import ALICE_TOKEN, env_with
+from tests.servers import ROOT, free_port, running
+
+STALLED = 50
+
+
+def test_available_cpus_follows_affinity_and_quota() -> None:
+    assert available_cpus(8, None, None) == 8
+    assert available_cpus(8, 200000, 100000) == 2  # cpu.max "200000 100000"
+    assert available_cpus(8, 150000, 100000) == 2  # 1.5 CPUs round up
+    assert available_cpus(1, 400000, 100000) == 1  # affinity is the tighter limit
+    assert available_cpus(4, 50000, 100000) == 1
+    assert available_cpus(0, None, None) == 1
+
+
+def test_server_settings_defaults_and_overrides() -> None:
+    assert server_settings({}, cpus=2) == server_settings({"SIGNER_BIND": "0.0.0.0:8080"}, cpus=2)
+    settings = server_settings({}, cpus=2)
+    assert (settings.bind, settings.workers) == ("0.0.0.0:8080", 3)
+    settings = server_settings({"SIGNER_BIND": "[::1]:9000", "SIGNER_WORKERS": "5", "SIGNER_THREADS": "8"}, cpus=2)
+    assert (settings.bind, settings.workers, settings.threads) == ("[::1]:9000", 5, 8)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SIGNER_WORKERS", "abc"), ("SIGNER_WORKERS", "0"), ("SIGNER_WORKERS", "\u0663"), ("SIGNER_THREADS", "-1"),
+     ("SIGNER_BIND", "8091"), ("SIGNER_BIND", "0.0.0.0:99999"), ("SIGNER_BIND", ":8080"), ("SIGNER_BIND", "host")],
+)
+def test_server_settings_refuse_bad_values(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        server_settings({variable: value}, cpus=2)
+    assert caught.value.message.startswith(variable)
+
+
+def gunicorn(port: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+
+
+@pytest.mark.parametrize("value", ["abc", "8091"])
+def test_gunicorn_refuses_bad_server_settings_with_one_line(value: str) -> None:
+    variable = "SIGNER_WORKERS" if value == "abc" else "SIGNER_BIND"
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **env_with(), variable: value},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"sigv4-signer: configuration error: {variable} must be "
+        + ("a whole number, got 'abc'" if value == "abc" else "host:port (e.g. 0.0.0.0:8080) or unix:/path, got '8091'")
+    ]
+
+
+def timed(request: urllib.request.Request) -> tuple[int, float]:
+    start = time.monotonic()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, time.monotonic() - start
+
+
+def test_stalled_clients_do_not_stop_the_service(tmp_path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **env_with()}
+    with running(gunicorn(port), f"{base}/healthz", env=env, log_path=tmp_path / "gunicorn.log"), ExitStack() as stack:
+        for _ in range(STALLED):
+            stalled = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+            stalled.sendall(b"GET /heal")  # half a request line, then nothing
+        time.sleep(1.0)  # let every worker pick its share up
+        presign = urllib.request.Request(
+            f"{base}/v1/presign", method="POST", data=json.dumps({"method": "GET", "key": "uploads/alice/a.txt"}).encode(),
+            headers={"Authorization": f"Bearer {ALICE_TOKEN}", "Content-Type": "application/json"},
+        )
+        for _ in range(5):
+            for request in (urllib.request.Request(f"{base}/healthz"), presign):
+                status, seconds = timed(request)
+                assert status == 200
+                assert seconds < 1.0, f"{request.full_url} took {seconds:.2f}s under {STALLED} stalled clients"
+
+
+def test_check_config_checks_the_server_settings_too() -> None:
+    command = [sys.executable, "-m", "signer", "check-config"]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **env_with(), "SIGNER_BIND": "8091"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("configuration error: SIGNER_BIND must be host:port")
