@@ -1,23 +1,36 @@
 """Comparison apps for benchmarks/service.py, served by the same gunicorn settings as the service.
 
-bare:  the framework's ceiling: parse the same JSON body, answer a small JSON object.
+bare:  the framework's ceiling: parse the same JSON body, answer a constant JSON object of the
+       same size as the service's answer (``BENCH_BODY_BYTES``, measured by service.py).
 boto3: what people write without this project: boto3's generate_presigned_url per request
-       (client made once per worker, as a careful user would).
+       (client made once per worker, as a careful user would). boto3 only here, never in the service.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 bare = Flask("bare")
 
 
+def _constant_body(size: int) -> str:
+    """A presign-shaped JSON object of exactly ``size`` bytes (or the smallest such shape)."""
+    shape = {"method": "PUT", "url": "", "headers": {"Content-Type": "image/jpeg", "Content-Length": "12345"},
+             "bucket": "bench-bucket", "key": "uploads/bench/cat photo.jpg", "expires_at": "2026-01-01T00:00:00Z"}
+    shape["url"] = "x" * max(0, size - len(json.dumps(shape)))
+    return json.dumps(shape)
+
+
+_BODY = _constant_body(int(os.environ.get("BENCH_BODY_BYTES", "600")))
+
+
 @bare.post("/v1/presign")
-def bare_presign():
-    body = request.get_json()
-    return jsonify(method="PUT", url="https://example.invalid/" + body["key"], headers={}, key=body["key"])
+def bare_presign() -> Response:
+    request.get_json()
+    return Response(_BODY, mimetype="application/json")
 
 
 boto3_app = Flask("boto3")

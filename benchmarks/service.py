@@ -1,12 +1,17 @@
-"""Throughput of the running service under gunicorn, measured with wrk, against a bare Flask
-endpoint (the framework's ceiling) and a Flask endpoint calling boto3, in one run.
+"""The running service under gunicorn against a bare Flask endpoint and a Flask + boto3 one,
+side by side: requests/s and, steadier on a shared machine, server CPU per request.
 
-Run:  .venv/bin/python benchmarks/service.py [--seconds 10] [--connections 32]
+Run from the repository root:
+    .venv/bin/python -m benchmarks.service [--rounds 5] [--seconds 3] [--connections 16]
 Needs wrk (Debian: apt-get install wrk) and the test requirements (boto3 for the comparison).
 
-Every server uses gunicorn.conf.py (the Dockerfile's settings: sync workers, 2*CPU+1) on
-127.0.0.1. Prints requests/s, p50/p99 latency, errors and worker RSS per target, the ratios,
-and then a run in which one worker is SIGKILLed half-way.
+All servers run at once, each under gunicorn.conf.py (the Dockerfile's settings) on
+127.0.0.1. Each round drives every target once with wrk, in an order rotated per round, so
+the targets share the machine's moods alike. Server CPU is utime+stime of the master and
+its workers from /proc/<pid>/stat (plus the master's reaped children, so a worker recycled
+by max_requests still counts), read just before and after each wrk run; the load generator
+is not counted. Reports medians over rounds with the spread (min-max), worker RSS, the
+ratios the targets are stated in, and then a run in which one worker is SIGKILLed half-way.
 """
 
 from __future__ import annotations
@@ -17,18 +22,17 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.servers import free_port, running  # noqa: E402
+from tests.servers import free_port, running
 
 TOKEN = "bench-token-0123456789abcdef"
 ENV = {
@@ -42,6 +46,7 @@ ENV = {
 }
 PRESIGN_BODY = {"method": "PUT", "key": "uploads/bench/cat photo ü.jpg", "content_type": "image/jpeg",
                 "content_length": 12345}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def fine_uploader_policy() -> dict:
@@ -107,36 +112,106 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def gunicorn(app: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-            "--access-logfile", "/dev/null", app]
+def _ticks(pid: int, children_too: bool) -> int:
+    """utime+stime (and cutime+cstime for the master) in clock ticks; 0 if the process is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return utime + stime + (cutime + cstime if children_too else 0)
 
 
-def measure(name: str, app: str, path: str, body: dict, seconds: int, connections: int, work: Path) -> dict:
-    port = free_port()
+def server_cpu_seconds(master: int) -> float:
+    """CPU used so far by a gunicorn master, its live workers and the workers it has reaped."""
+    return (_ticks(master, True) + sum(_ticks(pid, False) for pid in worker_pids(master))) / CLOCK_TICKS
+
+
+def gunicorn(app: str, port: int, workers: int | None) -> list[str]:
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+               "--access-logfile", "/dev/null"]
+    return command + (["--workers", str(workers)] if workers else []) + [app]
+
+
+class Target:
+    """One row: a server (shared by rows on the same app), a path and a body."""
+
+    def __init__(self, name: str, url: str, master: int, script: Path) -> None:
+        self.name, self.url, self.master, self.script = name, url, master, script
+        self.runs: list[dict] = []
+
+    def run(self, seconds: int, connections: int) -> None:
+        before = server_cpu_seconds(self.master)
+        result = run_wrk(self.url, self.script, seconds, connections)
+        cpu = server_cpu_seconds(self.master) - before
+        result["cpu_us"] = cpu / result["requests"] * 1e6 if result["requests"] else float("nan")
+        self.runs.append(result)
+
+    def median(self, field: str) -> float:
+        return statistics.median(run[field] for run in self.runs)
+
+    def spread(self, field: str) -> tuple[float, float]:
+        values = [run[field] for run in self.runs]
+        return min(values), max(values)
+
+
+def ratio_text(values: list[float], target: str) -> str:
+    return f"{statistics.median(values):.2f}x (rounds {min(values):.2f}-{max(values):.2f}; target {target})"
+
+
+def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], dict[str, float], dict[str, int]]:
     env = {**os.environ, **ENV}
-    with running(gunicorn(app, port), f"http://127.0.0.1:{port}/healthz" if app == "wsgi:app" else
-                 f"http://127.0.0.1:{port}/", env=env, log_path=work / (re.sub(r"\W+", "-", name) + ".log")) as process:
-        url = f"http://127.0.0.1:{port}{path}"
-        run_wrk(url, wrk_script(work, body), 2, connections)  # warm-up: imports, clients, caches
-        result = run_wrk(url, wrk_script(work, body), seconds, connections)
-        workers = worker_pids(process.pid)
-        result["rss_mib"] = max(rss_mib(pid) for pid in workers) if workers else float("nan")
-        result["workers"] = len(workers)
-    result["name"] = name
-    return result
+    with ExitStack() as stack:
+        signer_port = free_port()
+        signer = stack.enter_context(running(gunicorn("wsgi:app", signer_port, args.workers),
+                                             f"http://127.0.0.1:{signer_port}/healthz", env=env,
+                                             log_path=work / "signer.log"))
+        probe = urllib.request.Request(
+            f"http://127.0.0.1:{signer_port}/v1/presign", data=json.dumps(PRESIGN_BODY).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+        )
+        body_bytes = len(urllib.request.urlopen(probe, timeout=10).read())
+        env["BENCH_BODY_BYTES"] = str(body_bytes)
+        servers, ports = {"signer": signer}, {"signer": signer_port}
+        for name, app in (("bare", "benchmarks.apps:bare"), ("boto3", "benchmarks.apps:boto3_app")):
+            ports[name] = port = free_port()
+            servers[name] = stack.enter_context(running(gunicorn(app, port, args.workers), f"http://127.0.0.1:{port}/",
+                                                        env=env, log_path=work / f"{name}.log"))
+        presign_script = wrk_script(work, PRESIGN_BODY)
+        targets = [
+            Target("signer POST /v1/presign", f"http://127.0.0.1:{ports['signer']}/v1/presign",
+                   servers["signer"].pid, presign_script),
+            Target("signer POST /s3/signature", f"http://127.0.0.1:{ports['signer']}/s3/signature?v4=true",
+                   servers["signer"].pid, wrk_script(work, fine_uploader_policy())),
+            Target("bare Flask (same-size JSON)", f"http://127.0.0.1:{ports['bare']}/v1/presign",
+                   servers["bare"].pid, presign_script),
+            Target("Flask + boto3 presign", f"http://127.0.0.1:{ports['boto3']}/v1/presign",
+                   servers["boto3"].pid, presign_script),
+        ]
+        for target in targets:  # warm-up: imports, clients, caches; not counted
+            run_wrk(target.url, target.script, 1, args.connections)
+        for round_number in range(args.rounds):
+            shift = round_number % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                target.run(args.seconds, args.connections)
+        rss = {name: max((rss_mib(pid) for pid in worker_pids(server.pid)), default=float("nan"))
+               for name, server in servers.items()}
+        workers = len(worker_pids(signer.pid))
+    return targets, rss, {"workers": workers, "body_bytes": body_bytes}
 
 
 def kill_one_worker(seconds: int, connections: int, work: Path) -> dict:
     port = free_port()
     env = {**os.environ, **ENV}
-    with running(gunicorn("wsgi:app", port), f"http://127.0.0.1:{port}/healthz", env=env,
+    with running(gunicorn("wsgi:app", port, None), f"http://127.0.0.1:{port}/healthz", env=env,
                  log_path=work / "kill.log") as process:
         url = f"http://127.0.0.1:{port}/v1/presign"
         script = wrk_script(work, PRESIGN_BODY)
         deadline = time.monotonic() + 30
-        while len(worker_pids(process.pid)) < (os.cpu_count() or 1) * 2 + 1 and time.monotonic() < deadline:
-            time.sleep(0.2)  # let every worker boot before the load starts
+        seen: list[int] = []
+        while time.monotonic() < deadline and (len(seen) < 5 or len(set(seen[-5:])) > 1 or not seen[-1]):
+            seen.append(len(worker_pids(process.pid)))  # let every worker boot before the load starts
+            time.sleep(0.2)
         before = worker_pids(process.pid)
         load = subprocess.Popen(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
                                 stdout=subprocess.PIPE, text=True)
@@ -156,41 +231,51 @@ def kill_one_worker(seconds: int, connections: int, work: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3, help="seconds per target per round")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=None, help="default: gunicorn.conf.py's")
+    parser.add_argument("--no-kill", action="store_true", help="skip the SIGKILL run")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rows = [
-            measure("signer POST /v1/presign", "wsgi:app", "/v1/presign", PRESIGN_BODY, args.seconds, args.connections, work),
-            measure("signer POST /s3/signature", "wsgi:app", "/s3/signature?v4=true", fine_uploader_policy(),
-                    args.seconds, args.connections, work),
-            measure("bare Flask endpoint", "benchmarks.apps:bare", "/v1/presign", PRESIGN_BODY, args.seconds,
-                    args.connections, work),
-            measure("Flask + boto3 presign", "benchmarks.apps:boto3_app", "/v1/presign", PRESIGN_BODY, args.seconds,
-                    args.connections, work),
-        ]
-        killed = kill_one_worker(args.seconds, args.connections, work)
-    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, gunicorn.conf.py ({rows[0]['workers']} sync workers), "
-          f"{os.cpu_count()} cores, load generator on the same machine\n")
-    print(f"{'target':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'worker RSS MiB':>15}")
-    for row in rows:
-        errors = row["non2xx"] + row["socket_errors"]
-        print(f"{row['name']:28} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {errors:7d} {row['rss_mib']:15.1f}")
-    presign, signature, bare, boto = rows
+        targets, rss, facts = side_by_side(args, work)
+        workers, body_bytes = facts["workers"], facts["body_bytes"]
+        killed = None if args.no_kill else kill_one_worker(args.seconds * 2, args.connections, work)
+    print(f"{args.rounds} rounds x {args.seconds}s per target, order rotated each round; wrk -t2 -c{args.connections}; "
+          f"gunicorn.conf.py ({workers} workers per server, all servers up at once); {os.cpu_count()} cores, "
+          f"load generator on the same machine; response body {body_bytes} bytes\n")
+    print(f"{'target':30} {'req/s':>7} {'(min-max)':>13} {'CPU µs/req':>11} {'(min-max)':>13} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6}")
+    for target in targets:
+        errors = sum(run["non2xx"] + run["socket_errors"] for run in target.runs)
+        rps_low, rps_high = target.spread("rps")
+        cpu_low, cpu_high = target.spread("cpu_us")
+        print(f"{target.name:30} {target.median('rps'):7.0f} {rps_low:6.0f}-{rps_high:<6.0f} "
+              f"{target.median('cpu_us'):11.0f} {cpu_low:6.0f}-{cpu_high:<6.0f} {target.median('p50_ms'):7.2f} "
+              f"{target.median('p99_ms'):7.2f} {errors:6d}")
+    presign, _, bare, boto = targets
+    per_round = list(zip(presign.runs, bare.runs, boto.runs, strict=True))
     print()
-    print(f"/v1/presign   = {presign['rps'] / bare['rps']:.0%} of the bare endpoint (target >= 90%)")
-    print(f"/s3/signature = {signature['rps'] / bare['rps']:.0%} of the bare endpoint")
-    print(f"/v1/presign   = {presign['rps'] / boto['rps']:.1f}x the boto3 endpoint (target >= 3x)")
-    print(f"worker RSS    = {presign['rss_mib']:.1f} MiB vs {boto['rss_mib']:.1f} MiB for boto3 (target: below)")
-    print()
-    print(f"SIGKILL of one worker half-way through a {args.seconds}s run: {killed['failed']} failed of "
-          f"{killed['requests']} requests; workers {killed['workers_before']} -> {killed['workers_after']} "
-          f"(killed one replaced: {killed['victim_replaced']}), healthy after: {killed['healthy_after']}")
+    print("/v1/presign CPU per request / bare:  " + ratio_text(
+        [ours["cpu_us"] / base["cpu_us"] for ours, base, _ in per_round], "<= 1.15x"))
+    print("boto3 CPU per request / /v1/presign: " + ratio_text(
+        [theirs["cpu_us"] / ours["cpu_us"] for ours, _, theirs in per_round], ">= 2x"))
+    print("/v1/presign req/s / bare:            " + ratio_text(
+        [ours["rps"] / base["rps"] for ours, base, _ in per_round], "none; CPU is the steadier measure"))
+    print("/v1/presign req/s / boto3:           " + ratio_text(
+        [ours["rps"] / theirs["rps"] for ours, _, theirs in per_round], "none"))
+    print(f"worker RSS after the runs (largest worker): signer {rss['signer']:.1f} MiB (target <= 32), "
+          f"bare {rss['bare']:.1f} MiB, boto3 {rss['boto3']:.1f} MiB")
+    if killed:
+        print()
+        print(f"SIGKILL of one worker half-way through a {args.seconds * 2}s run: {killed['failed']} failed of "
+              f"{killed['requests']} requests; workers {killed['workers_before']} -> {killed['workers_after']} "
+              f"(killed one replaced: {killed['victim_replaced']}), healthy after: {killed['healthy_after']}")
     return 0
 
 

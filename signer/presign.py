@@ -23,17 +23,22 @@ from .sigv4 import (
     UNSIGNED_PAYLOAD,
     HeaderItems,
     amz_date,
+    canonical_header_value,
     canonical_headers,
     canonical_query_string,
     canonical_request,
     canonical_uri,
     check_expires,
+    check_header_value,
     check_scope_part,
     credential_scope,
     encode_query,
+    header_name,
     headers_as_items,
+    keyed_signature,
     parse_query,
     signature,
+    signing_hmac,
     signing_key,
     string_to_sign,
     uri_encode,
@@ -71,12 +76,6 @@ class PresignedURL(NamedTuple):
         return self.signed_at.replace(microsecond=0) + timedelta(seconds=self.expires_in)
 
 
-@lru_cache(maxsize=256)
-def _credential_param(access_key: str, scope: str) -> str:
-    """The X-Amz-Credential value, encoded; it changes once a day."""
-    return uri_encode(f"{access_key}/{scope}")
-
-
 def _check_method(method: str) -> str:
     upper = method.upper() if isinstance(method, str) else None
     if upper not in METHODS:
@@ -84,19 +83,56 @@ def _check_method(method: str) -> str:
     return upper
 
 
-_encoded_signed_headers = lru_cache(maxsize=256)(uri_encode)  # the same few header sets recur
-
-
 def _auth_query(credential: str, stamp: str, expires_in: int, signed: str, token: str | None) -> tuple[str, str]:
     """The X-Amz-* parameters, encoded: (in canonical order, in botocore's URL order).
     Their sorted order is fixed, so no sort is needed when the call has no parameters of
     its own; the two orders differ only in where the session token goes."""
     head = f"X-Amz-Algorithm={ALGORITHM}&X-Amz-Credential={credential}&X-Amz-Date={stamp}&X-Amz-Expires={expires_in}"
-    signed_param = f"X-Amz-SignedHeaders={_encoded_signed_headers(signed)}"
+    signed_param = f"X-Amz-SignedHeaders={uri_encode(signed)}"
     if not token:
         return f"{head}&{signed_param}", f"{head}&{signed_param}"
     token_param = f"X-Amz-Security-Token={uri_encode(token)}"
     return f"{head}&{token_param}&{signed_param}", f"{head}&{signed_param}&{token_param}"
+
+
+# --- caches beside the steps: what does not change from one call to the next ---------------
+# Each is a bounded functools.lru_cache (thread-safe) of a pure function of its arguments, so a
+# hit returns exactly what the uncached step computes; tests/test_cached_paths.py checks it.
+
+@lru_cache(maxsize=256)
+def _auth_texts(
+    stamp: str, access_key: str, region: str, expires_in: int, signed: str, token: str | None
+) -> tuple[str, str, str]:
+    """(credential scope, canonical X-Amz-* query, URL X-Amz-* query): the same for every
+    call in one second with the same credentials, region, expiry and signed headers."""
+    scope = credential_scope(stamp[:8], region, "s3")
+    canonical, url = _auth_query(uri_encode(f"{access_key}/{scope}"), stamp, expires_in, signed, token)
+    return scope, canonical, url
+
+
+@lru_cache(maxsize=256)
+def _header_plan(names: tuple[str, ...]) -> tuple[str, str]:
+    """What :func:`canonical_headers` decides from the header *names* alone, made once per
+    set of names: the canonical header block as a ``str.format`` template (lower-cased
+    names in canonical order; ``{0}``, ``{1}``… the caller's values by position, repeated
+    names joined by commas; ``{host}`` ours) and the signed-headers list. Names are
+    checked here (a refused name raises; errors are not cached), values on every call.
+    HTTP token names cannot contain braces, so the template has no other fields."""
+    positions: dict[str, list[str]] = {"host": ["{host}"]}
+    for index, name in enumerate(names):
+        lower = header_name(name)
+        if lower in _RESERVED_HEADERS:
+            raise InvalidHeader(f"header {name!r} is set by the signer, not the caller")
+        positions.setdefault(lower, []).append(f"{{{index}}}")
+    ordered = sorted(positions)
+    return "".join(f"{lower}:{','.join(positions[lower])}\n" for lower in ordered), ";".join(ordered)
+
+
+def _planned_headers(headers: dict[str, str], host: str) -> tuple[str, str]:
+    """:func:`canonical_headers` for a dict of headers plus our ``host``, by its cached plan."""
+    template, signed = _header_plan(tuple(headers))
+    values = [canonical_header_value(check_header_value(name, value)) for name, value in headers.items()]
+    return template.format(*values, host=host), signed
 
 
 def presign_url(
@@ -122,14 +158,18 @@ def presign_url(
     expires_in = check_expires(expires_in)
     moment = utc_moment(now)
     path = bucket.object_path(key)
-    header_items = headers_as_items(headers)
-    block, signed = canonical_headers(header_items, reserved=_RESERVED_HEADERS, trusted={"host": bucket.host})
+    if headers is None or type(headers) is dict:
+        signed_headers = dict(headers) if headers else {}
+        block, signed = _planned_headers(signed_headers, bucket.host)
+    else:
+        header_items = headers_as_items(headers)
+        signed_headers = dict(header_items)
+        block, signed = canonical_headers(header_items, reserved=_RESERVED_HEADERS, trusted={"host": bucket.host})
 
     stamp = amz_date(moment)
-    date = stamp[:8]
-    scope = credential_scope(date, bucket.region, "s3")
-    credential = _credential_param(credentials.access_key, scope)
-    canonical_auth, url_auth = _auth_query(credential, stamp, expires_in, signed, credentials.session_token)
+    scope, canonical_auth, url_auth = _auth_texts(
+        stamp, credentials.access_key, bucket.region, expires_in, signed, credentials.session_token
+    )
     if query:
         operation = encode_query(query.items() if isinstance(query, Mapping) else query)
         for name, _ in operation:
@@ -141,17 +181,12 @@ def presign_url(
     else:
         canonical_query, url_query = canonical_auth, url_auth
     canonical = canonical_request(method, path, canonical_query, block, signed, UNSIGNED_PAYLOAD)
-    sig = signature(
-        signing_key(credentials.secret_key, date, bucket.region, "s3"),
+    sig = keyed_signature(
+        signing_hmac(credentials.secret_key, stamp[:8], bucket.region, "s3"),
         string_to_sign(stamp, scope, canonical),
     )
-    return PresignedURL(
-        method=method,
-        url=f"{bucket.scheme}://{bucket.host}{path}?{url_query}&X-Amz-Signature={sig}",
-        headers=dict(header_items),
-        signed_at=moment,
-        expires_in=expires_in,
-    )
+    url = f"{bucket.origin}{path}?{url_query}&X-Amz-Signature={sig}"
+    return PresignedURL(method, url, signed_headers, moment, expires_in)  # positional: cheaper
 
 
 @dataclass(frozen=True)

@@ -44,18 +44,27 @@ def check_bucket_name(name: str) -> str:
     return name
 
 
-def encode_key(key: str) -> str:
-    """An object key as it goes in the URL path: encoded once, '/' kept, no normalisation
-    (``a//b``, ``./`` and ``../`` stay as they are), unicode as UTF-8 percent-encoding."""
+def check_key(key: str) -> str:
+    """``key`` when S3 would take it: a string of at most 1024 bytes of valid UTF-8."""
     if not isinstance(key, str):
         raise InvalidKey("key must be a string")
-    if len(key) * 4 > MAX_KEY_BYTES:  # only long keys need their UTF-8 size measured
+    if len(key) * 4 > MAX_KEY_BYTES or not key.isascii():  # only these need their UTF-8 looked at
         try:
             size = len(key.encode("utf-8"))
         except UnicodeEncodeError:
             raise InvalidKey("key is not valid unicode (lone surrogate)") from None
         if size > MAX_KEY_BYTES:
             raise InvalidKey(f"key is {size} bytes of UTF-8; S3 allows at most {MAX_KEY_BYTES}")
+    return key
+
+
+def encode_key(key: str) -> str:
+    """An object key as it goes in the URL path: encoded once, '/' kept, no normalisation
+    (``a//b``, ``./`` and ``../`` stay as they are), unicode as UTF-8 percent-encoding."""
+    if not isinstance(key, str):
+        raise InvalidKey("key must be a string")
+    if len(key) * 4 > MAX_KEY_BYTES:  # only long keys need their UTF-8 size measured
+        check_key(key)
     try:
         return uri_encode(key, keep_slash=True)
     except InvalidInput:
@@ -107,6 +116,7 @@ class Bucket:
     scheme: str = field(init=False, repr=False)
     host: str = field(init=False, repr=False)
     path_prefix: str = field(init=False, repr=False)
+    origin: str = field(init=False, repr=False, compare=False)  # scheme://host, made once
 
     def __post_init__(self) -> None:
         check_bucket_name(self.name)
@@ -131,6 +141,7 @@ class Bucket:
         object.__setattr__(self, "scheme", scheme)
         object.__setattr__(self, "host", f"{self.name}.{service_host}" if virtual else service_host)
         object.__setattr__(self, "path_prefix", "" if virtual else f"/{self.name}")
+        object.__setattr__(self, "origin", f"{self.scheme}://{self.host}")
 
     @property
     def virtual_hosted(self) -> bool:
@@ -139,7 +150,7 @@ class Bucket:
     @property
     def base_url(self) -> str:
         """The URL browsers POST forms to."""
-        return f"{self.scheme}://{self.host}{self.path_prefix or '/'}"
+        return f"{self.origin}{self.path_prefix or '/'}"
 
     def object_path(self, key: str) -> str:
         """The URL path (encoded once) of an object; ``""`` addresses the bucket itself."""
@@ -148,4 +159,4 @@ class Bucket:
         return f"{self.path_prefix}/{encode_key(key)}"
 
     def object_url(self, key: str) -> str:
-        return f"{self.scheme}://{self.host}{self.object_path(key)}"
+        return f"{self.origin}{self.object_path(key)}"

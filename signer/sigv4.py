@@ -30,6 +30,7 @@ HeaderItems = Iterable[tuple[str, str]]
 # digits such as '٣' match \d and str.isdigit() and would fail later).
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP token (RFC 9110)
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # never in keys, header values, fields
+_CONTROL_BUT_TAB = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # header values may hold a tab
 AMZ_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 DIGITS = re.compile(r"[0-9]{1,19}")
@@ -100,15 +101,18 @@ _BYTE_ESCAPES_KEEP_SLASH = [("/" if byte == ord("/") else escape) for byte, esca
 
 def uri_encode(text: str, *, keep_slash: bool = False) -> str:
     """RFC 3986 percent-encoding of UTF-8, unreserved characters (A-Za-z0-9-_.~) kept.
-    Text with nothing to escape is returned as is (the common, hot case); otherwise a
-    byte table does in C what ``urllib.parse.quote`` does in a Python loop."""
-    if not (_NEEDS_ESCAPE_IN_PATH if keep_slash else _NEEDS_ESCAPE).search(text):
+    Text with nothing to escape is returned as is (the common, hot case); otherwise the
+    unreserved head is kept and a byte table does for the rest in C what
+    ``urllib.parse.quote`` does in a Python loop."""
+    first = (_NEEDS_ESCAPE_IN_PATH if keep_slash else _NEEDS_ESCAPE).search(text)
+    if first is None:
         return text
+    start = first.start()  # everything before it is kept as it is
     try:
-        encoded = text.encode("utf-8")
+        encoded = text[start:].encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput("text is not encodable as UTF-8 (lone surrogate?)") from None
-    return "".join(map((_BYTE_ESCAPES_KEEP_SLASH if keep_slash else _BYTE_ESCAPES).__getitem__, encoded))
+    return text[:start] + "".join(map((_BYTE_ESCAPES_KEEP_SLASH if keep_slash else _BYTE_ESCAPES).__getitem__, encoded))
 
 
 def normalize_path(path: str) -> str:
@@ -166,20 +170,31 @@ def check_header(name: str, value: str) -> str:
     canonical request."""
     if not isinstance(name, str):
         raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
-    if not isinstance(value, str) or CONTROL_CHARACTERS.search(value.replace("\t", " ")):
+    check_header_value(name, value)
+    return header_name(name)
+
+
+def check_header_value(name: str, value: str) -> str:
+    """``value`` when it is text without control characters (tab allowed) and encodable as UTF-8."""
+    if not isinstance(value, str) or _CONTROL_BUT_TAB.search(value):
         raise InvalidHeader(f"header {name!r} has a value with a control character (CR/LF?)")
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidHeader(f"header {name!r} has a value that is not valid unicode") from None
-    return _header_name(name)
+    return value
+
+
+def canonical_header_value(value: str) -> str:
+    """Trimmed, inner runs of whitespace folded to one space."""
+    return " ".join(value.split())
 
 
 @lru_cache(maxsize=512)
-def _header_name(name: str) -> str:
+def header_name(name: str) -> str:
     """Validated and lower-cased once per distinct name: the same few names recur."""
-    if not HEADER_NAME.fullmatch(name):
+    if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
         raise InvalidHeader(f"header name {name!r} is not a valid HTTP header name")
     return name.lower()
 
@@ -196,7 +211,7 @@ def canonical_headers(
         lower = check_header(name, value)
         if lower in reserved:
             raise InvalidHeader(f"header {name!r} is set by the signer, not the caller")
-        value = " ".join(value.split())
+        value = canonical_header_value(value)
         grouped[lower] = f"{grouped[lower]},{value}" if lower in grouped else value
     names = sorted(grouped)
     return "".join([f"{name}:{grouped[name]}\n" for name in names]), ";".join(names)
@@ -244,11 +259,50 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     return hmac.digest(key, b"aws4_request", "sha256")
 
 
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+class PrekeyedHMAC:
+    """HMAC-SHA256 under one fixed key, keyed once (RFC 2104): the inner and outer SHA-256
+    states after absorbing the padded key are kept and copied per message. The digest is
+    exactly ``hmac.digest(key, message, "sha256")``'s, without its per-call key setup
+    (about 4.5 µs on OpenSSL 3, against about 1.8 µs here). The kept states are never
+    updated, only copied, so one instance may be shared between threads."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # SHA-256's block size
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+@lru_cache(maxsize=128)
+def signing_hmac(secret_key: str, date: str, region: str, service: str) -> PrekeyedHMAC:
+    """The day's :func:`signing_key`, pre-keyed for :func:`keyed_signature` (cached beside it)."""
+    return PrekeyedHMAC(signing_key(secret_key, date, region, service))
+
+
 # --- step 4: signature ------------------------------------------------------------
 
 def signature(key: bytes, to_sign: str) -> str:
     """Lower-case hex HMAC-SHA256 of the string to sign (or of a base64 POST policy)."""
     return hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
+
+
+def keyed_signature(keyed: PrekeyedHMAC, to_sign: str) -> str:
+    """:func:`signature` with a pre-keyed signing key (:func:`signing_hmac`): same text, cheaper."""
+    return keyed.hexdigest(to_sign.encode("utf-8"))
 
 
 def parse_string_to_sign(to_sign: str) -> tuple[str, str, str, str, str]:
@@ -276,7 +330,7 @@ def sign_string_to_sign(secret_key: str, to_sign: str) -> str:
     """Sign a complete string to sign received from elsewhere (Fine Uploader's multipart
     calls); the scope inside it picks the signing key. Callers must vet it first."""
     _, date, region, service, _ = parse_string_to_sign(to_sign)
-    return signature(signing_key(secret_key, date, region, service), to_sign)
+    return keyed_signature(signing_hmac(secret_key, date, region, service), to_sign)
 
 
 def headers_as_items(headers: Mapping[str, str] | HeaderItems | None) -> list[tuple[str, str]]:

@@ -21,9 +21,9 @@ api = Blueprint("api", __name__)
 
 @api.post("/v1/presign")
 def presign() -> Response:
-    who, rules = caller(), caller_rules()
-    body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
     cfg = config()
+    who, rules = caller(cfg), caller_rules(cfg)
+    body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
     credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
     now = current_time()
     plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
@@ -37,9 +37,9 @@ def presign() -> Response:
 
 @api.post("/v1/post-policy")
 def post_policy() -> Response:
-    who, rules = caller(), caller_rules()
-    body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
     cfg = config()
+    who, rules = caller(cfg), caller_rules(cfg)
+    body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
     credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
     now = current_time()
     plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)

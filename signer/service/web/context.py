@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Response, current_app, g, request
@@ -19,17 +20,19 @@ def config() -> Config:
     return cfg
 
 
-def caller() -> Caller:
-    """Authenticate once per request (constant-time token comparison in callers.py)."""
+def caller(cfg: Config | None = None) -> Caller:
+    """Authenticate once per request (constant-time token comparison in callers.py).
+    A view that already holds the configuration passes it (one lookup per request)."""
     if "caller" not in g:
-        g.caller = identify(config(), request.headers, request.environ.get(PEER_ADDRESS, request.remote_addr),
+        g.caller = identify(cfg or config(), request.headers, request.environ.get(PEER_ADDRESS, request.remote_addr),
                             request.cookies.get(VISITOR_COOKIE))
     found: Caller = g.caller
     return found
 
 
-def caller_rules() -> CallerRules:
-    return config().rules.for_caller(caller().folder)
+def caller_rules(cfg: Config | None = None) -> CallerRules:
+    cfg = cfg or config()
+    return cfg.rules.for_caller(caller(cfg).folder)
 
 
 def issue_visitor_cookie(response: Response) -> Response:
@@ -52,30 +55,45 @@ def issue_visitor_cookie(response: Response) -> Response:
     return response
 
 
+# A lone surrogate can only come from a \uD800-\uDFFF escape (strict UTF-8 decoding refuses
+# encoded ones), so bodies without such an escape skip the walk over every string.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # rare: find the name to report
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise Refused("invalid_json", f"JSON has the key {name!r} twice")
+            seen.add(name)
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise Refused("invalid_json", f"JSON must not contain {name}")
+
+
+# Made once: json.loads(..., object_pairs_hook=...) builds a new decoder and scanner per call.
+# Like json's own default decoder, it keeps no state between calls and threads share it.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Strict JSON: UTF-8, an object at the top, no duplicate keys, no NaN/Infinity.
     Duplicates matter: S3 and Python might pick different values of a repeated key."""
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for name, value in pairs:
-            if name in result:
-                raise Refused("invalid_json", f"JSON has the key {name!r} twice")
-            result[name] = value
-        return result
-
-    def no_constants(name: str) -> Any:
-        raise Refused("invalid_json", f"JSON must not contain {name}")
-
     try:
-        document = json.loads(body.decode("utf-8"), object_pairs_hook=no_duplicates, parse_constant=no_constants)
+        text = body.decode("utf-8")
+        document = _STRICT_JSON.decode(text)
     except (UnicodeDecodeError, ValueError):
         raise Refused("invalid_json", "request body could not be parsed as UTF-8 JSON") from None
     except RecursionError:
         raise Refused("invalid_json", "request body is nested too deeply") from None
     if not isinstance(document, dict):
         raise Refused("invalid_json", "request body must be a JSON object")
-    _check_unicode(document, "body")
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        _check_unicode(document, "body")
     return document
 
 
@@ -100,7 +118,7 @@ def _check_unicode(value: Any, where: str) -> None:
 def json_body(allowed: set[str]) -> dict[str, Any]:
     """A strict JSON object body with only the ``allowed`` fields, none of them null
     (so an absent field and a null one can never be confused)."""
-    if request.mimetype != "application/json":
+    if request.environ.get("CONTENT_TYPE") != "application/json" and request.mimetype != "application/json":
         raise Refused("unsupported_media_type", "Content-Type must be application/json")
     body = parse_json_object(request.get_data(cache=True))
     unknown = sorted(set(body) - allowed)

@@ -20,12 +20,14 @@ _HTTP_CODES = {404: "no_such_route", 405: "wrong_http_method", 413: "body_too_la
 
 
 def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``YYYY-MM-DDTHH:MM:SSZ`` (``strftime``'s text, for half its cost)."""
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+            f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
     """Plain ``json.dumps``: cheaper than ``jsonify`` and keeps the field order."""
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return Response(json.dumps(body), status=status, content_type="application/json")
 
 
 def is_companion_path(path: str) -> bool:

@@ -1,0 +1,162 @@
+"""The caches change nothing: the cached fast paths against the uncached spec steps.
+
+presign_url (per-second auth texts, header plans, pre-keyed HMAC) is checked against
+presign_request, which builds the same URL from the plain steps (canonical_headers,
+canonical_query_string, signing_key + hmac.digest) with no cache of its own; presign_post's
+signature against one recomputed here from the spec's formula. Each example is a *sequence*
+of calls, so every call after the first meets caches warmed by its predecessors: the clock
+moves (within a second, across seconds, across midnight), and credentials change (the same
+access key with another secret or another session token must never hit a stale entry).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from datetime import timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from signer import Credentials, presign_post, presign_url
+from signer.post_policy import policy_json
+from signer.presign import presign_request
+from signer.sigv4 import PrekeyedHMAC, uri_encode
+from tests.oracle import buckets, expiries, header_values, moments, object_keys
+
+ACCESS = "AKIDCACHEDPATHS01"
+
+# Same access key, different secrets and tokens: a cache keyed on the access key alone fails.
+credential_pool = st.lists(
+    st.builds(
+        Credentials,
+        st.sampled_from([ACCESS, "AKIDOTHERKEY00002"]),
+        st.sampled_from(["secret-one", "secret-two", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"]),
+        st.sampled_from([None, None, "token-a", "token-b"]),
+    ),
+    min_size=1,
+    max_size=3,
+)
+# Moves of the clock between calls: none, sub-second, seconds, and across midnight.
+clock_moves = st.one_of(
+    st.just(timedelta(0)),
+    st.integers(1, 999_999).map(lambda micro: timedelta(microseconds=micro)),
+    st.integers(-5, 5).map(lambda seconds: timedelta(seconds=seconds)),
+    st.integers(-2, 2).map(lambda days: timedelta(days=days, seconds=1)),
+)
+header_names = st.sampled_from(
+    ["Content-Type", "content-type", "x-amz-acl", "X-Amz-Meta-A", "x-amz-meta-a", "Cache-Control", "Range"]
+)
+header_dicts = st.dictionaries(header_names, header_values | st.sampled_from(["a  b", " x\ty ", "é ü"]), max_size=4)
+queries = st.one_of(
+    st.just([]),
+    st.just([("uploads", "")]),
+    st.lists(st.tuples(st.sampled_from(["partNumber", "uploadId", "response-content-type"]),
+                       st.text(max_size=12)), max_size=3),
+)
+
+
+def uncached_url(credentials, bucket, key, method, expires_in, query, headers, now) -> str:
+    """The same presigned URL from the uncached generic path."""
+    url = bucket.object_url(key)
+    if query:
+        url += "?" + "&".join(f"{uri_encode(name)}={uri_encode(value)}" for name, value in query)
+    return presign_request(
+        credentials, method, url, headers=headers, unsigned_payload=True, region=bucket.region,
+        service="s3", expires_in=expires_in, now=now,
+    ).url
+
+
+calls = st.tuples(
+    st.sampled_from(["GET", "PUT", "HEAD", "DELETE", "POST"]), object_keys(), expiries, queries, header_dicts,
+    clock_moves, st.integers(0, 2),
+)
+
+
+@given(buckets(), credential_pool, moments, st.lists(calls, min_size=1, max_size=6))
+def test_presign_url_cached_equals_uncached(bucket, pool, start, sequence) -> None:
+    moment = start
+    for method, key, expires_in, query, headers, move, which in sequence:
+        moment += move
+        creds = pool[which % len(pool)]
+        ours = presign_url(creds, bucket, key, method=method, expires_in=expires_in, query=query,
+                           headers=headers, now=moment)
+        assert ours.url == uncached_url(creds, bucket, key, method, expires_in, query, headers, moment)
+        assert ours.headers == headers and ours.headers is not headers
+
+
+def spec_signature(secret: str, date: str, region: str, text: str) -> str:
+    """The SigV4 signing key and signature written out from the spec, with plain hmac."""
+    key = ("AWS4" + secret).encode()
+    for part in (date, region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+@given(buckets(), credential_pool, moments, st.lists(st.tuples(object_keys(), expiries, clock_moves,
+                                                                st.integers(0, 2)), min_size=1, max_size=5))
+def test_presign_post_cached_equals_spec(bucket, pool, start, sequence) -> None:
+    moment = start
+    for key, expires_in, move, which in sequence:
+        moment += move
+        creds = pool[which % len(pool)]
+        form = presign_post(creds, bucket, key, expires_in=expires_in, content_type="image/png", now=moment)
+        stamp = moment.strftime("%Y%m%dT%H%M%SZ")
+        assert form.fields["x-amz-date"] == stamp
+        assert form.fields["x-amz-credential"] == f"{creds.access_key}/{stamp[:8]}/{bucket.region}/s3/aws4_request"
+        assert form.fields.get("x-amz-security-token") == creds.session_token
+        policy = json.loads(base64.b64decode(form.fields["policy"]))
+        expires = moment.replace(microsecond=0) + timedelta(seconds=expires_in)
+        assert policy["expiration"] == expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        expected = spec_signature(creds.secret_key, stamp[:8], bucket.region, form.fields["policy"])
+        assert form.fields["x-amz-signature"] == expected
+
+
+@given(st.binary(max_size=200), st.binary(max_size=300))
+def test_prekeyed_hmac_equals_hmac_digest(key, message) -> None:
+    """Keys shorter than, equal to and longer than SHA-256's 64-byte block; used twice."""
+    keyed = PrekeyedHMAC(key)
+    expected = hmac.digest(key, message, "sha256").hex()
+    assert keyed.hexdigest(message) == expected
+    assert keyed.hexdigest(message) == expected
+
+
+def test_threads_share_the_caches_safely() -> None:
+    """Eight threads signing with different credentials at once get what one thread gets."""
+    from tests.test_presign import BUCKET, NOW
+
+    pool = [Credentials(ACCESS, f"secret-{index}", None if index % 2 else f"token-{index}") for index in range(8)]
+    expected = {
+        index: [presign_url(creds, BUCKET, f"k/{n}", method="PUT", headers={"Content-Type": "a/b"},
+                            now=NOW + timedelta(seconds=n % 3, days=n % 2)).url for n in range(200)]
+        for index, creds in enumerate(pool)
+    }
+    results: dict[int, list[str]] = {}
+
+    def work(index: int) -> None:
+        creds = pool[index]
+        results[index] = [presign_url(creds, BUCKET, f"k/{n}", method="PUT", headers={"Content-Type": "a/b"},
+                                      now=NOW + timedelta(seconds=n % 3, days=n % 2)).url for n in range(200)]
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == expected
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_policy_json_is_json_dumps(document) -> None:
+    """The encoder made once writes exactly what json.dumps (and so botocore) writes."""
+    assert policy_json(document) == json.dumps(document)
