@@ -41,7 +41,7 @@ max_requests_jitter = 1000
 limit_request_line = 8190
 limit_request_fields = 50
 # The worker heartbeat file: /dev/shm is a tmpfs in every container, so a read-only root works.
-worker_tmp_dir = "/dev/shm"
+worker_tmp_dir = "/dev/shm"  # noqa: S108 - a RAM-backed folder for the heartbeat: works with a read-only root
 # No control socket: it would need a writable $HOME or $XDG_RUNTIME_DIR, and nothing uses it.
 control_socket_disable = True
 # Only these proxies may set X-Forwarded-* (scheme, host, prefix); the same list

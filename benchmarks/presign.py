@@ -27,7 +27,7 @@ import sys
 import time
 import timeit
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from signer import Bucket, Credentials, presign_post, presign_url
 from signer.presign import presign_request
@@ -47,7 +47,7 @@ TARGETS = (
 
 def floors(credentials: Credentials, bucket: Bucket) -> dict[str, Callable[[], object]]:
     """The floor's two forms, over the canonical request and string to sign of this very case."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     texts = presign_request(
         credentials, "PUT", bucket.object_url(KEY), headers={"Content-Type": CONTENT_TYPE},
         unsigned_payload=True, region=REGION, now=now,

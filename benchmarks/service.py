@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.servers import free_port, running
@@ -50,7 +50,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def fine_uploader_policy() -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {"expiration": (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z"), "conditions": [
         {"acl": "private"}, {"bucket": ENV["SIGNER_BUCKET"]}, {"Content-Type": "image/jpeg"},
         {"success_action_status": "200"}, {"x-amz-algorithm": "AWS4-HMAC-SHA256"},

@@ -6,10 +6,10 @@ fetched in :mod:`signer.providers` and kept fresh by :mod:`signer.refresh`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping
 
 from .errors import InvalidCredentials
 

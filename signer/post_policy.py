@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import binascii
 import json
-import re
-from datetime import datetime, timedelta
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from .credentials import Credentials

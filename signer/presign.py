@@ -7,10 +7,10 @@ S3 header auth: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-ba
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from functools import lru_cache
-from datetime import datetime, timedelta
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
 

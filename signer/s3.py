@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .errors import InvalidBucket, InvalidInput, InvalidKey
-from .sigv4 import CONTROL_CHARACTERS, check_scope_part, uri_encode
+from .sigv4 import check_scope_part, uri_encode
 
 MAX_KEY_BYTES = 1024
 ADDRESSING_STYLES = ("auto", "virtual", "path")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from datetime import datetime, timezone
-from functools import lru_cache
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -41,7 +41,7 @@ _SCOPE_PART = re.compile(r"[a-z0-9-]{1,64}")
 
 def current_time() -> datetime:
     """The one place the clock is read (freezegun patches it)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def utc_moment(now: datetime | None) -> datetime:
@@ -52,14 +52,14 @@ def utc_moment(now: datetime | None) -> datetime:
         raise InvalidTime("now must be a datetime")
     if now.tzinfo is None or now.utcoffset() is None:
         raise InvalidTime("now must be a timezone-aware UTC datetime, not a naive one")
-    return now.astimezone(timezone.utc)
+    return now.astimezone(UTC)
 
 
 def utc_from_parts(parts: tuple[str | Any, ...]) -> datetime:
     """A UTC datetime from (year, month, day, hour, minute, second) digit strings;
     ValueError when they are not a real moment."""
     year, month, day, hour, minute, second = (int(part) for part in parts)
-    return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def parse_amz_date(stamp: object) -> datetime:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 from urllib.parse import parse_qs
 
 SECRET_MARK = "fake-secret-"
@@ -57,7 +57,7 @@ class FakeAws:
             if self.issued and not self.rotate:
                 return self.issued[-1]
             number = len(self.issued) + 1
-            moment = datetime.now(timezone.utc)
+            moment = datetime.now(UTC)
             now = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
             issued = Issued(f"ASIAFAKE{number:08d}", f"{SECRET_MARK}{number:04d}-wJalrXUtnFEMI",
                             f"{TOKEN_MARK}{number:04d}-IQoJb3JpZ2luX2Vj", now, now + timedelta(seconds=self.lifetime))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import botocore.session
@@ -104,7 +104,7 @@ def credentials(draw) -> Credentials:
 
 
 moments = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(timezone.utc)
+    min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
 ).map(lambda moment: moment.replace(microsecond=0))
 expiries = st.one_of(st.integers(1, 604800), st.sampled_from([1, 60, 3600, 604800]))
 header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=30).map(

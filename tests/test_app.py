@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import UTC
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from freezegun import freeze_time
 
 from signer import Bucket, Credentials
-from tests import fineuploader_samples as fu
 from signer.service.config import load_config
 from signer.service.errors import ConfigError
+from tests import fineuploader_samples as fu
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, BOB_TOKEN, SECRET_KEY, bearer, env_with
 from tests.oracle import client_for
 from tests.test_fineuploader import botocore_signature
@@ -316,9 +317,9 @@ def fine_uploader_client(make_client, **overrides: str | None):
 
 @freeze_time(FROZEN)
 def test_fine_uploader_policy(make_client) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     document = fu.policy(now, access_key=ACCESS_KEY, bucket="uploads-bucket", key="uploads/alice/x.png")
     response = post_json(fine_uploader_client(make_client), "/s3/signature?v4=true", document)
     assert response.status_code == 200, response.json
@@ -330,9 +331,9 @@ def test_fine_uploader_policy(make_client) -> None:
 @pytest.mark.parametrize("kind", ["initiate", "part", "abort"])  # complete lists parts first: tests/test_companion.py
 def test_fine_uploader_headers(make_client, kind) -> None:
     import hashlib
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     raw = fu.headers_string(kind, now, host="uploads-bucket.s3.localhost:9000", key="uploads/alice/x.png")
     client = fine_uploader_client(make_client, SIGNER_ALLOWED_METHODS="GET,PUT,HEAD,DELETE")
     response = post_json(client, "/s3/signature?v4=true", {"headers": raw})

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 from freezegun import freeze_time
@@ -30,7 +30,7 @@ def test_cli_prints_a_url_botocore_agrees_with() -> None:
     url = result.stdout.strip()
     assert "\n" not in url
     stamp = parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
-    moment = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    moment = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     with freeze_time(moment):
         expected = client_for(Credentials(ACCESS_KEY, SECRET_KEY), Bucket("uploads-bucket")).generate_presigned_url(
             "put_object", Params={"Bucket": "uploads-bucket", "Key": "uploads/cat.jpg", "ContentType": "image/jpeg",

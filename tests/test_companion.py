@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import UTC
 
 import boto3
 import pytest
@@ -292,11 +293,11 @@ def test_object_check_gives_up_on_an_upload_that_stays_open(s3_url, store) -> No
 # --- Fine Uploader's complete: the same pre-completion size check (issue #9 item 4) -------
 
 def fine_uploader_complete(client, s3_url, key, upload_id):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tests import fineuploader_samples as fu
 
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     raw = fu.headers_string("complete", now, host=s3_url.split("//")[1], key=key, upload_id=upload_id,
                             path_prefix=f"/{BUCKET}")
     return client.post("/s3/signature?v4=true", json={"headers": raw}, headers=bearer())

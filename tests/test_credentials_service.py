@@ -11,9 +11,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -33,7 +33,7 @@ def query(url: str) -> dict[str, str]:
 
 
 def stamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_a_url_never_outlives_its_credentials(ecs: FakeAws) -> None:
     assert stamp(signed["X-Amz-Date"]) + timedelta(seconds=int(signed["X-Amz-Expires"])) <= expiration
     form = client.post("/v1/post-policy", json={"key": "uploads/alice/a.pdf", "content_type": "application/pdf",
                                                 "expires_in": 900}, headers=bearer())
-    assert datetime.strptime(form.json["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) <= expiration
+    assert datetime.strptime(form.json["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) <= expiration
     # Still refused above SIGNER_MAX_EXPIRES, as with static keys.
     assert client.post("/v1/presign", json={**PUT, "expires_in": 901}, headers=bearer()).json["code"] == "expiry_too_long"
 
@@ -105,9 +105,9 @@ def test_an_outage_serves_until_expiry_then_fails_closed() -> None:
         fake.down = True
         expiration = fake.issued[-1].expiration
         statuses = []
-        while datetime.now(timezone.utc) < expiration + timedelta(seconds=0.5):
+        while datetime.now(UTC) < expiration + timedelta(seconds=0.5):
             answer = client.post("/v1/presign", json=PUT, headers=bearer())
-            statuses.append((answer.status_code, datetime.now(timezone.utc)))
+            statuses.append((answer.status_code, datetime.now(UTC)))
             if answer.status_code != 200:
                 assert answer.status_code == 503 and answer.json["code"] == "credentials_unavailable"
                 assert "container: the endpoint answered 500" in answer.json["error"]

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,13 +17,13 @@ from botocore.credentials import Credentials as BotoCredentials
 from signer import Bucket, Credentials
 from signer.errors import SigningError
 from signer.service.errors import Refused
-from tests.helpers import FORBIDDEN, MALFORMED, refused
 from signer.service.fineuploader import FineUploader
-from signer.service.web.context import parse_json_object
 from signer.service.rules import Rules
+from signer.service.web.context import parse_json_object
 from tests import fineuploader_samples as fu
+from tests.helpers import FORBIDDEN, MALFORMED, refused
 
-NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 ACCESS, SECRET = "AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 BUCKET = Bucket("uploads-bucket", endpoint_url="http://s3.localhost:9000", addressing_style="virtual")
 RULES = Rules(max_size=1000000, allowed_content_types=("image/*",), max_expires=900,
@@ -94,7 +94,7 @@ def with_condition(document: dict, index: int, value) -> dict:
         (sample_policy(size=(0, 1000001)), FORBIDDEN),
         (sample_policy(acl="public-read"), FORBIDDEN),
         (with_condition(sample_policy(), 1, {"bucket": "someone-elses-bucket"}), FORBIDDEN),
-        (with_condition(sample_policy(), 6, {"x-amz-credential": f"OTHERKEY/20261123/us-east-1/s3/aws4_request"}), FORBIDDEN),
+        (with_condition(sample_policy(), 6, {"x-amz-credential": "OTHERKEY/20261123/us-east-1/s3/aws4_request"}), FORBIDDEN),
         (with_condition(sample_policy(), 6, {"x-amz-credential": f"{ACCESS}/20261123/eu-west-1/s3/aws4_request"}), FORBIDDEN),
         (with_condition(sample_policy(), 7, {"x-amz-date": "20261123T100000Z"}), FORBIDDEN),
         (with_condition(sample_policy(), 4, {"x-amz-algorithm": "AWS4-HMAC-SHA1"}), FORBIDDEN),
@@ -144,7 +144,7 @@ def test_captured_fine_uploader_requests(index: int) -> None:
     body = parse_json_object(CAPTURED["requests"][index].encode())
     if "headers" in body:
         lines = body["headers"].split("\n")
-        now = datetime.strptime(lines[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        now = datetime.strptime(lines[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         answer = sign_multipart_headers(body["headers"], signer, CAPTURED["identity"], now)
         hashed = hashlib.sha256("\n".join(lines[3:]).encode()).hexdigest()
         assert answer == {"signature": botocore_signature("\n".join(lines[:3] + [hashed]))}
@@ -152,7 +152,7 @@ def test_captured_fine_uploader_requests(index: int) -> None:
             sign_multipart_headers(body["headers"], signer, "bob", now)  # another user's folder
     else:
         stamp = next(c["x-amz-date"] for c in body["conditions"] if isinstance(c, dict) and "x-amz-date" in c)
-        now = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        now = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         answer = sign_policy_document(body, signer, CAPTURED["identity"], now)
         assert json.loads(base64.b64decode(answer["policy"])) == body
         assert answer["signature"] == botocore_signature(answer["policy"])

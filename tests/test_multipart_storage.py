@@ -9,8 +9,12 @@ from botocore.config import Config as BotoConfig
 
 from signer import Bucket, Credentials
 from signer.service.storage import (
-    UploadNotFound, abort_multipart_upload, complete_multipart_upload, create_multipart_upload,
-    list_multipart_uploads, list_parts,
+    UploadNotFound,
+    abort_multipart_upload,
+    complete_multipart_upload,
+    create_multipart_upload,
+    list_multipart_uploads,
+    list_parts,
 )
 from tests.conftest import ACCESS_KEY, SECRET_KEY
 from tests.servers import moto_server

@@ -11,8 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from signer.service.web.app import create_app
 from signer.service.config import load_config
+from signer.service.web.app import create_app
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, SECRET_KEY, env_with
 from tests.servers import moto_server
 

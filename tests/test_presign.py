@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from botocore.auth import S3SigV4Auth
@@ -25,7 +25,7 @@ from tests.oracle import (
     object_keys,
 )
 
-NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 CREDS = Credentials("AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 BUCKET = Bucket("uploads-bucket")
 

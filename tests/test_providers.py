@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs
 
 import pytest
@@ -32,7 +32,7 @@ from tests.conftest import RUNTIME_SECRETS
 from tests.fake_aws import CONTAINER_AUTH, IMDS_SESSION, SECRET_MARK, WEB_IDENTITY_JWT, FakeAws, fake_aws
 from tests.servers import free_port, running
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 ROLE = "arn:aws:iam::123456789012:role/fake-web-role"
 
 

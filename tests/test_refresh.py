@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from signer.credentials import Credentials
 from signer.errors import CredentialsUnavailable
 from signer.refresh import RefreshingCredentials
 
-START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
 
 class Clock:

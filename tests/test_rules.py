@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from signer.errors import SigningError
 from signer.service.errors import Refused
-from tests.helpers import FORBIDDEN, MALFORMED, refused
 from signer.service.rules import Rules
+from tests.helpers import FORBIDDEN, MALFORMED, refused
 
-NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 RULES = Rules(
     key_prefix="uploads/", max_size=1000, allowed_content_types=("image/*", "application/pdf"), max_expires=900
 )
@@ -189,7 +189,7 @@ def test_part_numbers_are_bounded_by_the_size_limit_over_the_minimum_part_size()
 
 def test_sign_request_plans_each_step() -> None:
     caller = Rules(max_size=100, allowed_content_types=("image/*",)).for_caller("alice")
-    now = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     put = caller.plan_sign_request(method="PUT", key="abc-cat.PNG", content_type="image/png", now=now)
     assert put.operation == "post_object" and put.plan.key.startswith("uploads/alice/2026/11/23/")
     assert put.plan.key.endswith(".png") and put.plan.length_range == (0, 100)

@@ -6,7 +6,7 @@ The expected values are the published ones, vendored under tests/vectors/ (see i
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,7 +30,7 @@ SUITE = VECTORS / "aws-sig-v4-test-suite"
 S3_DOCS = VECTORS / "s3-docs"
 
 SUITE_CREDENTIALS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-SUITE_TIME = datetime(2015, 8, 30, 12, 36, 0, tzinfo=timezone.utc)
+SUITE_TIME = datetime(2015, 8, 30, 12, 36, 0, tzinfo=UTC)
 
 
 def suite_cases() -> list[Path]:
@@ -105,7 +105,7 @@ def s3_doc_credentials(doc: dict) -> Credentials:
 
 
 def doc_time(doc: dict) -> datetime:
-    return datetime.strptime(doc["date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(doc["date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 @pytest.mark.parametrize("name", ["get-object-range", "put-object", "get-bucket-lifecycle", "list-objects"])

@@ -8,9 +8,9 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from signer import Bucket, Credentials
-from signer.service.web.app import create_app
 from signer.service.config import load_config
 from signer.service.storage import StorageError, delete_object, head_object
+from signer.service.web.app import create_app
 from tests.conftest import ACCESS_KEY, SECRET_KEY, bearer, env_with
 from tests.servers import free_port, moto_server
 

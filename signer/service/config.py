@@ -11,8 +11,8 @@ import hmac
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from ..credentials import Credentials, read_secret
 from ..errors import CredentialsUnavailable, InvalidCredentials, SigningError

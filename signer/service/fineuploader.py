@@ -247,7 +247,9 @@ class FineUploader:
 
         kind, upload_id = _multipart_kind(method, query)
         if kind == "abort" and "DELETE" not in rules.allowed_methods:
-            raise Refused("method_not_allowed", "aborting a multipart upload is a DELETE, which SIGNER_ALLOWED_METHODS does not allow")
+            raise Refused(
+                "method_not_allowed", "aborting a multipart upload is a DELETE, which SIGNER_ALLOWED_METHODS does not allow"
+            )
         key = self.caller.check_key(_key_from_path(uri, bucket))
         self._check_multipart_headers(kind, headers, stamp, payload_hash)
         to_sign = string_to_sign(stamp, scope, "\n".join(lines[3:]))

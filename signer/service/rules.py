@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..credentials import Credentials
+from ..errors import InvalidTime
 from ..post_policy import PostForm, presign_post
 from ..presign import PresignedURL, presign_url
 from ..s3 import MAX_KEY_BYTES, Bucket
 from ..sigv4 import CONTROL_CHARACTERS, MAX_EXPIRES, amz_date, parse_amz_date
-from ..errors import InvalidTime
 from .errors import Refused
 
 MIN_PART_SIZE = 5 * 1024 * 1024

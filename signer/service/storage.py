@@ -123,11 +123,7 @@ def list_objects(
     answer = _send(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout, now)
     if answer.status != 200:
         raise StorageError(f"S3 list answered {answer.status}")
-    try:
-        root = ElementTree.fromstring(answer.body)
-    except ElementTree.ParseError:
-        raise StorageError("S3 list answer is not XML") from None
-    namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    root, namespace = _xml(answer, "list")
     return [
         {"key": item.findtext(f"{namespace}Key"), "size": int(item.findtext(f"{namespace}Size") or 0)}
         for item in root.iter(f"{namespace}Contents")
@@ -155,9 +151,12 @@ def _query(**params: str | int) -> str:
 
 
 def _xml(answer: _Answer, what: str) -> tuple[ElementTree.Element, str]:
-    """The answer's XML root and namespace; an ``<Error>`` (S3 may send one with 200) is refused."""
+    """The answer's XML root and namespace; an ``<Error>`` (S3 may send one with 200) is refused.
+    S3 answers carry no DTD: one that does is refused before parsing (no entity expansion)."""
+    if b"<!DOCTYPE" in answer.body.upper() or b"<!ENTITY" in answer.body.upper():
+        raise StorageError(f"S3 {what} answer carries a DTD")
     try:
-        root = ElementTree.fromstring(answer.body)
+        root = ElementTree.fromstring(answer.body)  # noqa: S314 - the DTD check above, and expat resolves no external entities
     except ElementTree.ParseError:
         raise StorageError(f"S3 {what} answer is not XML") from None
     namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""

@@ -11,11 +11,11 @@ import os
 import re
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -60,7 +60,7 @@ const bucket = settings.bucket, bucketUrl = settings.bucketUrl, accessKey = sett
 class PageHandler(SimpleHTTPRequestHandler):
     """The test page at /, Fine Uploader's built files under /fu/."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path.split("?")[0] in ("/", "/index.html"):
             template = (FINE_UPLOADER / "templates" / "default.html").read_text(encoding="utf-8")
             body = (PAGE % {"template": template, "snippet": readme_snippet()}).encode()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ALICE_TOKEN, env_with
-from tests.e2e.conftest import BUCKET, path_style, service, virtual_hosted
+from tests.e2e.conftest import path_style, service, virtual_hosted
 from tests.servers import ROOT, require_tool
 
 KEYS = ["uploads/alice/plain.txt", "uploads/alice/with space.txt", "uploads/alice/ünïcödé 猫.txt",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -43,7 +43,7 @@ def add_part(weed, key: str, upload_id: str, number: int, size: int) -> str:
 
 
 def sign_complete(signer: str, weed, key: str, upload_id: str) -> requests.Response:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     raw = fu.headers_string("complete", now, host=f"{weed.bucket}.s3.localhost:{weed.port}", key=key, upload_id=upload_id)
     return requests.post(f"{signer}/s3/signature?v4=true", json={"headers": raw}, headers=bearer(), timeout=15)
 

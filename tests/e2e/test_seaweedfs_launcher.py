@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from signer import Credentials
 from tests.conftest import ACCESS_KEY, SECRET_KEY
 from tests.e2e.conftest import BUCKET
 from tests.seaweedfs import PortInUse, SeaweedFS, seaweedfs
-from signer import Credentials
 
 
 def test_checks_signatures(weed: SeaweedFS) -> None:

@@ -10,8 +10,8 @@ from ...sigv4 import current_time
 from ..completion import guard_parts, schedule_object_check
 from ..doctor import healthy, run_doctor
 from ..errors import Refused
-from ..storage import list_objects
 from ..rules import PostPlan
+from ..storage import list_objects
 from .context import caller, caller_rules, config, json_body
 from .responses import iso, json_response
 

@@ -63,7 +63,9 @@ def fine_uploader_page() -> Response:
     settings = _settings()
     name = "demo-fineuploader.html" if fine_uploader_available() else "demo-form.html"
     html = (STATIC / name).read_text(encoding="utf-8")
-    template = (FINE_UPLOADER / "templates" / "default.html").read_text(encoding="utf-8") if name.endswith("fineuploader.html") else ""
+    template = ""
+    if name.endswith("fineuploader.html"):
+        template = (FINE_UPLOADER / "templates" / "default.html").read_text(encoding="utf-8")
     html = html.replace("/*SETTINGS*/null", json.dumps(settings)).replace("<!--TEMPLATE-->", template)
     return Response(html, mimetype="text/html")
 

@@ -8,8 +8,8 @@ import logging
 from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
-from ..errors import Refused
 from ..completion import guard_parts, schedule_object_check
+from ..errors import Refused
 from ..fineuploader import FineUploader
 from ..storage import delete_object, head_object
 from .context import caller, caller_rules, config, json_body

@@ -27,6 +27,7 @@ _KEY = {"type": "string", "minLength": 1, "description": "Object key under your 
 _FILENAME = {"type": "string", "minLength": 1, "description": "Let the service choose the key; only the extension is kept."}
 
 
+_SUCCESS = {"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}}
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
@@ -38,7 +39,7 @@ def _signed_answer(**extra: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     return {
-        str(status): {"description": "Refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        str(status): {"description": "Refused", **_json({"$ref": "#/components/schemas/Error"})}
         for status in statuses
     }
 
@@ -160,7 +161,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             "key": _KEY,
                             "filename": _FILENAME,
                             "content_type": {"type": "string", "description": "PUT only; signed, so send it as given."},
-                            "content_length": {"type": "integer", "minimum": 0, "description": "PUT only; required when SIGNER_MAX_SIZE is set."},
+                            "content_length": {"type": "integer", "minimum": 0,
+                                               "description": "PUT only; required when SIGNER_MAX_SIZE is set."},
                             "expires_in": _EXPIRES,
                         },
                     })},
@@ -283,7 +285,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "Fine Uploader signature endpoint (signature.version 4)",
                     "security": secured,
-                    "parameters": [{"name": "v4", "in": "query", "required": True, "schema": {"type": "string", "enum": ["true"]}}],
+                    "parameters": [
+                        {"name": "v4", "in": "query", "required": True, "schema": {"type": "string", "enum": ["true"]}},
+                    ],
                     "requestBody": {"required": True, **_json({
                         "type": "object",
                         "description": "A policy document {expiration, conditions} or {headers: <string to sign>}.",
@@ -308,7 +312,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "properties": {name: {"type": "string"} for name in ("key", "uuid", "name", "bucket", "etag")},
                     }}}},
                     "responses": {
-                        "200": {"description": "Confirmed", **_json({"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}})},
+                        "200": {"description": "Confirmed", **_json(_SUCCESS)},
                         **_errors(400, 401, 404, 413, 502),
                     },
                 }
@@ -323,13 +327,15 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         {"name": "bucket", "in": "query", "required": True, "schema": {"type": "string"}},
                     ],
                     "responses": {
-                        "200": {"description": "Deleted", **_json({"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}})},
+                        "200": {"description": "Deleted", **_json(_SUCCESS)},
                         **_errors(400, 401, 502),
                     },
                 }
             },
             **_companion_paths(secured),
-            "/healthz": {"get": {"summary": "Process is up", "responses": {"200": {"description": "OK", **_json({"type": "object"})}}}},
+            "/healthz": {
+                "get": {"summary": "Process is up", "responses": {"200": {"description": "OK", **_json({"type": "object"})}}},
+            },
             "/readyz": {"get": {"summary": "Configuration is valid and the signing credentials are usable", "responses": {
                 "200": {"description": "Ready: the credentials' provider and expiry", **_json({"type": "object"})},
                 "503": {"description": "The credentials expired and could not be refreshed", **_json({"type": "object"})}}}},
