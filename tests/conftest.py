@@ -27,9 +27,8 @@ import pytest  # noqa: E402
 
 from signer.service.config import load_config  # noqa: E402
 from signer.service.web.app import create_app  # noqa: E402
+from tests.helpers import ACCESS_KEY, SECRET_KEY  # noqa: E402, F401 - re-exported for the test modules
 
-ACCESS_KEY = "AKIDEXAMPLE12345"
-SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 ALICE_TOKEN = "alice-token-0123456789abcdef"
 BOB_TOKEN = "bob-token-0123456789abcdef00"
 

@@ -11,17 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from freezegun import freeze_time
 
-from signer import Bucket, Credentials
 from signer.service.config import load_config
 from signer.service.errors import ConfigError
 from tests import fineuploader_samples as fu
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, BOB_TOKEN, SECRET_KEY, bearer, env_with
+from tests.helpers import BUCKET, CREDS, FROZEN
 from tests.oracle import client_for
 from tests.test_fineuploader import botocore_signature
-
-FROZEN = "2026-11-23 08:00:00"
-CREDS = Credentials(ACCESS_KEY, SECRET_KEY)
-BUCKET = Bucket("uploads-bucket")
 
 
 def post_json(client, path, body, headers=None, **kwargs):

@@ -21,10 +21,15 @@ from signer.service.fineuploader import FineUploader
 from signer.service.rules import Rules
 from signer.service.web.context import parse_json_object
 from tests import fineuploader_samples as fu
-from tests.helpers import FORBIDDEN, MALFORMED, refused
+from tests.helpers import ACCESS_KEY as ACCESS
+from tests.helpers import (
+    FORBIDDEN,
+    MALFORMED,
+    NOW,
+    refused,
+)
+from tests.helpers import SECRET_KEY as SECRET
 
-NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
-ACCESS, SECRET = "AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 BUCKET = Bucket("uploads-bucket", endpoint_url="http://s3.localhost:9000", addressing_style="virtual")
 RULES = Rules(max_size=1000000, allowed_content_types=("image/*",), max_expires=900,
               allowed_methods=frozenset({"GET", "PUT", "HEAD", "DELETE"}))

@@ -4,16 +4,14 @@ reason and nothing signed in it, never a 5xx."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 from freezegun import freeze_time
 
 from tests import fineuploader_samples as fu
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, BOB_TOKEN, bearer
+from tests.helpers import FROZEN, NOW
 
-FROZEN = "2026-11-23 08:00:00"
-NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 KEY = "uploads/alice/x.png"
 HOST = "uploads-bucket.s3.localhost:9000"
 JSON_ENDPOINTS = ["/v1/presign", "/v1/post-policy", "/s3/signature?v4=true", "/v1/sign-request", "/s3/multipart"]

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signer import Bucket, Credentials, SigningError, presign_post
+from signer import Credentials, SigningError, presign_post
+from tests.helpers import BUCKET, CREDS, NOW
 from tests.oracle import buckets, client_for, credentials, expiries, header_values, metadata_names, moments, object_keys
-
-NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
-CREDS = Credentials("AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-BUCKET = Bucket("uploads-bucket")
 
 
 @st.composite

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from botocore.auth import S3SigV4Auth
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from signer import Bucket, Credentials, SigningError, presign_url, sign_headers
 from signer.errors import InvalidBucket, InvalidExpiry, InvalidHeader, InvalidInput, InvalidKey, InvalidTime
+from tests.helpers import BUCKET, CREDS, NOW
 from tests.oracle import (
     buckets,
     client_for,
@@ -24,10 +25,6 @@ from tests.oracle import (
     moments,
     object_keys,
 )
-
-NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
-CREDS = Credentials("AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-BUCKET = Bucket("uploads-bucket")
 
 
 @st.composite

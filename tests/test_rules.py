@@ -10,9 +10,13 @@ import pytest
 from signer.errors import SigningError
 from signer.service.errors import Refused
 from signer.service.rules import Rules
-from tests.helpers import FORBIDDEN, MALFORMED, refused
+from tests.helpers import (
+    FORBIDDEN,
+    MALFORMED,
+    NOW,
+    refused,
+)
 
-NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 RULES = Rules(
     key_prefix="uploads/", max_size=1000, allowed_content_types=("image/*", "application/pdf"), max_expires=900
 )
