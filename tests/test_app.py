@@ -467,3 +467,13 @@ def test_every_raised_code_is_listed() -> None:
     raised = {match for path in root.rglob("*.py")
               for match in re.findall(r'Refused\(\s*"([a-z_]+)"', path.read_text(encoding="utf-8"))}
     assert raised and raised <= set(CODES), raised - set(CODES)
+
+
+@pytest.mark.parametrize("key", ["uploads/alice/${filename}", "uploads/alice/a${x}b.png"])
+def test_a_key_cannot_let_the_uploader_choose_its_name(client, key) -> None:
+    """presign_post reads a key ending in ${filename} as 'any key starting with what precedes
+    it': the service must never hand that choice to the caller."""
+    for path, body in (("/v1/post-policy", {"key": key, "content_type": "image/png"}),
+                       ("/v1/presign", {"method": "PUT", "key": key, "content_type": "image/png", "content_length": 1})):
+        response = post_json(client, path, body)
+        assert response.status_code == 403 and response.json["code"] == "key_not_allowed", (path, response.json)

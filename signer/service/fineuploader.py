@@ -56,7 +56,9 @@ _EXACT_FIELDS = frozenset({
     "bucket", "acl", "success_action_status", "x-amz-algorithm", "x-amz-credential", "x-amz-date",
     "x-amz-security-token", "x-amz-server-side-encryption", "x-amz-storage-class",
 })
-_STARTS_WITH_FIELDS = frozenset({"key", "content-type"})
+# Only Content-Type may be a prefix: a key prefix would let the uploader choose the rest of
+# the key (dot segments, control characters), which the key rules exist to prevent.
+_STARTS_WITH_FIELDS = frozenset({"content-type"})
 _COMMON_HEADERS = frozenset({"host", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"})
 _EXTRA_HEADERS = {
     "initiate": frozenset(

@@ -446,9 +446,13 @@ class CallerRules:
 
 
 def _check_key_text(key: object, what: str) -> str:
-    """No control characters, no '.' or '..' segments, at most 1024 UTF-8 bytes."""
+    """No control characters, no '.' or '..' segments, no '${' (S3 would substitute the
+    uploaded file's name for ``${filename}``, letting the uploader choose the key), at most
+    1024 UTF-8 bytes."""
     if not isinstance(key, str) or not key:
         raise Refused("invalid_key", f"{what} must be a non-empty string")
+    if "${" in key:
+        raise Refused("key_not_allowed", f"{what} must not contain '${{' (S3 would fill in the uploader's file name)")
     if CONTROL_CHARACTERS.search(key):
         raise Refused("key_not_allowed", f"{what} must not contain control characters")
     try:
