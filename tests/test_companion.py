@@ -48,7 +48,8 @@ def make(s3_url, **overrides):
 
 @pytest.fixture
 def client(s3_url, store):
-    return make(s3_url, SIGNER_MAX_SIZE=str(12 * MIB))
+    # DELETE allowed: Uppy's cancel aborts the upload, and aborting is a DELETE
+    return make(s3_url, SIGNER_MAX_SIZE=str(12 * MIB), SIGNER_ALLOWED_METHODS="GET,PUT,HEAD,DELETE")
 
 
 def uploads(store) -> list[str]:
@@ -175,6 +176,15 @@ def test_abort_leaves_no_upload(client, store) -> None:
     assert uploads(store) == [] and objects(store) == []
 
 
+def test_abort_honours_allowed_methods(s3_url, store) -> None:
+    """Without DELETE in SIGNER_ALLOWED_METHODS (the default) a cancel aborts nothing."""
+    client = make(s3_url, SIGNER_MAX_SIZE=str(12 * MIB))
+    created = create(client).json
+    answer = client.delete(f"/s3/multipart/{created['uploadId']}", query_string={"key": created["key"]}, headers=bearer())
+    assert answer.status_code == 403 and answer.json["code"] == "method_not_allowed"
+    assert uploads(store) == [created["key"]]
+
+
 def test_fine_uploader_endpoints_keep_their_error_shape(client) -> None:
     answer = client.post("/s3/signature?v4=true", json={"headers": "nope"}, headers=bearer())
     assert answer.status_code == 400 and answer.json["invalid"] is True
@@ -235,7 +245,7 @@ def watch(s3_url, key, upload_id, outcomes, delays=(0.05, 0.1)):
     from signer.service.rules import Rules
 
     caller = Rules(max_size=6 * MIB, allowed_content_types=("image/*",)).for_caller("alice")
-    schedule_object_check(Credentials(ACCESS_KEY, SECRET_KEY), Bucket(BUCKET, endpoint_url=s3_url), caller, key,
+    schedule_object_check(lambda: Credentials(ACCESS_KEY, SECRET_KEY), Bucket(BUCKET, endpoint_url=s3_url), caller, key,
                           upload_id, delays=delays, done=outcomes.append)
 
 

@@ -201,13 +201,34 @@ def test_sign_request_plans_each_step() -> None:
     assert (create.operation, create.plan.key, create.plan.query) == ("create", "uploads/alice/x.png", (("uploads", ""),))
     part = caller.plan_sign_request(method="PUT", key="uploads/alice/x.png", upload_id="u1", part_number=1, now=now)
     assert part.plan.query == (("partNumber", "1"), ("uploadId", "u1"))
-    for method, operation in (("GET", "list_parts"), ("POST", "complete"), ("DELETE", "abort")):
+    for method, operation in (("GET", "list_parts"), ("POST", "complete")):
         step = caller.plan_sign_request(method=method, key="uploads/alice/x.png", upload_id="u1", now=now)
         assert (step.operation, step.plan.method, step.upload_id) == (operation, method, "u1")
+    with refused(403, match="DELETE"):  # aborting is a DELETE: not in the default SIGNER_ALLOWED_METHODS
+        caller.plan_sign_request(method="DELETE", key="uploads/alice/x.png", upload_id="u1", now=now)
+    with_delete = Rules(max_size=100, allowed_methods=frozenset({"GET", "PUT", "DELETE"})).for_caller("alice")
+    step = with_delete.plan_sign_request(method="DELETE", key="uploads/alice/x.png", upload_id="u1", now=now)
+    assert (step.operation, step.plan.method) == ("abort", "DELETE")
     with pytest.raises(Refused):
         caller.plan_sign_request(method="PUT", key="uploads/alice/x.png", upload_id="u1", part_number=2, now=now)
     with pytest.raises(Refused):
         caller.plan_sign_request(method="POST", key="uploads/bob/x.png", upload_id="u1", now=now)
+
+
+def test_uploads_need_put_everywhere() -> None:
+    """Without PUT in SIGNER_ALLOWED_METHODS no upload is signed in any form: presigned PUT,
+    POST policy, multipart create, signRequest."""
+    caller = Rules(allowed_methods=frozenset({"GET", "HEAD"})).for_caller("alice")
+    attempts = [
+        lambda: caller.plan_presign(method="PUT", key="uploads/alice/x.png", now=NOW),
+        lambda: caller.plan_post_policy(key="uploads/alice/x.png", now=NOW),
+        lambda: caller.plan_multipart_create(filename="x.png", content_type="image/png", now=NOW),
+        lambda: caller.plan_sign_request(method="PUT", key="x.png", now=NOW),
+        lambda: caller.plan_sign_request(method="POST", key="uploads/alice/x.png", upload_id="u1", now=NOW),
+    ]
+    for attempt in attempts:
+        with refused(403):
+            attempt()
 
 
 def test_completed_size_is_the_sum_of_the_parts() -> None:

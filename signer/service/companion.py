@@ -35,10 +35,15 @@ class Companion:
     caller: CallerRules
     now: datetime
     timeout: float = 10.0
+    seal_key: bytes = b""
+    """The service's own stable HMAC key (Config.cookie_secret): the same in every worker and
+    replica, and across credential rotations. Empty: upload ids are not sealed, and the store's
+    own binding of upload ids to keys (S3's, SeaweedFS') is what keeps callers apart."""
 
     def params(self, filename: object, content_type: object) -> dict[str, Any]:
         """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""
-        plan = self.caller.plan_post_policy(filename=filename, content_type=content_type or None, now=self.now)
+        plan = self.caller.plan_post_policy(filename=filename, content_type=content_type or None, now=self.now,
+                                            valid_until=self.credentials.expiration)
         form = plan.sign(self.credentials, self.bucket, self.now)
         return {"method": "POST", "url": form.url, "fields": form.fields, "key": plan.key,
                 "expires": plan.expires_in, "headers": {}}
@@ -48,19 +53,22 @@ class Companion:
         plan = self.caller.plan_multipart_create(filename=filename, content_type=content_type, now=self.now)
         upload_id = create_multipart_upload(self.credentials, self.bucket, plan.key, plan.content_type,
                                             timeout=self.timeout)
-        return {"key": plan.key, "uploadId": f"{upload_id}.{self._seal(plan.key, upload_id)}"}
+        sealed = f"{upload_id}.{self._seal(plan.key, upload_id)}" if self.seal_key else upload_id
+        return {"key": plan.key, "uploadId": sealed}
 
     # Uppy hands the upload id back to us only, so we bind it to its key with an HMAC: a
     # store that does not bind upload ids to keys (moto does not) cannot be used to reach
     # another caller's upload through one's own key.
 
     def _seal(self, key: str, upload_id: str) -> str:
-        secret = hmac.new(self.credentials.secret_key.encode(), b"signer companion upload id", hashlib.sha256).digest()
+        secret = hmac.new(self.seal_key, b"signer companion upload id", hashlib.sha256).digest()
         return hmac.new(secret, f"{key}\n{upload_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def _upload(self, key: object, sealed: object) -> tuple[str, str]:
         """The caller's key and the store's upload id, once the seal proves they belong together."""
         checked_key, checked = self.caller.check_upload(key, sealed)
+        if not self.seal_key:
+            return checked_key, checked
         upload_id, _, mac = checked.rpartition(".")
         if not upload_id or not hmac.compare_digest(mac, self._seal(checked_key, upload_id)):
             raise Refused("upload_not_found", "this uploadId was not created for this key")
@@ -68,7 +76,8 @@ class Companion:
 
     def sign_part(self, upload_id: object, part_number: object, key: object) -> dict[str, Any]:
         checked_key, store_id = self._upload(key, upload_id)
-        plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=part_number)
+        plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=part_number,
+                                            now=self.now, valid_until=self.credentials.expiration)
         return {"url": plan.sign(self.credentials, self.bucket, self.now).url, "expires": plan.expires_in}
 
     def sign_batch(self, upload_id: object, part_numbers: object, key: object) -> dict[str, Any]:
@@ -81,7 +90,8 @@ class Companion:
         urls = {}
         checked_key, store_id = self._upload(key, upload_id)
         for number in numbers:
-            plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=number)
+            plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=number,
+                                                now=self.now, valid_until=self.credentials.expiration)
             urls[str(int(number))] = plan.sign(self.credentials, self.bucket, self.now).url
         return {"presignedUrls": urls}
 
@@ -102,7 +112,8 @@ class Companion:
         return {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name, "key": checked_key}
 
     def abort(self, upload_id: object, key: object) -> dict[str, Any]:
-        """Cancel: aborting an unfinished upload of one's own deletes no object, only parts."""
+        """Cancel: abort one's own unfinished upload (a DELETE, so SIGNER_ALLOWED_METHODS must allow it)."""
+        self.caller.rules.check_abort_allowed()
         checked_key, checked_id = self._upload(key, upload_id)
         abort_multipart_upload(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)
         return {}

@@ -32,6 +32,8 @@ CHECK_DELAYS = (2.0, 5.0, 15.0, 40.0)
 """The first waits between checks (2, 7, 22, 62 s after signing): the client completes right away."""
 MAX_PENDING_CHECKS = 4096
 """Bound on scheduled checks in one process; beyond it we refuse to sign a complete (fail closed)."""
+MAX_CHECKS_PER_CALLER = 64
+"""Bound per caller (key prefix), so one caller cannot fill the process-wide bound for everyone."""
 
 
 def _etag(value: str) -> str:
@@ -75,6 +77,8 @@ def _abort(credentials: Credentials, bucket: Bucket, key: str, upload_id: str, t
 
 _lock = threading.Lock()
 _pending = [0]  # scheduled checks not yet finished, in this process
+_watched: set[tuple[str, str]] = set()  # (key, upload id) under watch: one watch each
+_per_caller: dict[str, int] = {}  # watches per caller prefix
 
 
 def check_delays(clock_skew: int) -> tuple[float, ...]:
@@ -94,24 +98,41 @@ def check_delays(clock_skew: int) -> tuple[float, ...]:
 
 
 def schedule_object_check(
-    credentials: Credentials, bucket: Bucket, caller: CallerRules, key: str, upload_id: str, *,
+    credentials: Callable[[], Credentials], bucket: Bucket, caller: CallerRules, key: str, upload_id: str, *,
     delays: Sequence[float] | None = None, timeout: float = 10.0,
     done: Callable[[str], None] | None = None,
 ) -> None:
     """Watch the upload until it is gone (completed or aborted), then HEAD ``key`` and delete
     the object when its size or type breaks the rules. Waiting for the *upload* to end, not
     for the object to appear, means an object already at that key cannot end the watch early.
-    ``done`` (for tests) gets ``"ok"``, ``"deleted"``, ``"absent"``, ``"open"`` (still open
-    when every signature we made for it has expired) or ``"error"``."""
+    ``credentials`` is read at each attempt: the watch outlives temporary credentials.
+    One watch per (key, upload id): signing the same complete again adds none. ``done``
+    (for tests) gets ``"ok"``, ``"deleted"``, ``"absent"``, ``"open"`` (still open when every
+    signature we made for it has expired), ``"error"`` or ``"watched"`` (already watched)."""
     schedule = tuple(delays) if delays is not None else check_delays(caller.rules.clock_skew)
+    watch, owner = (key, upload_id), caller.prefix
     with _lock:
-        if _pending[0] >= MAX_PENDING_CHECKS:
+        if watch in _watched:
+            if done is not None:
+                done("watched")
+            return
+        if _pending[0] >= MAX_PENDING_CHECKS or _per_caller.get(owner, 0) >= MAX_CHECKS_PER_CALLER:
             raise Refused("storage_error", "too many completed uploads are waiting for their check; try again shortly")
         _pending[0] += 1
+        _per_caller[owner] = _per_caller.get(owner, 0) + 1
+        _watched.add(watch)
+    finished = threading.Event()
 
     def finish(outcome: str) -> None:
+        if finished.is_set():
+            return
+        finished.set()
         with _lock:
             _pending[0] -= 1
+            _watched.discard(watch)
+            _per_caller[owner] -= 1
+            if not _per_caller[owner]:
+                del _per_caller[owner]
         if done is not None:
             done(outcome)
 
@@ -123,7 +144,14 @@ def schedule_object_check(
 
     def attempt(index: int) -> None:
         try:
-            list_parts(credentials, bucket, key, upload_id, timeout=timeout)
+            look(index)
+        except Exception:  # a bug must not leak the watch's slot, nor stop the watching silently
+            log.exception("upload check failed")
+            finish("error")
+
+    def look(index: int) -> None:
+        try:
+            list_parts(credentials(), bucket, key, upload_id, timeout=timeout)
             again(index, "open")  # not completed yet
             return
         except UploadNotFound:
@@ -132,7 +160,7 @@ def schedule_object_check(
             again(index, "error")
             return
         try:
-            info = head_object(credentials, bucket, key, timeout=timeout)
+            info = head_object(credentials(), bucket, key, timeout=timeout)
         except Refused:
             again(index, "error")
             return
@@ -140,11 +168,10 @@ def schedule_object_check(
             finish("absent")  # aborted, or completed and deleted since
             return
         try:
-            caller.rules.check_size(info.size, "uploaded object size")
-            caller.rules.check_content_type(info.content_type, required=False)
+            caller.rules.check_object(info.size, info.content_type)
         except Refused as exc:
             try:
-                delete_object(credentials, bucket, key, timeout=timeout)
+                delete_object(credentials(), bucket, key, timeout=timeout)
                 log.warning("deleted a completed upload that broke the rules: %s", exc.code)
                 finish("deleted")
             except Refused:

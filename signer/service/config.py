@@ -213,7 +213,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
 
 
 def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, needed: bool) -> bytes:
-    """SIGNER_COOKIE_SECRET, or, for static credentials from the environment, a key derived
+    """The service's own HMAC key (visitor cookies, Companion upload-id seals):
+    SIGNER_COOKIE_SECRET, or, for static credentials from the environment, a key derived
     from the AWS secret key: every worker and replica with the same credentials derives the
     same one (a per-process random secret would fail as soon as a request lands on another
     gunicorn worker), and the HMAC reveals nothing of the key. Credentials that rotate (a role,
@@ -223,9 +224,9 @@ def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, n
         if len(configured) < 32:
             raise ConfigError("SIGNER_COOKIE_SECRET must be at least 32 characters")
         return configured.encode("utf-8")
-    if not needed:
-        return b""
     if credentials.name != "environment":
+        if not needed:
+            return b""  # nothing stable to derive from; Companion upload ids go unsealed
         raise ConfigError(
             "SIGNER_COOKIE_SECRET is required with SIGNER_ALLOW_ANONYMOUS when the credentials come from "
             f"{credentials.name} (they rotate; the visitor cookie key must not)"

@@ -47,7 +47,6 @@ from .errors import Refused
 from .rules import CallerRules
 
 MAX_CONDITIONS = 64
-MAX_PART_NUMBER = 10000
 SSE_VALUES = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
 STORAGE_CLASSES = frozenset({"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING"})
 _EXPIRATION = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,3})?Z")
@@ -247,11 +246,13 @@ class FineUploader:
         if payload_hash != UNSIGNED_PAYLOAD and not HEX_SHA256.fullmatch(payload_hash):
             raise Refused("invalid_input", "payload hash must be a hex SHA-256 or UNSIGNED-PAYLOAD")
 
-        kind, upload_id = _multipart_kind(method, query)
-        if kind == "abort" and "DELETE" not in rules.allowed_methods:
-            raise Refused(
-                "method_not_allowed", "aborting a multipart upload is a DELETE, which SIGNER_ALLOWED_METHODS does not allow"
-            )
+        kind, upload_id, part_number = _multipart_kind(method, query)
+        if kind == "abort":
+            rules.check_abort_allowed()
+        elif kind == "initiate":
+            rules.check_uploads_allowed()
+        if part_number is not None:
+            self.caller.check_part_number(part_number)
         key = self.caller.check_key(_key_from_path(uri, bucket))
         self._check_multipart_headers(kind, headers, stamp, payload_hash)
         to_sign = string_to_sign(stamp, scope, "\n".join(lines[3:]))
@@ -310,16 +311,14 @@ def _size(value: Any) -> int:
     raise Refused("invalid_input", "content-length-range bounds must be whole numbers")
 
 
-def _multipart_kind(method: str, query: str) -> tuple[str, str | None]:
+def _multipart_kind(method: str, query: str) -> tuple[str, str | None, str | None]:
+    """(kind, upload id, part number) of a multipart call's query."""
     pairs = [part.partition("=") for part in query.split("&")] if query else []
     names = [name for name, _, _ in pairs]
     values = {name: value for name, _, value in pairs}
     if method == "POST" and names == ["uploads"] and values["uploads"] == "":
-        return "initiate", None
+        return "initiate", None, None
     if method == "PUT" and names == ["partNumber", "uploadId"]:
-        number = values["partNumber"]
-        if not DIGITS.fullmatch(number) or not 1 <= int(number) <= MAX_PART_NUMBER:
-            raise Refused("invalid_input", f"partNumber must be 1 to {MAX_PART_NUMBER}")
         kind = "part"
     elif method == "POST" and names == ["uploadId"]:
         kind = "complete"
@@ -333,7 +332,7 @@ def _multipart_kind(method: str, query: str) -> tuple[str, str | None]:
         )
     if not _UPLOAD_ID.fullmatch(values["uploadId"]):
         raise Refused("invalid_input", "uploadId is missing or malformed")
-    return kind, unquote(values["uploadId"])
+    return kind, unquote(values["uploadId"]), values.get("partNumber")
 
 
 def _key_from_path(uri: str, bucket: Bucket) -> str:

@@ -27,14 +27,13 @@ from ..errors import InvalidTime
 from ..post_policy import PostForm, presign_post
 from ..presign import PresignedURL, presign_url
 from ..s3 import MAX_KEY_BYTES, Bucket
-from ..sigv4 import CONTROL_CHARACTERS, MAX_EXPIRES, amz_date, parse_amz_date
+from ..sigv4 import CONTROL_CHARACTERS, DIGITS, MAX_EXPIRES, amz_date, parse_amz_date
 from .errors import Refused
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 """S3's smallest part (every part but the last)."""
 MAX_PARTS = 10000
 UPLOAD_ID = re.compile(r"[A-Za-z0-9._~+/=-]{1,1024}")
-_DIGITS = re.compile(r"[0-9]{1,5}")
 IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
@@ -44,6 +43,8 @@ SCRIPTABLE_TYPES = frozenset({"image/svg+xml"})
 FieldNames = Mapping[str, str]
 PLAN_FIELDS = ("method", "key", "filename", "content_type", "content_length", "max_size", "expires_in")
 JSON_FIELDS: FieldNames = {name: name for name in PLAN_FIELDS}
+SIGN_REQUEST_FIELDS: FieldNames = {**JSON_FIELDS, "content_type": "contentType", "part_number": "partNumber"}
+"""Uppy's signRequest names (``contentType``, ``partNumber``)."""
 """How the JSON API names each field in messages; the CLI passes its flags instead."""
 
 
@@ -150,9 +151,27 @@ class Rules:
     def check_method(self, method: object, name: str = "method") -> str:
         if method is None:
             raise Refused("missing_field", f"{name} is required: one of {', '.join(sorted(self.allowed_methods))}")
-        if not isinstance(method, str) or method.upper() not in self.allowed_methods:
+        if not isinstance(method, str):
+            raise Refused("invalid_input", f"{name} must be a string such as \"PUT\"")
+        if method.upper() not in self.allowed_methods:
             raise Refused("method_not_allowed", f"{name} must be one of {', '.join(sorted(self.allowed_methods))}")
         return method.upper()
+
+    def check_uploads_allowed(self) -> None:
+        """Every upload (PUT, POST form, multipart) is a PUT as far as SIGNER_ALLOWED_METHODS goes."""
+        if "PUT" not in self.allowed_methods:
+            raise Refused("method_not_allowed", "uploads are not allowed: SIGNER_ALLOWED_METHODS has no PUT")
+
+    def check_abort_allowed(self) -> None:
+        """Aborting a multipart upload is a DELETE: one rule for Fine Uploader, Companion and signRequest."""
+        if "DELETE" not in self.allowed_methods:
+            raise Refused("method_not_allowed",
+                          "aborting a multipart upload is a DELETE, which SIGNER_ALLOWED_METHODS does not allow")
+
+    def check_object(self, size: int, content_type: str | None) -> None:
+        """A finished object (HEAD after an upload the signatures could not bound) within the rules."""
+        self.check_size(size, "uploaded object size")
+        self.check_content_type(content_type, required=False)
 
     def check_acl(self, acl: object) -> str:
         if not isinstance(acl, str) or acl not in self.allowed_acls:
@@ -328,6 +347,7 @@ class CallerRules:
         """What a POST policy for this request would sign; with a size limit the policy
         always carries ``content-length-range``."""
         rules, names = self.rules, self.names
+        rules.check_uploads_allowed()
         chosen = self.choose_key(key, filename, now)
         checked_type = rules.check_content_type(content_type, name=names["content_type"])
         if max_size is not None:
@@ -346,7 +366,6 @@ class CallerRules:
             raise Refused("credentials_unavailable", "the signing credentials expire in less than a second")
         return min(seconds, left)
 
-
     # --- multipart uploads (Companion protocol, signRequest mode) -------------------
 
     @property
@@ -358,7 +377,7 @@ class CallerRules:
         return min(MAX_PARTS, self.rules.max_size // MIN_PART_SIZE + 1)
 
     def check_part_number(self, number: object, name: str = "partNumber") -> int:
-        if isinstance(number, str) and _DIGITS.fullmatch(number):
+        if isinstance(number, str) and DIGITS.fullmatch(number):
             number = int(number)
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= self.max_part_number:
             raise Refused("invalid_input", f"{name} must be a whole number from 1 to {self.max_part_number}"
@@ -382,14 +401,17 @@ class CallerRules:
 
     def plan_multipart_create(self, *, filename: object, content_type: object, now: datetime) -> MultipartPlan:
         """Creating a multipart upload is the start of a PUT: our key, an allowed, signed type."""
-        self.rules.check_method("PUT")
+        self.rules.check_uploads_allowed()
         key = self.new_key(filename, now)
         return MultipartPlan(key, self.rules.check_content_type(content_type, name="type"))
 
-    def plan_upload_part(self, *, key: object, upload_id: object, part_number: object, expires_in: object = None) -> PresignPlan:
+    def plan_upload_part(
+        self, *, key: object, upload_id: object, part_number: object, expires_in: object = None, now: datetime,
+        valid_until: datetime | None = None,
+    ) -> PresignPlan:
         checked_key, checked_id = self.check_upload(key, upload_id)
-        number = self.check_part_number(part_number)
-        return PresignPlan("PUT", checked_key, {}, self.rules.check_expires(expires_in),
+        number = self.check_part_number(part_number, self.names.get("part_number", "partNumber"))
+        return PresignPlan("PUT", checked_key, {}, self.expiry(expires_in, now, valid_until),
                            (("partNumber", str(number)), ("uploadId", checked_id)))
 
     def check_completed_size(self, sizes: list[int]) -> int:
@@ -402,46 +424,51 @@ class CallerRules:
 
     def plan_sign_request(
         self, *, method: object, key: object, content_type: object = None, upload_id: object = None,
-        part_number: object = None, now: datetime,
+        part_number: object = None, now: datetime, valid_until: datetime | None = None,
     ) -> SignRequestPlan:
         """Uppy's ``signRequest({method, key, contentType?, uploadId?, partNumber?})``: every
         step of a simple or multipart upload, decided here. A simple PUT is answered with a POST
         form whose policy carries the size range (the client does not tell the size)."""
-        verb = method.upper() if isinstance(method, str) else None
-        if verb is None:
+        if method is None:
             raise Refused("missing_field", "method is required")
-        expires = self.rules.check_expires(None)
+        if not isinstance(method, str):
+            raise Refused("invalid_input", "method must be a string such as \"PUT\"")
+        verb = method.upper()
+        expires = self.expiry(None, now, valid_until)
         if upload_id is None:
             if part_number is not None:
                 raise Refused("invalid_input", "partNumber needs an uploadId")
             if verb == "PUT":
-                self.rules.check_method("PUT")
                 chosen = self.service_key(key, now)
-                return SignRequestPlan("post_object", self.plan_post_policy(key=chosen, content_type=content_type, now=now))
+                return SignRequestPlan("post_object", self.plan_post_policy(
+                    key=chosen, content_type=content_type, now=now, valid_until=valid_until))
             if verb == "POST":
-                self.rules.check_method("PUT")
+                self.rules.check_uploads_allowed()
                 chosen = self.service_key(key, now)
                 checked_type = self.rules.check_content_type(content_type, required=False, name="contentType")
                 headers = {"Content-Type": checked_type} if checked_type else {}
                 return SignRequestPlan("create", PresignPlan("POST", chosen, headers, expires, (("uploads", ""),)))
             if content_type is not None:
                 raise Refused("invalid_input", f"contentType applies to PUT and POST, not {verb}")
-            return SignRequestPlan("object", self.plan_presign(method=verb, key=key, now=now))
+            return SignRequestPlan("object", self.plan_presign(method=verb, key=key, now=now, valid_until=valid_until))
         checked_key, checked_id = self.check_upload(key, upload_id)
         query = (("uploadId", checked_id),)
         if verb == "PUT":
             if part_number is None:
                 raise Refused("missing_field", "partNumber is required to upload a part")
-            return SignRequestPlan("part", self.plan_upload_part(key=checked_key, upload_id=checked_id,
-                                                                 part_number=part_number), checked_id)
+            return SignRequestPlan("part", self.plan_upload_part(
+                key=checked_key, upload_id=checked_id, part_number=part_number, now=now, valid_until=valid_until,
+            ), checked_id)
         if part_number is not None:
             raise Refused("invalid_input", f"partNumber applies to PUT, not {verb}")
         operation = {"GET": "list_parts", "POST": "complete", "DELETE": "abort"}.get(verb)
         if operation is None:
             raise Refused("operation_not_allowed", "with an uploadId only PUT (part), GET (list parts), POST "
                           "(complete) and DELETE (abort) are signed")
-        if operation != "abort":
-            self.rules.check_method("PUT")
+        if operation == "abort":
+            self.rules.check_abort_allowed()
+        else:
+            self.rules.check_uploads_allowed()
         return SignRequestPlan(operation, PresignPlan(verb, checked_key, {}, expires, query), checked_id)
 
 

@@ -78,7 +78,8 @@ def origin(store, tmp_path_factory) -> Iterator[str]:
     """The service with its demo page (Uppy at /), trusting X-Auth-User from 127.0.0.1."""
     logs = tmp_path_factory.mktemp("uppy-service")
     with service(logs, SIGNER_API_TOKENS=None, SIGNER_USER_HEADER=USER_HEADER, SIGNER_DEMO_PAGE="true",
-                 SIGNER_MAX_SIZE=str(MAX_SIZE), **store.signer_env("path")) as url:
+                 SIGNER_MAX_SIZE=str(MAX_SIZE), SIGNER_ALLOWED_METHODS="GET,PUT,HEAD,DELETE",  # cancel aborts: a DELETE
+                 **store.signer_env("path")) as url:
         yield url
 
 

@@ -10,7 +10,7 @@ from ...sigv4 import current_time
 from ..completion import guard_parts, schedule_object_check
 from ..doctor import healthy, run_doctor
 from ..errors import Refused
-from ..rules import PostPlan
+from ..rules import SIGN_REQUEST_FIELDS, PostPlan
 from ..storage import list_objects
 from .context import caller, caller_rules, config, json_body
 from .responses import iso, json_response
@@ -56,23 +56,27 @@ def sign_request() -> Response:
     """Uppy's ``signRequest`` mode: one S3 step of a simple or multipart upload. A simple PUT
     is answered with a POST form (its policy carries the size range); a complete is signed
     only after the uploaded parts fit the size limit, and the object is checked afterwards."""
-    who, rules = caller(), caller_rules()
+    who = caller()
     body = json_body({"method", "key", "contentType", "uploadId", "partNumber"})
-    cfg, now = config(), current_time()
+    cfg = config()
+    rules = cfg.rules.for_caller(who.folder, SIGN_REQUEST_FIELDS)
+    credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
+    now = current_time()
     step = rules.plan_sign_request(
         method=body.get("method"), key=body.get("key"), content_type=body.get("contentType"),
         upload_id=body.get("uploadId"), part_number=body.get("partNumber"), now=now,
+        valid_until=credentials.expiration,
     )
     if step.operation == "complete":
         assert step.upload_id is not None
-        guard_parts(cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id, timeout=cfg.s3_timeout)
-        schedule_object_check(cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id,
+        guard_parts(credentials, cfg.bucket, rules, step.plan.key, step.upload_id, timeout=cfg.s3_timeout)
+        schedule_object_check(lambda: cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id,
                               timeout=cfg.s3_timeout)
     log.info("signed %s for %s (%s)", step.operation, who.identity or "-", who.via)
     if isinstance(step.plan, PostPlan):
-        form = step.plan.sign(cfg.credentials, cfg.bucket, now)
+        form = step.plan.sign(credentials, cfg.bucket, now)
         return json_response({"url": form.url, "fields": form.fields, "key": step.plan.key})
-    url = step.plan.sign(cfg.credentials, cfg.bucket, now)
+    url = step.plan.sign(credentials, cfg.bucket, now)
     return json_response({"url": url.url, "headers": url.headers, "key": step.plan.key})
 
 

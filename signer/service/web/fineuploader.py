@@ -51,7 +51,7 @@ def _guard_complete(key: str, upload_id: str | None) -> None:
     cfg = config()
     assert upload_id is not None  # a complete always names its upload
     guard_parts(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
-    schedule_object_check(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
+    schedule_object_check(lambda: cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
 
 
 def _form_field(name: str) -> str:
@@ -80,8 +80,7 @@ def success() -> Response:
     if info is None:
         raise Refused("object_not_found", "the object was not found in the bucket")
     try:
-        cfg.rules.check_size(info.size, "uploaded object size")
-        cfg.rules.check_content_type(info.content_type, required=False)
+        cfg.rules.check_object(info.size, info.content_type)
     except Refused:
         delete_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
         raise
