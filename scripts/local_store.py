@@ -97,6 +97,7 @@ def main() -> int:
     DATA.mkdir(parents=True, exist_ok=True)
     say(f"starting SeaweedFS on 127.0.0.1:{s3_port} (log: {shown(DATA / 'seaweedfs.log')})")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background with SIGINT ignored
     try:
         with seaweedfs(DATA / "seaweedfs", os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
                        bucket, port=s3_port, log=DATA / "seaweedfs.log") as store:

@@ -27,7 +27,7 @@ CLI_FIELDS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m signer", description="Sign S3 requests within the configured rules.")
+    parser = argparse.ArgumentParser(prog="sigv4-signer", description="Sign S3 requests within the configured rules.")
     commands = parser.add_subparsers(dest="command", required=True)
     presign = commands.add_parser("presign", help="print a presigned URL")
     presign.add_argument("method", help="GET, PUT, HEAD or DELETE (as allowed by SIGNER_ALLOWED_METHODS)")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .service.config import load_config
     from .service.errors import ConfigError, Refused
-    from .service.rules import IDENTITY
+    from .service.rules import IDENTITY, is_reserved
     from .sigv4 import current_time
 
     try:
@@ -61,11 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             server_settings(os.environ)
             for warning in config.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
-            print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             status = config.credentials_status()
             if not status.usable:
-                print(f"credentials from {status.provider} are unavailable: {status.error}", file=sys.stderr)
+                print(f"configuration is valid, but the credentials from {status.provider} are unavailable: "
+                      f"{status.error}", file=sys.stderr)
                 return 1
+            print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             until = status.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if status.expiration else "never (static keys)"
             print(f"credentials: {status.provider}, access key {status.access_key}, expire {until}")
             return 0
@@ -75,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             findings = run_doctor(config)
             print(json.dumps([f.as_json() for f in findings], indent=2) if args.json else report(findings))
             return 0 if healthy(findings) else 1
-        reserved = ("anonymous", "user")
-        if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or args.identity.lower() in reserved):
+        if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or is_reserved(args.identity)):
             raise Refused("invalid_input",
                           "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous' or 'user')")
         credentials = config.credentials

@@ -25,7 +25,7 @@ from itsdangerous import BadSignature, Signer
 from .config import Config
 from .errors import Refused
 from .networks import is_trusted
-from .rules import IDENTITY
+from .rules import ANONYMOUS, GATEWAY_FOLDER, IDENTITY
 
 
 class HeaderLookup(Protocol):
@@ -34,9 +34,6 @@ class HeaderLookup(Protocol):
     def get(self, key: str) -> str | None: ...
 
 
-ANONYMOUS = "anonymous"  # reserved: no token or gateway user may take this name
-GATEWAY_FOLDER = "user"  # gateway users live under <prefix>user/<id>/
-RESERVED_NAMES = frozenset({ANONYMOUS, GATEWAY_FOLDER})
 VISITOR_COOKIE = "signer_visitor"
 VISITOR_COOKIE_MAX_AGE = 365 * 24 * 3600
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -53,10 +50,6 @@ class Caller:
     folder: str
     new_cookie: str | None = None
 
-
-def is_reserved(name: str) -> bool:
-    """``anonymous`` and ``user`` in any letter case (stores on case-insensitive disks exist)."""
-    return name.lower() in RESERVED_NAMES
 
 
 class VisitorCookies:

@@ -23,7 +23,7 @@ from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Refused
 from .networks import Network
-from .rules import IDENTITY, Rules
+from .rules import IDENTITY, Rules, is_reserved
 
 MIN_TOKEN_LENGTH = 16
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
@@ -115,7 +115,7 @@ def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
             raise ConfigError(
                 f"SIGNER_API_TOKENS entry {number} must be name:token with a name of letters, digits, '.', '_', '@', '-'"
             )
-        if name.lower() in ("anonymous", "user"):
+        if is_reserved(name):
             raise ConfigError(
                 f"SIGNER_API_TOKENS: the name {name!r} is reserved (anonymous visitors and gateway users have "
                 "their own folders <prefix>anonymous/ and <prefix>user/)"

@@ -35,6 +35,14 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10000
 UPLOAD_ID = re.compile(r"[A-Za-z0-9._~+/=-]{1,1024}")
 IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+ANONYMOUS = "anonymous"  # reserved: no token or gateway user may take this name
+GATEWAY_FOLDER = "user"  # gateway users live under <prefix>user/<id>/
+RESERVED_NAMES = frozenset({ANONYMOUS, GATEWAY_FOLDER})
+
+
+def is_reserved(name: str) -> bool:
+    """``anonymous`` and ``user`` in any letter case (stores on case-insensitive disks exist)."""
+    return name.lower() in RESERVED_NAMES
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
 SCRIPTABLE_TYPES = frozenset({"image/svg+xml"})

@@ -40,8 +40,6 @@ class Answer:
     body: bytes
 
 
-_Answer = Answer
-
 
 def _connect(scheme: str, host: str, port: int | None, timeout: float) -> http.client.HTTPConnection:
     """A connection to ``host``; ``*.localhost`` names are loopback (RFC 6761 section 6.3)
@@ -84,16 +82,11 @@ def signed_request(credentials: Credentials, bucket: Bucket, method: str, url: s
     return exchange(method, url, extra, body, timeout)
 
 
-def _send(credentials: Credentials, bucket: Bucket, method: str, url: str, timeout: float,
-          now: datetime | None, *, body: bytes = b"", signed: dict[str, str] | None = None) -> Answer:
-    return signed_request(credentials, bucket, method, url, headers=signed, body=body, timeout=timeout, now=now)
-
-
 def head_object(
     credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None
 ) -> ObjectInfo | None:
     """The object's size and type, or None when it does not exist."""
-    answer = _send(credentials, bucket, "HEAD", bucket.object_url(key), timeout, now)
+    answer = signed_request(credentials, bucket, "HEAD", bucket.object_url(key), timeout=timeout, now=now)
     if answer.status == 404:
         return None
     if answer.status != 200:
@@ -109,7 +102,7 @@ def delete_object(
     credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None
 ) -> None:
     """Delete one object (S3 answers 204 whether or not it existed)."""
-    answer = _send(credentials, bucket, "DELETE", bucket.object_url(key), timeout, now)
+    answer = signed_request(credentials, bucket, "DELETE", bucket.object_url(key), timeout=timeout, now=now)
     if answer.status not in (200, 204):
         raise StorageError(f"S3 DELETE answered {answer.status}")
 
@@ -120,7 +113,7 @@ def list_objects(
 ) -> list[dict[str, object]]:
     """ListObjectsV2 under ``prefix``: ``[{"key", "size"}]``, at most ``max_keys``."""
     query = urlencode({"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}, quote_via=quote)
-    answer = _send(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout, now)
+    answer = signed_request(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout=timeout, now=now)
     if answer.status != 200:
         raise StorageError(f"S3 list answered {answer.status}")
     root, namespace = _xml(answer, "list")
@@ -150,7 +143,7 @@ def _query(**params: str | int) -> str:
     return urlencode({name.replace("_", "-"): str(value) for name, value in params.items()}, quote_via=quote, safe="")
 
 
-def _xml(answer: _Answer, what: str) -> tuple[ElementTree.Element, str]:
+def _xml(answer: Answer, what: str) -> tuple[ElementTree.Element, str]:
     """The answer's XML root and namespace; an ``<Error>`` (S3 may send one with 200) is refused.
     S3 answers carry no DTD: one that does is refused before parsing (no entity expansion)."""
     if b"<!DOCTYPE" in answer.body.upper() or b"<!ENTITY" in answer.body.upper():
@@ -167,7 +160,7 @@ def _xml(answer: _Answer, what: str) -> tuple[ElementTree.Element, str]:
     return root, namespace
 
 
-def _check(answer: _Answer, what: str, ok: tuple[int, ...] = (200,)) -> None:
+def _check(answer: Answer, what: str, ok: tuple[int, ...] = (200,)) -> None:
     if answer.status == 404 and b"NoSuchUpload" in answer.body:
         raise UploadNotFound()
     if answer.status not in ok:
@@ -186,7 +179,8 @@ def create_multipart_upload(
 ) -> str:
     """Start a multipart upload with a *signed* Content-Type; returns the upload id."""
     signed = {"Content-Type": content_type} if content_type else {}
-    answer = _send(credentials, bucket, "POST", f"{bucket.object_url(key)}?uploads=", timeout, now, signed=signed)
+    url = f"{bucket.object_url(key)}?uploads="
+    answer = signed_request(credentials, bucket, "POST", url, timeout=timeout, now=now, headers=signed)
     _check(answer, "create multipart upload")
     root, ns = _xml(answer, "create multipart upload")
     upload_id = root.findtext(f"{ns}UploadId")
@@ -204,7 +198,7 @@ def list_parts(
     marker = 0
     for _ in range(max_pages):
         query = _query(part_number_marker=marker, uploadId=upload_id) if marker else _query(uploadId=upload_id)
-        answer = _send(credentials, bucket, "GET", f"{bucket.object_url(key)}?{query}", timeout, now)
+        answer = signed_request(credentials, bucket, "GET", f"{bucket.object_url(key)}?{query}", timeout=timeout, now=now)
         _check(answer, "list parts")
         root, ns = _xml(answer, "list parts")
         for item in root.iter(f"{ns}Part"):
@@ -234,8 +228,8 @@ def complete_multipart_upload(
         f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for number, etag in parts
     ) + "</CompleteMultipartUpload>"
     url = f"{bucket.object_url(key)}?{_query(uploadId=upload_id)}"
-    answer = _send(credentials, bucket, "POST", url, timeout, now, body=body.encode("utf-8"),
-                   signed={"Content-Type": "application/xml"})
+    answer = signed_request(credentials, bucket, "POST", url, timeout=timeout, now=now, body=body.encode("utf-8"),
+                            headers={"Content-Type": "application/xml"})
     _check(answer, "complete multipart upload")
     root, ns = _xml(answer, "complete multipart upload")
     return root.findtext(f"{ns}ETag")
@@ -246,7 +240,8 @@ def abort_multipart_upload(
     now: datetime | None = None,
 ) -> None:
     """Abort and free the parts; an upload already gone counts as aborted."""
-    answer = _send(credentials, bucket, "DELETE", f"{bucket.object_url(key)}?{_query(uploadId=upload_id)}", timeout, now)
+    url = f"{bucket.object_url(key)}?{_query(uploadId=upload_id)}"
+    answer = signed_request(credentials, bucket, "DELETE", url, timeout=timeout, now=now)
     if answer.status == 404:
         return
     _check(answer, "abort multipart upload", (200, 204))
@@ -257,7 +252,7 @@ def list_multipart_uploads(
 ) -> list[dict[str, str]]:
     """Open multipart uploads under ``prefix`` (first page): ``[{"key", "upload_id"}]``."""
     query = _query(prefix=prefix, uploads="")
-    answer = _send(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout, now)
+    answer = signed_request(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout=timeout, now=now)
     _check(answer, "list multipart uploads")
     root, ns = _xml(answer, "list multipart uploads")
     return [
