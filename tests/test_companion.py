@@ -9,37 +9,22 @@ import json
 import time
 from datetime import UTC
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config as BotoConfig
 
 from signer.service.config import load_config
 from signer.service.web.app import create_app
 from tests.conftest import ACCESS_KEY, BOB_TOKEN, SECRET_KEY, bearer, env_with
-from tests.servers import moto_server
+from tests.helpers import moto_bucket
 
 MIB = 1024 * 1024
 BUCKET = "uploads-bucket"
 
 
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
 def store(s3_url):
-    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                      aws_secret_access_key=SECRET_KEY, config=BotoConfig(s3={"addressing_style": "path"}))
-    s3.create_bucket(Bucket=BUCKET)
-    yield s3
-    for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
-        s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
-    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
-    s3.delete_bucket(Bucket=BUCKET)
+    with moto_bucket(s3_url, BUCKET) as s3:
+        yield s3
 
 
 def make(s3_url, **overrides):

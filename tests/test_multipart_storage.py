@@ -3,9 +3,7 @@ S3-compatible server (moto) on loopback; boto3 only arranges and inspects, as an
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 
 from signer import Bucket, Credentials
 from signer.service.storage import (
@@ -17,29 +15,16 @@ from signer.service.storage import (
     list_parts,
 )
 from tests.conftest import ACCESS_KEY, SECRET_KEY
-from tests.servers import moto_server
+from tests.helpers import moto_bucket
 
 MIB = 1024 * 1024
 CREDS = Credentials(ACCESS_KEY, SECRET_KEY)
 
 
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_server() as url:
-        yield url
-
-
 @pytest.fixture
 def store(s3_url):
-    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                      aws_secret_access_key=SECRET_KEY, config=BotoConfig(s3={"addressing_style": "path"}))
-    s3.create_bucket(Bucket="mp-bucket")
-    yield s3
-    for upload in s3.list_multipart_uploads(Bucket="mp-bucket").get("Uploads", []):
-        s3.abort_multipart_upload(Bucket="mp-bucket", Key=upload["Key"], UploadId=upload["UploadId"])
-    for item in s3.list_objects_v2(Bucket="mp-bucket").get("Contents", []):
-        s3.delete_object(Bucket="mp-bucket", Key=item["Key"])
-    s3.delete_bucket(Bucket="mp-bucket")
+    with moto_bucket(s3_url, "mp-bucket") as s3:
+        yield s3
 
 
 @pytest.fixture

@@ -3,34 +3,22 @@ through our own stdlib S3 client; no mocks of our HTTP code."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 
 from signer import Bucket, Credentials
 from signer.service.config import load_config
 from signer.service.storage import StorageError, delete_object, head_object
 from signer.service.web.app import create_app
 from tests.conftest import ACCESS_KEY, SECRET_KEY, bearer, env_with
-from tests.servers import free_port, moto_server
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_server() as url:
-        yield url
+from tests.helpers import moto_bucket
+from tests.servers import free_port
 
 
 @pytest.fixture
 def store(s3_url):
     """A boto3 client (test-only, to arrange and inspect the bucket) and a fresh bucket."""
-    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                      aws_secret_access_key=SECRET_KEY, config=BotoConfig(s3={"addressing_style": "path"}))
-    s3.create_bucket(Bucket="uploads-bucket")
-    yield s3
-    for item in s3.list_objects_v2(Bucket="uploads-bucket").get("Contents", []):
-        s3.delete_object(Bucket="uploads-bucket", Key=item["Key"])
-    s3.delete_bucket(Bucket="uploads-bucket")
+    with moto_bucket(s3_url, "uploads-bucket") as s3:
+        yield s3
 
 
 @pytest.fixture
