@@ -255,3 +255,19 @@ def test_multipart_refusals(raw, error) -> None:
 def test_strict_json(body: bytes) -> None:
     with pytest.raises((SigningError, Refused)):
         parse_json_object(body)
+
+
+def test_a_policy_never_outlives_temporary_credentials() -> None:
+    """The client chooses the policy's expiration; with credentials that expire sooner the
+    service signs (and returns) their expiry instead, as every other plan caps expires_in."""
+    from datetime import timedelta
+
+    expiring = Credentials(ACCESS, SECRET, "session/token==", expiration=NOW + timedelta(seconds=90))
+    signer = Signer(expiring, BUCKET, RULES)
+    answer = sign_policy_document(sample_policy(token="session/token=="), signer, "alice", NOW)
+    assert json.loads(base64.b64decode(answer["policy"]))["expiration"] == "2026-11-23T08:01:30.000Z"
+    assert answer["signature"] == botocore_signature(answer["policy"])
+    long_lived = Signer(Credentials(ACCESS, SECRET, "session/token==", expiration=NOW + timedelta(hours=1)), BUCKET, RULES)
+    document = sample_policy(token="session/token==")
+    answer = sign_policy_document(document, long_lived, "alice", NOW)
+    assert json.loads(base64.b64decode(answer["policy"]))["expiration"] == document["expiration"]

@@ -95,23 +95,23 @@ class FineUploader:
     def sign_policy(self, document: dict[str, Any]) -> dict[str, str]:
         """Check a policy document, add what the rules require, sign it:
         ``{"policy", "signature"}``."""
-        stamp, conditions = self.check_policy(document)
+        stamp, conditions, expiration = self.check_policy(document)
         encoded = base64.b64encode(
-            json.dumps({"expiration": document["expiration"], "conditions": conditions}).encode("utf-8")
+            json.dumps({"expiration": expiration, "conditions": conditions}).encode("utf-8")
         ).decode("ascii")
         return {
             "policy": encoded,
             "signature": sign_policy(self.credentials.secret_key, encoded, stamp[:8], self.bucket.region),
         }
 
-    def check_policy(self, document: dict[str, Any]) -> tuple[str, list[Any]]:
+    def check_policy(self, document: dict[str, Any]) -> tuple[str, list[Any], str]:
         """Refuse anything but a policy our rules allow; return its x-amz-date and the
         conditions to sign (the client's, plus a size range when a limit is set and the
         client sent none: Fine Uploader only sends one when ``validation.sizeLimit`` is set)."""
         rules, bucket, credentials = self.caller.rules, self.bucket, self.credentials
         if set(document) != {"expiration", "conditions"}:
             raise Refused("invalid_input", "policy must have exactly 'expiration' and 'conditions'")
-        self._check_expiration(document["expiration"])
+        expiration = self._check_expiration(document["expiration"])
         conditions = document["conditions"]
         if not isinstance(conditions, list) or not 1 <= len(conditions) <= MAX_CONDITIONS:
             raise Refused("invalid_input", f"policy conditions must be a list of 1 to {MAX_CONDITIONS} conditions")
@@ -151,11 +151,12 @@ class FineUploader:
         signed = list(conditions)
         if rules.max_size is not None and "content-length-range" not in seen:
             signed.append(["content-length-range", 0, rules.max_size])
-        return stamp, signed
+        return stamp, signed, expiration
 
-    def _check_expiration(self, expiration: Any) -> None:
+    def _check_expiration(self, expiration: Any) -> str:
         """At most SIGNER_MAX_EXPIRES from server time (clock skew is for client dates,
-        not for how long a signature lives)."""
+        not for how long a signature lives); the expiration to sign, capped at the moment
+        temporary credentials expire (a policy never outlives its credentials)."""
         match = _EXPIRATION.fullmatch(expiration) if isinstance(expiration, str) else None
         if not match:
             raise Refused("invalid_time", "policy expiration must look like 2026-01-31T12:00:00.000Z")
@@ -169,6 +170,12 @@ class FineUploader:
             raise Refused("expired", "policy expiration is in the past")
         if remaining > max_expires:
             raise Refused("expiry_too_long", f"policy expiration is more than {max_expires} seconds away")
+        valid_until = self.credentials.expiration
+        if valid_until is not None and moment > valid_until:
+            if valid_until <= self.now:
+                raise Refused("credentials_unavailable", "the signing credentials have expired")
+            return valid_until.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return str(expiration)
 
     def _check_policy_field(self, name: str, operator: str, value: str) -> None:
         """One condition against the rules; anything not named here is refused."""
