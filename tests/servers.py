@@ -72,9 +72,9 @@ def require_tool(name: str, install_hint: str) -> str:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's S3 in server mode (a plain store: it does not check signatures)."""
-    port = free_port()
+def moto_server(port: int | None = None) -> Iterator[str]:
+    """moto's S3 in server mode (a plain store: it does not check signatures), on ``port`` or a free one."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with running([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], f"{url}/moto-api/"):
         yield url

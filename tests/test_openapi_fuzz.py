@@ -14,21 +14,22 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from signer.service.config import load_config
 from signer.service.web.app import create_app
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, SECRET_KEY, env_with
-from tests.servers import moto_server
+from tests.servers import free_port, moto_server
 
-# The endpoints that call S3 (success, delete, list) get a real store: moto on loopback.
-_STORE = moto_server()
-STORE_URL = _STORE.__enter__()
-boto3.client("s3", endpoint_url=STORE_URL, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-             aws_secret_access_key=SECRET_KEY).create_bucket(Bucket="uploads-bucket")
-APP = create_app(load_config(env_with(SIGNER_ENDPOINT_URL=STORE_URL)))
+# The endpoints that call S3 (success, delete, list) get a real store: moto on loopback, on a
+# port chosen now (schemathesis reads the app at collection) and started only when this
+# module's tests run.
+STORE_PORT = free_port()
+APP = create_app(load_config(env_with(SIGNER_ENDPOINT_URL=f"http://127.0.0.1:{STORE_PORT}")))
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _stop_store():
-    yield
-    _STORE.__exit__(None, None, None)
+def _store():
+    with moto_server(STORE_PORT) as url:
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                     aws_secret_access_key=SECRET_KEY).create_bucket(Bucket="uploads-bucket")
+        yield
 EXAMPLES = 60 if os.environ.get("CI") == "true" else 20  # per operation; 9 operations, hundreds of cases
 
 
