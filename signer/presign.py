@@ -261,22 +261,10 @@ def sign_request(
     double slashes, ``payload_header=True`` adds and signs ``X-Amz-Content-SHA256`` (S3
     always does), ``sign_token=False`` adds the session token after signing (some STS
     clients do; aws-c-auth's ``omit_session_token``)."""
-    method = _check_http_method(method)
-    check_scope_part("region", region)
-    check_scope_part("service", service)
+    method, parts, stamp, items, names = _request(method, url, headers, region, service, now)
     is_s3 = service == "s3"
-    parts = _absolute_url(url)
-    moment = utc_moment(now)
-    stamp = amz_date(moment)
-
-    items = headers_as_items(headers)
-    names = {name.lower() for name, _ in items if isinstance(name, str)}
-    if "authorization" in names:
-        raise InvalidHeader("header 'Authorization' is set by the signer, not the caller")
     added: dict[str, str] = {"X-Amz-Date": stamp}
-    payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else (
-        EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
-    )
+    payload_hash = _payload_hash(body, unsigned_payload)
     if is_s3 if payload_header is None else payload_header:
         added["X-Amz-Content-SHA256"] = payload_hash
     if credentials.session_token and sign_token:
@@ -326,17 +314,8 @@ def presign_request(
     and the X-Amz-* ones, sorted; every header in ``headers`` (and ``host``) signed; the
     payload hashed (or ``UNSIGNED-PAYLOAD``, as S3 presigned URLs use). For S3 objects
     :func:`presign_url` is the short way."""
-    method = _check_http_method(method)
-    check_scope_part("region", region)
-    check_scope_part("service", service)
+    method, parts, stamp, items, names = _request(method, url, headers, region, service, now)
     expires_in = check_expires(expires_in)
-    parts = _absolute_url(url)
-    moment = utc_moment(now)
-    stamp = amz_date(moment)
-    items = headers_as_items(headers)
-    names = {name.lower() for name, _ in items if isinstance(name, str)}
-    if "authorization" in names:
-        raise InvalidHeader("header 'Authorization' is set by the signer, not the caller")
     host_trusted = {} if "host" in names else {"host": _wire_host(parts.scheme, parts.netloc)}
     block, signed = canonical_headers(items, trusted=host_trusted)
     scope = credential_scope(stamp[:8], region, service)
@@ -352,7 +331,7 @@ def presign_request(
         ("X-Amz-SignedHeaders", uri_encode(signed)),
     ]
     token = [("X-Amz-Security-Token", uri_encode(credentials.session_token))] if credentials.session_token else []
-    payload_hash = UNSIGNED_PAYLOAD if unsigned_payload else hashlib.sha256(body).hexdigest()
+    payload_hash = _payload_hash(body, unsigned_payload)
     canonical = canonical_request(
         method,
         canonical_uri(parts.path, s3=service == "s3", normalize=normalize),
@@ -366,6 +345,30 @@ def presign_request(
     query = "&".join(f"{name}={value}" for name, value in [*own, *auth, *token, ("X-Amz-Signature", sig)])
     signed_url = f"{parts.scheme}://{parts.netloc}{parts.path or '/'}?{query}"
     return PresignedRequest(url=signed_url, canonical_request=canonical, string_to_sign=to_sign_text)
+
+
+def _request(
+    method: object, url: str, headers: Mapping[str, str] | HeaderItems | None, region: str, service: str,
+    now: datetime | None,
+) -> tuple[str, SplitResult, str, list[tuple[str, str]], set[str]]:
+    """What header and query signing both check first: (method, URL parts, X-Amz-Date, the
+    caller's headers, their lower-cased names); Authorization is the signer's to set."""
+    checked = _check_http_method(method)
+    check_scope_part("region", region)
+    check_scope_part("service", service)
+    parts = _absolute_url(url)
+    stamp = amz_date(utc_moment(now))
+    items = headers_as_items(headers)
+    names = {name.lower() for name, _ in items if isinstance(name, str)}
+    if "authorization" in names:
+        raise InvalidHeader("header 'Authorization' is set by the signer, not the caller")
+    return checked, parts, stamp, items, names
+
+
+def _payload_hash(body: bytes, unsigned: bool) -> str:
+    if unsigned:
+        return UNSIGNED_PAYLOAD
+    return EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
 
 
 def _check_http_method(method: object) -> str:

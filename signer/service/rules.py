@@ -157,13 +157,10 @@ class Rules:
         return low, high
 
     def check_method(self, method: object, name: str = "method") -> str:
-        if method is None:
-            raise Refused("missing_field", f"{name} is required: one of {', '.join(sorted(self.allowed_methods))}")
-        if not isinstance(method, str):
-            raise Refused("invalid_input", f"{name} must be a string such as \"PUT\"")
-        if method.upper() not in self.allowed_methods:
+        verb = method_text(method, name, f": one of {', '.join(sorted(self.allowed_methods))}")
+        if verb not in self.allowed_methods:
             raise Refused("method_not_allowed", f"{name} must be one of {', '.join(sorted(self.allowed_methods))}")
-        return method.upper()
+        return verb
 
     def check_uploads_allowed(self) -> None:
         """Every upload (PUT, POST form, multipart) is a PUT as far as SIGNER_ALLOWED_METHODS goes."""
@@ -437,11 +434,7 @@ class CallerRules:
         """Uppy's ``signRequest({method, key, contentType?, uploadId?, partNumber?})``: every
         step of a simple or multipart upload, decided here. A simple PUT is answered with a POST
         form whose policy carries the size range (the client does not tell the size)."""
-        if method is None:
-            raise Refused("missing_field", "method is required")
-        if not isinstance(method, str):
-            raise Refused("invalid_input", "method must be a string such as \"PUT\"")
-        verb = method.upper()
+        verb = method_text(method, self.names["method"])
         expires = self.expiry(None, now, valid_until)
         if upload_id is None:
             if part_number is not None:
@@ -478,6 +471,15 @@ class CallerRules:
         else:
             self.rules.check_uploads_allowed()
         return SignRequestPlan(operation, PresignPlan(verb, checked_key, {}, expires, query), checked_id)
+
+
+def method_text(method: object, name: str, choices: str = "") -> str:
+    """A method the caller named, upper-cased: missing and non-text are refused here, once."""
+    if method is None:
+        raise Refused("missing_field", f"{name} is required{choices}")
+    if not isinstance(method, str):
+        raise Refused("invalid_input", f"{name} must be a string such as \"PUT\"")
+    return method.upper()
 
 
 def _check_key_text(key: object, what: str) -> str:
