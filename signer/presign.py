@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
@@ -22,6 +22,7 @@ from .sigv4 import (
     EMPTY_SHA256,
     UNSIGNED_PAYLOAD,
     HeaderItems,
+    PrekeyedHMAC,
     amz_date,
     canonical_header_value,
     canonical_headers,
@@ -33,14 +34,15 @@ from .sigv4 import (
     check_scope_part,
     credential_scope,
     encode_query,
+    hashed_canonical_request,
     header_name,
     headers_as_items,
-    keyed_signature,
     parse_query,
     signature,
     signing_hmac,
     signing_key,
     string_to_sign,
+    string_to_sign_head,
     uri_encode,
     utc_moment,
 )
@@ -99,15 +101,29 @@ def _auth_query(credential: str, stamp: str, expires_in: int, signed: str, token
 # Each is a bounded functools.lru_cache (thread-safe) of a pure function of its arguments, so a
 # hit returns exactly what the uncached step computes; tests/test_cached_paths.py checks it.
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _whole_seconds(moment: datetime) -> int:
+    """Seconds since the epoch, exactly (no float: a float timestamp of a far date could
+    round xx.999999 up into the next second)."""
+    elapsed = moment - _EPOCH
+    return elapsed.days * 86400 + elapsed.seconds
+
+
 @lru_cache(maxsize=256)
-def _auth_texts(
-    stamp: str, access_key: str, region: str, expires_in: int, signed: str, token: str | None
-) -> tuple[str, str, str]:
-    """(credential scope, canonical X-Amz-* query, URL X-Amz-* query): the same for every
-    call in one second with the same credentials, region, expiry and signed headers."""
+def _per_second(
+    second: int, access_key: str, secret_key: str, token: str | None, region: str, expires_in: int, signed: str
+) -> tuple[str, str, str, str, PrekeyedHMAC]:
+    """(X-Amz-Date, credential scope, canonical X-Amz-* query, URL X-Amz-* query, the day's
+    signing HMAC with the string to sign's first three lines taken in): the same for every
+    call in one second with the same credentials, region, expiry and signed headers, so
+    made once per such second."""
+    stamp = amz_date(_EPOCH + timedelta(seconds=second))
     scope = credential_scope(stamp[:8], region, "s3")
     canonical, url = _auth_query(uri_encode(f"{access_key}/{scope}"), stamp, expires_in, signed, token)
-    return scope, canonical, url
+    keyed = signing_hmac(secret_key, stamp[:8], region, "s3").absorbed(string_to_sign_head(stamp, scope).encode())
+    return stamp, scope, canonical, url, keyed
 
 
 @lru_cache(maxsize=256)
@@ -115,10 +131,10 @@ def _header_plan(names: tuple[str, ...]) -> tuple[str, str]:
     """What :func:`canonical_headers` decides from the header *names* alone, made once per
     set of names: the canonical header block as a ``str.format`` template (lower-cased
     names in canonical order; ``{0}``, ``{1}``… the caller's values by position, repeated
-    names joined by commas; ``{host}`` ours) and the signed-headers list. Names are
-    checked here (a refused name raises; errors are not cached), values on every call.
-    HTTP token names cannot contain braces, so the template has no other fields."""
-    positions: dict[str, list[str]] = {"host": ["{host}"]}
+    names joined by commas; ``{n}``, one past the last, our ``host``) and the signed-headers
+    list. Names are checked here (a refused name raises; errors are not cached), values on
+    every call. HTTP token names cannot contain braces, so the template has no other fields."""
+    positions: dict[str, list[str]] = {"host": [f"{{{len(names)}}}"]}
     for index, name in enumerate(names):
         lower = header_name(name)
         if lower in _RESERVED_HEADERS:
@@ -128,11 +144,21 @@ def _header_plan(names: tuple[str, ...]) -> tuple[str, str]:
     return "".join(f"{lower}:{','.join(positions[lower])}\n" for lower in ordered), ";".join(ordered)
 
 
+def _canonical_value(name: str, value: str) -> str:
+    """:func:`check_header_value` then :func:`canonical_header_value`. Printable ASCII (the
+    usual value) has no control character and always encodes, so it goes straight to the
+    folding; anything else takes the full check."""
+    if type(value) is str and value.isascii() and value.isprintable():
+        return " ".join(value.split())
+    return canonical_header_value(check_header_value(name, value))
+
+
 def _planned_headers(headers: dict[str, str], host: str) -> tuple[str, str]:
     """:func:`canonical_headers` for a dict of headers plus our ``host``, by its cached plan."""
     template, signed = _header_plan(tuple(headers))
-    values = [canonical_header_value(check_header_value(name, value)) for name, value in headers.items()]
-    return template.format(*values, host=host), signed
+    values = [_canonical_value(name, value) for name, value in headers.items()]
+    values.append(host)
+    return template.format(*values), signed
 
 
 def presign_url(
@@ -154,7 +180,7 @@ def presign_url(
     ``headers`` (``Content-Type``, ``x-amz-acl``, ``x-amz-meta-*``…) are signed, so the
     client must send them with exactly these values.
     """
-    method = _check_method(method)
+    method = method if type(method) is str and method in METHODS else _check_method(method)
     expires_in = check_expires(expires_in)
     moment = utc_moment(now)
     path = bucket.object_path(key)
@@ -166,9 +192,9 @@ def presign_url(
         signed_headers = dict(header_items)
         block, signed = canonical_headers(header_items, reserved=_RESERVED_HEADERS, trusted={"host": bucket.host})
 
-    stamp = amz_date(moment)
-    scope, canonical_auth, url_auth = _auth_texts(
-        stamp, credentials.access_key, bucket.region, expires_in, signed, credentials.session_token
+    stamp, scope, canonical_auth, url_auth, keyed = _per_second(
+        _whole_seconds(moment), credentials.access_key, credentials.secret_key, credentials.session_token,
+        bucket.region, expires_in, signed,
     )
     if query:
         operation = encode_query(query.items() if isinstance(query, Mapping) else query)
@@ -181,10 +207,8 @@ def presign_url(
     else:
         canonical_query, url_query = canonical_auth, url_auth
     canonical = canonical_request(method, path, canonical_query, block, signed, UNSIGNED_PAYLOAD)
-    sig = keyed_signature(
-        signing_hmac(credentials.secret_key, stamp[:8], bucket.region, "s3"),
-        string_to_sign(stamp, scope, canonical),
-    )
+    # The HMAC of the string to sign: its head is in ``keyed`` already, the hash comes last.
+    sig = keyed.hexdigest(hashed_canonical_request(canonical).encode())
     url = f"{bucket.origin}{path}?{url_query}&X-Amz-Signature={sig}"
     return PresignedURL(method, url, signed_headers, moment, expires_in)  # positional: cheaper
 

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,9 +25,17 @@ from signer import Credentials, presign_post, presign_url
 from signer.post_policy import policy_json
 from signer.presign import presign_request
 from signer.sigv4 import PrekeyedHMAC, uri_encode
+from tests.helpers import BUCKET
 from tests.oracle import buckets, expiries, header_values, moments, object_keys
 
 ACCESS = "AKIDCACHEDPATHS01"
+EDGE_MOMENTS = [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+    datetime(2026, 11, 23, 23, 59, 59, 999999, tzinfo=UTC),
+]
 
 # Same access key, different secrets and tokens: a cache keyed on the access key alone fails.
 credential_pool = st.lists(
@@ -122,6 +130,26 @@ def test_prekeyed_hmac_equals_hmac_digest(key, message) -> None:
     expected = hmac.digest(key, message, "sha256").hex()
     assert keyed.hexdigest(message) == expected
     assert keyed.hexdigest(message) == expected
+
+
+@given(st.binary(max_size=100), st.binary(max_size=200), st.binary(max_size=200))
+def test_absorbed_head_equals_hmac_of_the_whole(key, head, rest) -> None:
+    """The string to sign's head taken in once per second, the rest per call: same HMAC."""
+    keyed = PrekeyedHMAC(key).absorbed(head)
+    expected = hmac.digest(key, head + rest, "sha256").hex()
+    assert keyed.hexdigest(rest) == expected
+    assert keyed.hexdigest(rest) == expected  # the absorbed state is copied, never used up
+
+
+@given(st.datetimes(timezones=st.just(UTC)) | st.sampled_from(EDGE_MOMENTS))
+def test_per_second_date_is_the_moments_own(moment) -> None:
+    """The X-Amz-Date comes from whole seconds since the epoch (a cache key): it must name the
+    moment's own second for any moment, before 1970 and at the ends of the calendar included,
+    and never round a .999999 up."""
+    url = presign_url(Credentials(ACCESS, "s"), BUCKET, "k", now=moment).url
+    expected = "%04d%02d%02dT%02d%02d%02dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    assert f"X-Amz-Date={expected}&" in url
 
 
 def test_threads_share_the_caches_safely() -> None:
