@@ -33,7 +33,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode, urlsplit
-from xml.etree import ElementTree
 
 from .credentials import Credentials, credentials_from_env
 from .errors import CredentialsUnavailable, InvalidCredentials
@@ -137,6 +136,8 @@ def credentials_from_sts(status: int, body: bytes, source: str) -> Credentials:
     """An STS ``…Result/Credentials`` element, or the ``Error/Code`` of a refusal."""
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
         raise CredentialsUnavailable(f"{source}: STS answered with a DTD, which it never does")
+    from xml.etree import ElementTree  # here, not at import: only this answer needs it (worker memory)
+
     try:
         root = ElementTree.fromstring(body)  # noqa: S314 - no DTD, so no entity expansion; 1 MiB at most
     except ElementTree.ParseError:

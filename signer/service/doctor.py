@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode
-from xml.etree import ElementTree
 
 from ..post_policy import presign_post
 from ..presign import presign_url
@@ -73,6 +72,8 @@ def check_clock(date_header: str | None, now: datetime, skew: int) -> Finding:
 
 
 def _error_code(answer: Answer) -> str:
+    from xml.etree import ElementTree  # here, not at import: the service's workers never need it
+
     try:
         return ElementTree.fromstring(answer.body).findtext("Code") or ""  # noqa: S314 - our store's answer, no DTDs
     except ElementTree.ParseError:

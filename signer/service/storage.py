@@ -6,17 +6,19 @@ size and type rules on a multipart upload *before* the object exists."""
 from __future__ import annotations
 
 import http.client
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit
-from xml.sax.saxutils import escape
 
 from ..credentials import Credentials
 from ..presign import sign_headers
 from ..s3 import Bucket
 from .errors import Refused
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 
 class StorageError(Refused):
@@ -143,9 +145,16 @@ def _query(**params: str | int) -> str:
     return urlencode({name.replace("_", "-"): str(value) for name, value in params.items()}, quote_via=quote, safe="")
 
 
-def _xml(answer: Answer, what: str) -> tuple[ElementTree.Element, str]:
+def _xml_text(text: str) -> str:
+    """Text escaped for an XML element (what xml.sax.saxutils.escape does)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _xml(answer: Answer, what: str) -> tuple[Element, str]:
     """The answer's XML root and namespace; an ``<Error>`` (S3 may send one with 200) is refused.
     S3 answers carry no DTD: one that does is refused before parsing (no entity expansion)."""
+    from xml.etree import ElementTree  # here, not at import: only these answers need it (worker memory)
+
     if b"<!DOCTYPE" in answer.body.upper() or b"<!ENTITY" in answer.body.upper():
         raise StorageError(f"S3 {what} answer carries a DTD")
     try:
@@ -225,7 +234,7 @@ def complete_multipart_upload(
 ) -> str | None:
     """Assemble the object from exactly ``parts`` ``[(number, etag)]``; returns its ETag."""
     body = "<CompleteMultipartUpload>" + "".join(
-        f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>" for number, etag in parts
+        f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>" for number, etag in parts
     ) + "</CompleteMultipartUpload>"
     url = f"{bucket.object_url(key)}?{_query(uploadId=upload_id)}"
     answer = signed_request(credentials, bucket, "POST", url, timeout=timeout, now=now, body=body.encode("utf-8"),

@@ -10,11 +10,14 @@ trusted proxy, strips the headers otherwise, and keeps the real peer address for
 from __future__ import annotations
 
 from collections.abc import Iterable
-from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+from typing import TYPE_CHECKING
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..networks import Network, is_trusted
+
+if TYPE_CHECKING:  # typing only: not loaded in the workers
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 PEER_ADDRESS = "signer.peer_address"
 FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT",

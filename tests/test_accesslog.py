@@ -1,0 +1,58 @@
+"""The lean access-log atoms are gunicorn's own, for every atom a format without ``{...}`` can name."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from gunicorn.config import Config as GunicornConfig
+from gunicorn.glogging import Logger
+
+from signer.service.web.accesslog import JsonAccessLogger, JsonAtoms
+
+
+def _our_format() -> str:
+    """access_log_format as gunicorn.conf.py sets it (read, not imported: importing it checks the environment)."""
+    tree = ast.parse(Path("gunicorn.conf.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "access_log_format":
+            return json.dumps(ast.literal_eval(node.value.args[0]))  # type: ignore[attr-defined]
+    raise AssertionError("gunicorn.conf.py sets no access_log_format")
+
+
+ACCESS_LOG_FORMAT = _our_format()
+
+
+def _request() -> tuple[object, object, dict[str, object], dt.timedelta]:
+    environ = {"REQUEST_METHOD": "POST", "RAW_URI": "/v1/presign?x=1", "SERVER_PROTOCOL": "HTTP/1.1",
+               "PATH_INFO": "/v1/presign", "QUERY_STRING": "x=1", "REMOTE_ADDR": "127.0.0.1",
+               "HTTP_USER_AGENT": 'ua "quoted"\\', "HTTP_REFERER": "http://x/", "HTTP_AUTHORIZATION": "Basic dTpw"}
+    response = SimpleNamespace(status="201 CREATED", sent=578, headers=[("Content-Type", "application/json")])
+    request = SimpleNamespace(headers=[("USER-AGENT", 'ua "quoted"\\')])
+    return response, request, environ, dt.timedelta(seconds=1, microseconds=2345)
+
+
+def test_fixed_atoms_are_gunicorns() -> None:
+    """With our own format (a JSON object: braces, but no header or environ atom)."""
+    cfg = GunicornConfig()
+    cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+    ours = JsonAccessLogger(cfg).atoms(*_request())
+    theirs = Logger(cfg).atoms(*_request())
+    ours.pop("t"), theirs.pop("t")  # the clock moved between the two calls
+    assert ours == {name: theirs[name] for name in ours}
+    assert set(theirs) - set(ours) == {name for name in theirs if name.startswith("{")}
+
+
+def test_a_format_naming_a_header_gets_gunicorns_full_atoms() -> None:
+    cfg = GunicornConfig()
+    cfg.set("access_log_format", '{"agent": "%({user-agent}i)s"}')
+    atoms = JsonAccessLogger(cfg).atoms(*_request())
+    assert atoms["{user-agent}i"] == 'ua "quoted"\\'
+
+
+def test_only_what_the_format_reads_is_escaped() -> None:
+    atoms = JsonAtoms({"a": 'x"\\\n', "B": 5})
+    assert atoms["a"] == 'x\\"\\\\\\n' and atoms["B"] == 5 and atoms["missing"] == "-"
