@@ -18,8 +18,8 @@ from signer import Bucket, Credentials
 from signer.errors import SigningError
 from signer.service.errors import Refused
 from signer.service.fineuploader import FineUploader
+from signer.service.jsonbody import parse_json_object
 from signer.service.rules import Rules
-from signer.service.web.context import parse_json_object
 from tests import fineuploader_samples as fu
 from tests.helpers import ACCESS_KEY as ACCESS
 from tests.helpers import (

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import bearer
+from tests.conftest import BOB_TOKEN, bearer, env_with
 
 PUT = {"method": "PUT", "key": "uploads/alice/cat.png", "content_type": "image/png", "content_length": 10}
 
@@ -63,3 +63,78 @@ def test_cors_hooks_without_and_with_an_origin(client) -> None:
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"
     not_preflight = client.options("/v1/presign", headers={"Origin": "https://app.example"})
     assert not_preflight.status_code != 204  # no Access-Control-Request-Method: not a preflight
+
+
+# --- the lean presign path (web/lean.py) against the Flask view, request by request ---------
+
+GOOD = json.dumps(PUT)
+# (name, configuration overrides, headers, body, environ extras, answered by the lean path?)
+CASES = [
+    ("put", {}, {}, GOOD, {}, True),
+    ("unicode key and expiry", {}, {}, json.dumps({**PUT, "key": "uploads/alice/café ü 📷.png", "expires_in": 60}),
+     {}, True),
+    ("get", {}, {}, json.dumps({"method": "GET", "key": "uploads/alice/a b.png"}), {}, True),
+    ("delete and head", {}, {}, json.dumps({"method": "HEAD", "key": "uploads/alice/x"}), {}, True),
+    ("filename", {}, {}, json.dumps({"method": "PUT", "filename": "Cat.PNG", "content_type": "image/png",
+                                     "content_length": 3}), {}, True),
+    ("other token", {}, bearer(BOB_TOKEN), json.dumps({**PUT, "key": "uploads/bob/cat.png"}), {}, True),
+    ("allowed origin", {}, {"Origin": "https://app.example"}, GOOD, {}, True),
+    ("other origin", {}, {"Origin": "https://evil.example"}, GOOD, {}, True),
+    ("gateway user", {"SIGNER_USER_HEADER": "X-Auth-User", "SIGNER_TRUSTED_PROXIES": "10.0.0.5"},
+     {"X-Auth-User": "carol", "X-Forwarded-Proto": "https"},
+     json.dumps({**PUT, "key": "uploads/user/carol/cat.png"}), {"REMOTE_ADDR": "10.0.0.5"}, True),
+    ("gateway user from an untrusted peer", {"SIGNER_USER_HEADER": "X-Auth-User", "SIGNER_TRUSTED_PROXIES": "10.0.0.5"},
+     {"X-Auth-User": "carol", "Authorization": ""}, json.dumps({**PUT, "key": "uploads/user/carol/cat.png"}),
+     {"REMOTE_ADDR": "10.9.9.9"}, False),
+    ("no token", {}, {"Authorization": ""}, GOOD, {}, False),
+    ("wrong token", {}, {"Authorization": "Bearer nope"}, GOOD, {}, False),
+    ("other user's folder", {}, {}, json.dumps({**PUT, "key": "uploads/bob/cat.png"}), {}, False),
+    ("type not allowed", {}, {}, json.dumps({**PUT, "content_type": "text/html"}), {}, False),
+    ("too big", {}, {}, json.dumps({**PUT, "content_length": 10**9}), {}, False),
+    ("unknown field", {}, {}, json.dumps({**PUT, "acl": "public-read"}), {}, False),
+    ("null field", {}, {}, json.dumps({**PUT, "expires_in": None}), {}, False),
+    ("duplicate key", {}, {}, GOOD[:-1] + ', "key": "uploads/alice/b.png"}', {}, False),
+    ("not json", {}, {}, "{nope", {}, False),
+    ("lone surrogate", {}, {}, GOOD.replace("cat.png", "cat\\ud800.png"), {}, False),
+    ("body over SIGNER_MAX_BODY", {"SIGNER_MAX_BODY": "1024"}, {},
+     json.dumps({**PUT, "key": "uploads/alice/" + "x" * 1000 + ".png"}), {}, False),
+    ("json with parameters", {}, {"Content-Type": "application/json; charset=utf-8"}, GOOD, {}, False),
+    ("anonymous visitor", {"SIGNER_API_TOKENS": None, "SIGNER_ALLOW_ANONYMOUS": "true",
+                           "SIGNER_COOKIE_SECRET": "c" * 32}, {"Authorization": ""},
+     json.dumps({"method": "PUT", "filename": "a.png", "content_type": "image/png", "content_length": 3}), {}, False),
+]
+
+
+@pytest.mark.parametrize(("name", "overrides", "headers", "body", "extra", "lean_answers"), CASES,
+                         ids=[case[0] for case in CASES])
+def test_lean_path_answers_as_flask_does(monkeypatch, caplog, name, overrides, headers, body, extra,
+                                         lean_answers) -> None:
+    import logging
+    import secrets
+    import uuid
+
+    from freezegun import freeze_time
+
+    from signer.service.config import load_config
+    from signer.service.web.app import create_app
+
+    cfg = load_config(env_with(**overrides))
+    lean_app, flask_app = create_app(cfg), create_app(cfg, lean=False)
+    lean = lean_app.wsgi_app.direct  # type: ignore[attr-defined]  # TrustedProxies -> LeanPresign
+    handed_on = []
+    inner = lean.app
+    lean.app = lambda environ, start_response: handed_on.append(1) or inner(environ, start_response)
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=7))  # the same generated key on both sides
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda size: "v" * size)  # and the same visitor id
+    sent = {"Content-Type": "application/json", **bearer(), **headers}
+    sent = {name: value for name, value in sent.items() if value}
+    answers = []
+    for app in (lean_app, flask_app):
+        caplog.clear()
+        with freeze_time("2026-11-23T10:00:00Z"), caplog.at_level(logging.INFO, logger="signer"):
+            response = app.test_client().post("/v1/presign", data=body.encode(), headers=sent, environ_base=extra)
+        answers.append((response.status, list(response.headers.items()), response.get_data(),
+                        [record.getMessage() for record in caplog.records if record.name == "signer"]))
+    assert answers[0] == answers[1]
+    assert (not handed_on) is lean_answers, "the lean path answered what it should have handed to Flask, or not"
+    assert (answers[0][0] == "200 OK") is lean_answers or name in ("json with parameters", "anonymous visitor")

@@ -54,6 +54,10 @@ class Config:
         except CredentialsUnavailable as exc:
             raise Refused("credentials_unavailable", exc.message) from None
 
+    def allows_origin(self, origin: str | None) -> bool:
+        """Whether a browser page from ``origin`` may call the service (CORS)."""
+        return bool(origin) and (origin in self.cors_origins or "*" in self.cors_origins)
+
     def credentials_status(self) -> CredentialsStatus:
         """Which provider, whether usable, when they expire: never the secret."""
         return self.credentials_source.status()

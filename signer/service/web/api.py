@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, Response
 
 from ...sigv4 import current_time
+from ..callers import Caller
 from ..completion import guard_parts, schedule_object_check
+from ..config import Config
 from ..doctor import healthy, run_doctor
 from ..errors import Refused
 from ..rules import SIGN_REQUEST_FIELDS, PostPlan
@@ -19,20 +22,28 @@ log = logging.getLogger("signer")
 api = Blueprint("api", __name__)
 
 
+PRESIGN_FIELDS = frozenset({"method", "key", "filename", "content_type", "content_length", "expires_in"})
+
+
 @api.post("/v1/presign")
 def presign() -> Response:
     cfg = config()
-    who, rules = caller(cfg), caller_rules(cfg)
-    body = json_body({"method", "key", "filename", "content_type", "content_length", "expires_in"})
+    return json_response(presign_answer(cfg, caller(cfg), json_body(PRESIGN_FIELDS)))
+
+
+def presign_answer(cfg: Config, who: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer to ``POST /v1/presign`` (or a refusal), without Flask: the view above and
+    the lean path (web/lean.py) both return exactly this."""
+    rules = cfg.rules.for_caller(who.folder)
     credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
     now = current_time()
     plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
     url = plan.sign(credentials, cfg.bucket, now)
     log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
-    return json_response({
+    return {
         "method": plan.method, "url": url.url, "headers": url.headers, "bucket": cfg.bucket.name,
         "key": plan.key, "expires_at": iso(url.expires_at),
-    })
+    }
 
 
 @api.post("/v1/post-policy")

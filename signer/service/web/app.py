@@ -18,6 +18,7 @@ from .api import api
 from .companion import companion
 from .context import config, issue_visitor_cookie
 from .fineuploader import fineuploader
+from .lean import LeanPresign
 from .meta import meta
 from .proxy import TrustedProxies
 from .responses import error_response, handle_http_error, handle_refused, handle_unexpected
@@ -27,16 +28,11 @@ log = logging.getLogger("signer")
 _CORS_ALLOW_HEADERS = "Authorization, Content-Type, Cache-Control, X-Requested-With"
 
 
-def _origin_allowed(origin: str | None) -> bool:
-    origins = config().cors_origins
-    return bool(origin) and (origin in origins or "*" in origins)
-
-
 def cors_preflight() -> Response | None:
     environ = request.environ  # plain dict lookups: this runs before every request
     if environ["REQUEST_METHOD"] != "OPTIONS" or "HTTP_ACCESS_CONTROL_REQUEST_METHOD" not in environ:
         return None
-    if not _origin_allowed(request.headers.get("Origin")):
+    if not config().allows_origin(request.headers.get("Origin")):
         return error_response("cors_origin_not_allowed", "this origin may not call the signing service")
     response = Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
@@ -47,7 +43,7 @@ def cors_preflight() -> Response | None:
 
 def cors_headers(response: Response) -> Response:
     origin = request.environ.get("HTTP_ORIGIN")  # costs a dict lookup when there is none
-    if origin and _origin_allowed(origin):
+    if origin and config().allows_origin(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.vary.add("Origin")
     response.headers["Cache-Control"] = "no-store"  # signatures must never be cached
@@ -55,8 +51,9 @@ def cors_headers(response: Response) -> Response:
     return response
 
 
-def create_app(cfg: Config | None = None) -> Flask:
-    """The application factory; configuration is read once, here."""
+def create_app(cfg: Config | None = None, *, lean: bool = True) -> Flask:
+    """The application factory; configuration is read once, here. ``lean=False`` leaves out
+    the lean presign path (web/lean.py), so tests can compare the answers with and without it."""
     cfg = cfg or load_config()
     app = Flask(__name__)
     app.extensions["signer_config"] = cfg
@@ -70,7 +67,8 @@ def create_app(cfg: Config | None = None) -> Flask:
     app.register_error_handler(Exception, handle_unexpected)
     for blueprint in (api, companion, fineuploader, meta):
         app.register_blueprint(blueprint)
-    app.wsgi_app = TrustedProxies(app.wsgi_app, cfg.trusted_proxies)  # type: ignore[method-assign]
+    inner = LeanPresign(app.wsgi_app, cfg) if lean else app.wsgi_app
+    app.wsgi_app = TrustedProxies(inner, cfg.trusted_proxies)  # type: ignore[method-assign]
     if cfg.demo_page:
         from .demo import demo
 

@@ -1,0 +1,79 @@
+"""``POST /v1/presign`` without Flask's machinery, for the one answer that is hot: a success.
+
+Under gunicorn most of a presign request's CPU went to the server and to Flask (request and
+response objects, contexts, routing, hooks), not to deciding and signing (README, Speed).
+This WSGI layer answers the plain case itself with the very same parts as the Flask view:
+the strict JSON parser, ``identify()``, ``api.presign_answer`` (the plan and the signature),
+the same headers. Anything else goes to Flask untouched: other paths, a missing or too
+large Content-Length, a Content-Type other than exactly ``application/json``, anonymous
+visitors (their cookie is Flask's), and every refusal or error, which Flask then decides
+again and answers through the one error handler. So this path only ever answers 200.
+tests/test_lean_path.py sends the same requests with and without it and compares the answers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from werkzeug.datastructures import EnvironHeaders
+
+from ...errors import SigningError
+from ..callers import identify
+from ..config import Config
+from ..errors import Refused
+from ..jsonbody import checked_fields, parse_json_object
+from .api import PRESIGN_FIELDS, presign_answer
+from .proxy import PEER_ADDRESS
+
+if TYPE_CHECKING:  # typing only: not loaded in the workers
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+# What the Flask view's answer carries: json_response's, then the after-request hook's (app.py).
+_SECURITY_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+
+
+class LeanPresign:
+    """WSGI middleware in front of the Flask app: answers a successful ``POST /v1/presign``
+    itself and hands every other request to ``app`` as it came (the body put back)."""
+
+    def __init__(self, app: WSGIApplication, config: Config) -> None:
+        self.app = app
+        self.config = config
+        self.applies = not config.allow_anonymous  # anonymous visitors need Flask's cookie handling
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if (
+            not self.applies
+            or environ.get("PATH_INFO") != "/v1/presign"
+            or environ.get("REQUEST_METHOD") != "POST"
+            or environ.get("CONTENT_TYPE") != "application/json"
+        ):
+            return self.app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH") or ""
+        if not (length.isascii() and length.isdigit()) or int(length) > self.config.max_body:
+            return self.app(environ, start_response)  # chunked, malformed or too large: Flask says so
+        body = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if it answers after all
+        answer = self._answer(environ, body) if len(body) == int(length) else None
+        if answer is None:
+            return self.app(environ, start_response)
+        payload = json.dumps(answer).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and self.config.allows_origin(origin):
+            headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        start_response("200 OK", headers + _SECURITY_HEADERS)
+        return [payload]
+
+    def _answer(self, environ: WSGIEnvironment, body: bytes) -> dict[str, object] | None:
+        """The view's answer, or None when Flask should answer (a refusal, or anything unforeseen)."""
+        try:
+            who = identify(self.config, EnvironHeaders(environ), environ.get(PEER_ADDRESS, environ.get("REMOTE_ADDR")))
+            return presign_answer(self.config, who, checked_fields(parse_json_object(body), PRESIGN_FIELDS))
+        except (Refused, SigningError):
+            return None
+        except Exception:  # noqa: BLE001 - never answered here: Flask runs it again and its handler logs and answers
+            return None
