@@ -9,6 +9,7 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from .credentials import Credentials
@@ -17,6 +18,7 @@ from .s3 import Bucket, check_key
 from .sigv4 import (
     ALGORITHM,
     CONTROL_CHARACTERS,
+    EPOCH,
     HEADER_NAME,
     amz_date,
     check_expires,
@@ -24,6 +26,7 @@ from .sigv4 import (
     keyed_signature,
     signing_hmac,
     utc_moment,
+    whole_seconds,
 )
 
 FILENAME_VARIABLE = "${filename}"
@@ -112,8 +115,7 @@ def presign_post(
     check_key(key)  # length and unicode rules (the key is not in the URL: no need to encode it)
     if content_type is not None and content_type_prefix is not None:
         raise InvalidInput("give content_type or content_type_prefix, not both")
-    moment = utc_moment(now).replace(microsecond=0)
-    stamp = amz_date(moment)
+    stamp, expires_at, expiration = _post_times(whole_seconds(utc_moment(now)), expires_in)
     scope = credential_scope(stamp[:8], bucket.region, "s3")
 
     fields: dict[str, str] = {"key": key}
@@ -160,12 +162,19 @@ def presign_post(
     conditions.extend([{name: value} for name, value in amz_fields.items()])
     fields.update(amz_fields)
 
-    expires_at = moment + timedelta(seconds=expires_in)
-    policy = {"expiration": policy_expiration(expires_at), "conditions": conditions}
+    policy = {"expiration": expiration, "conditions": conditions}
     encoded = binascii.b2a_base64(policy_json(policy).encode("utf-8"), newline=False).decode("ascii")  # base64
     fields["policy"] = encoded
     fields["x-amz-signature"] = sign_policy(credentials.secret_key, encoded, stamp[:8], bucket.region)
     return PostForm(bucket.base_url, fields, policy, expires_at)
+
+
+@lru_cache(maxsize=64)
+def _post_times(second: int, expires_in: int) -> tuple[str, datetime, str]:
+    """(X-Amz-Date, expiry moment, the policy's expiration text) for a whole second since
+    the epoch: the same all second long, so made once per second and expiry."""
+    expires_at = EPOCH + timedelta(seconds=second + expires_in)
+    return amz_date(EPOCH + timedelta(seconds=second)), expires_at, policy_expiration(expires_at)
 
 
 def policy_expiration(moment: datetime) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
@@ -20,6 +20,7 @@ from .s3 import Bucket
 from .sigv4 import (
     ALGORITHM,
     EMPTY_SHA256,
+    EPOCH,
     UNSIGNED_PAYLOAD,
     HeaderItems,
     PrekeyedHMAC,
@@ -45,6 +46,7 @@ from .sigv4 import (
     string_to_sign_head,
     uri_encode,
     utc_moment,
+    whole_seconds,
 )
 
 METHODS = frozenset({"GET", "PUT", "HEAD", "DELETE", "POST"})
@@ -101,16 +103,6 @@ def _auth_query(credential: str, stamp: str, expires_in: int, signed: str, token
 # Each is a bounded functools.lru_cache (thread-safe) of a pure function of its arguments, so a
 # hit returns exactly what the uncached step computes; tests/test_cached_paths.py checks it.
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _whole_seconds(moment: datetime) -> int:
-    """Seconds since the epoch, exactly (no float: a float timestamp of a far date could
-    round xx.999999 up into the next second)."""
-    elapsed = moment - _EPOCH
-    return elapsed.days * 86400 + elapsed.seconds
-
-
 @lru_cache(maxsize=256)
 def _per_second(
     second: int, access_key: str, secret_key: str, token: str | None, region: str, expires_in: int, signed: str
@@ -119,7 +111,7 @@ def _per_second(
     signing HMAC with the string to sign's first three lines taken in): the same for every
     call in one second with the same credentials, region, expiry and signed headers, so
     made once per such second."""
-    stamp = amz_date(_EPOCH + timedelta(seconds=second))
+    stamp = amz_date(EPOCH + timedelta(seconds=second))
     scope = credential_scope(stamp[:8], region, "s3")
     canonical, url = _auth_query(uri_encode(f"{access_key}/{scope}"), stamp, expires_in, signed, token)
     keyed = signing_hmac(secret_key, stamp[:8], region, "s3").absorbed(string_to_sign_head(stamp, scope).encode())
@@ -193,7 +185,7 @@ def presign_url(
         block, signed = canonical_headers(header_items, reserved=_RESERVED_HEADERS, trusted={"host": bucket.host})
 
     stamp, scope, canonical_auth, url_auth, keyed = _per_second(
-        _whole_seconds(moment), credentials.access_key, credentials.secret_key, credentials.session_token,
+        whole_seconds(moment), credentials.access_key, credentials.secret_key, credentials.session_token,
         bucket.region, expires_in, signed,
     )
     if query:

@@ -74,6 +74,16 @@ def parse_amz_date(stamp: object) -> datetime:
         raise InvalidTime("x-amz-date is not a real date") from None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def whole_seconds(moment: datetime) -> int:
+    """Seconds since the epoch, exactly, for per-second caches (no float: a float timestamp
+    of a far date could round xx.999999 up into the next second)."""
+    elapsed = moment - EPOCH
+    return elapsed.days * 86400 + elapsed.seconds
+
+
 def amz_date(moment: datetime) -> str:
     """``YYYYMMDDTHHMMSSZ``, the X-Amz-Date format."""
     return "%04d%02d%02dT%02d%02d%02dZ" % (

@@ -146,10 +146,14 @@ def test_per_second_date_is_the_moments_own(moment) -> None:
     """The X-Amz-Date comes from whole seconds since the epoch (a cache key): it must name the
     moment's own second for any moment, before 1970 and at the ends of the calendar included,
     and never round a .999999 up."""
-    url = presign_url(Credentials(ACCESS, "s"), BUCKET, "k", now=moment).url
+    url = presign_url(Credentials(ACCESS, "s"), BUCKET, "k", expires_in=1, now=moment).url
     expected = "%04d%02d%02dT%02d%02d%02dZ" % (
         moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
     assert f"X-Amz-Date={expected}&" in url
+    if moment < datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC):  # the policy's expiration must exist too
+        form = presign_post(Credentials(ACCESS, "s"), BUCKET, "k", expires_in=1, now=moment)
+        assert form.fields["x-amz-date"] == expected
+        assert form.expires_at == moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def test_threads_share_the_caches_safely() -> None:
