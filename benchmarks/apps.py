@@ -1,13 +1,18 @@
 """Comparison apps for benchmarks/service.py, served by the same gunicorn settings as the service.
 
-bare:  the framework's ceiling: parse the same JSON body, answer a constant JSON object of the
-       same size as the service's answer (``BENCH_BODY_BYTES``, measured by service.py).
-boto3: what people write without this project: boto3's generate_presigned_url per request
-       (client made once per worker, as a careful user would). boto3 only here, never in the service.
+bare:    the framework's ceiling: parse the same JSON body, answer a constant JSON object of the
+         same size as the service's answer (``BENCH_BODY_BYTES``, measured by service.py).
+hashing: bare, plus one HMAC-SHA256 of the body per request: what any Flask endpoint that
+         hashes with OpenSSL costs in memory (OpenSSL 3 initialises on first use).
+noop:    no framework at all, the same answer: the server's own floor (gunicorn's per-connection
+         work), which no app under these settings can go below.
+boto3:   what people write without this project: boto3's generate_presigned_url per request
+         (client made once per worker, as a careful user would). boto3 only here, never in the service.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 
@@ -25,12 +30,29 @@ def _constant_body(size: int) -> str:
 
 
 _BODY = _constant_body(int(os.environ.get("BENCH_BODY_BYTES", "600")))
+_BODY_BYTES = _BODY.encode()
 
 
 @bare.post("/v1/presign")
 def bare_presign() -> Response:
     request.get_json()
     return Response(_BODY, mimetype="application/json")
+
+
+hashing = Flask("hashing")
+
+
+@hashing.post("/v1/presign")
+def hashing_presign() -> Response:
+    request.get_json()
+    hmac.digest(b"bench-key", request.get_data(), "sha256")
+    return Response(_BODY, mimetype="application/json")
+
+
+def noop(environ: dict, start_response) -> list[bytes]:  # noqa: ANN001 - plain WSGI
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(_BODY_BYTES)))])
+    return [_BODY_BYTES]
 
 
 boto3_app = Flask("boto3")

@@ -173,7 +173,8 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
         body_bytes = len(urllib.request.urlopen(probe, timeout=10).read())
         env["BENCH_BODY_BYTES"] = str(body_bytes)
         servers, ports = {"signer": signer}, {"signer": signer_port}
-        for name, app in (("bare", "benchmarks.apps:bare"), ("boto3", "benchmarks.apps:boto3_app")):
+        for name, app in (("bare", "benchmarks.apps:bare"), ("hashing", "benchmarks.apps:hashing"),
+                          ("noop", "benchmarks.apps:noop"), ("boto3", "benchmarks.apps:boto3_app")):
             ports[name] = port = free_port()
             servers[name] = stack.enter_context(running(gunicorn(app, port, args.workers), f"http://127.0.0.1:{port}/",
                                                         env=env, log_path=work / f"{name}.log"))
@@ -185,6 +186,10 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
                    servers["signer"].pid, wrk_script(work, fine_uploader_policy())),
             Target("bare Flask (same-size JSON)", f"http://127.0.0.1:{ports['bare']}/v1/presign",
                    servers["bare"].pid, presign_script),
+            Target("bare Flask + HMAC-SHA256", f"http://127.0.0.1:{ports['hashing']}/v1/presign",
+                   servers["hashing"].pid, presign_script),
+            Target("no-op WSGI (server floor)", f"http://127.0.0.1:{ports['noop']}/v1/presign",
+                   servers["noop"].pid, presign_script),
             Target("Flask + boto3 presign", f"http://127.0.0.1:{ports['boto3']}/v1/presign",
                    servers["boto3"].pid, presign_script),
         ]
@@ -258,7 +263,7 @@ def main() -> int:
         print(f"{target.name:30} {target.median('rps'):7.0f} {rps_low:6.0f}-{rps_high:<6.0f} "
               f"{target.median('cpu_us'):11.0f} {cpu_low:6.0f}-{cpu_high:<6.0f} {target.median('p50_ms'):7.2f} "
               f"{target.median('p99_ms'):7.2f} {errors:6d}")
-    presign, _, bare, boto = targets
+    presign, _, bare, _, noop, boto = targets
     per_round = list(zip(presign.runs, bare.runs, boto.runs, strict=True))
     print()
     print("/v1/presign CPU per request / bare:  " + ratio_text(
@@ -269,8 +274,11 @@ def main() -> int:
         [ours["rps"] / base["rps"] for ours, base, _ in per_round], "none; CPU is the steadier measure"))
     print("/v1/presign req/s / boto3:           " + ratio_text(
         [ours["rps"] / theirs["rps"] for ours, _, theirs in per_round], "none"))
-    print(f"worker RSS after the runs (largest worker): signer {rss['signer']:.1f} MiB (target <= 32), "
-          f"bare {rss['bare']:.1f} MiB, boto3 {rss['boto3']:.1f} MiB")
+    print("boto3 CPU per request / no-op WSGI: " + ratio_text(
+        [theirs["cpu_us"] / floor["cpu_us"] for floor, theirs in zip(noop.runs, boto.runs, strict=True)],
+        "none; the most any app could reach against boto3 under these server settings"))
+    print("worker RSS after the runs (largest worker): " + ", ".join(
+        f"{name} {value:.1f} MiB" + (" (target <= 32)" if name == "signer" else "") for name, value in rss.items()))
     if killed:
         print()
         print(f"SIGKILL of one worker half-way through a {args.seconds * 2}s run: {killed['failed']} failed of "

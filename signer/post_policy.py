@@ -169,7 +169,7 @@ def presign_post(
     return PostForm(bucket.base_url, fields, policy, expires_at)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=32)  # small: an entry is useful only within its second
 def _post_times(second: int, expires_in: int) -> tuple[str, datetime, str]:
     """(X-Amz-Date, expiry moment, the policy's expiration text) for a whole second since
     the epoch: the same all second long, so made once per second and expiry."""

@@ -103,7 +103,9 @@ def _auth_query(credential: str, stamp: str, expires_in: int, signed: str, token
 # Each is a bounded functools.lru_cache (thread-safe) of a pure function of its arguments, so a
 # hit returns exactly what the uncached step computes; tests/test_cached_paths.py checks it.
 
-@lru_cache(maxsize=256)
+# Small on purpose: an entry is useful only within its second (a past second never comes back),
+# and each holds two SHA-256 states; 32 covers many credentials and expiries at once.
+@lru_cache(maxsize=32)
 def _per_second(
     second: int, access_key: str, secret_key: str, token: str | None, region: str, expires_in: int, signed: str
 ) -> tuple[str, str, str, str, PrekeyedHMAC]:
