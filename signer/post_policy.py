@@ -179,8 +179,8 @@ def _post_times(second: int, expires_in: int) -> tuple[str, datetime, str]:
 
 def policy_expiration(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` (what ``strftime("%Y-%m-%dT%H:%M:%SZ")`` writes, for less)."""
-    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-            f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z")
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
 
 
 def sign_policy(secret_key: str, policy_base64: str, date: str, region: str) -> str:

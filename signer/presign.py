@@ -77,7 +77,7 @@ class PresignedURL(NamedTuple):
 
     @property
     def expires_at(self) -> datetime:
-        return self.signed_at.replace(microsecond=0) + timedelta(seconds=self.expires_in)
+        return EPOCH + timedelta(seconds=whole_seconds(self.signed_at) + self.expires_in)
 
 
 def _check_method(method: str) -> str:

@@ -14,13 +14,13 @@ tests/test_lean_path.py sends the same requests with and without it and compares
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from werkzeug.datastructures import EnvironHeaders
 
 from ...errors import SigningError
+from ...post_policy import policy_json as json_text
 from ..callers import identify
 from ..config import Config
 from ..errors import Refused
@@ -60,7 +60,7 @@ class LeanPresign:
         answer = self._answer(environ, body) if len(body) == int(length) else None
         if answer is None:
             return self.app(environ, start_response)
-        payload = json.dumps(answer).encode()
+        payload = json_text(answer).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         origin = environ.get("HTTP_ORIGIN")
         if origin and self.config.allows_origin(origin):

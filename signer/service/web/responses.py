@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -11,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from ...errors import SigningError
 from ...post_policy import policy_expiration
+from ...post_policy import policy_json as json_text
 from ..errors import Refused, status_of
 
 log = logging.getLogger("signer")
@@ -23,8 +23,9 @@ iso = policy_expiration  # YYYY-MM-DDTHH:MM:SSZ, as POST policies write their ex
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    """Plain ``json.dumps``: cheaper than ``jsonify`` and keeps the field order."""
-    return Response(json.dumps(body), status=status, content_type="application/json")
+    """``json.dumps``'s text (by an encoder made once): cheaper than ``jsonify``, and it keeps
+    the field order."""
+    return Response(json_text(body), status=status, content_type="application/json")
 
 
 def is_companion_path(path: str) -> bool:
