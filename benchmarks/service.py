@@ -2,7 +2,7 @@
 side by side: requests/s and, steadier on a shared machine, server CPU per request.
 
 Run from the repository root:
-    .venv/bin/python -m benchmarks.service [--rounds 5] [--seconds 3] [--connections 16]
+    .venv/bin/python -m benchmarks.service [--rounds 5] [--seconds 3] [--connections 16] [--compare DIR]
 Needs wrk (Debian: apt-get install wrk) and the test requirements (boto3 for the comparison).
 
 All servers run at once, each under gunicorn.conf.py (the Dockerfile's settings) on
@@ -178,6 +178,11 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
             ports[name] = port = free_port()
             servers[name] = stack.enter_context(running(gunicorn(app, port, args.workers), f"http://127.0.0.1:{port}/",
                                                         env=env, log_path=work / f"{name}.log"))
+        if args.compare:  # another checkout's service, under its own gunicorn.conf.py, for before/after
+            ports["before"] = port = free_port()
+            servers["before"] = stack.enter_context(running(
+                gunicorn("wsgi:app", port, args.workers), f"http://127.0.0.1:{port}/healthz", env=env,
+                log_path=work / "before.log", cwd=Path(args.compare).resolve()))
         presign_script = wrk_script(work, PRESIGN_BODY)
         targets = [
             Target("signer POST /v1/presign", f"http://127.0.0.1:{ports['signer']}/v1/presign",
@@ -193,6 +198,9 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
             Target("Flask + boto3 presign", f"http://127.0.0.1:{ports['boto3']}/v1/presign",
                    servers["boto3"].pid, presign_script),
         ]
+        if args.compare:
+            targets.append(Target("--compare POST /v1/presign", f"http://127.0.0.1:{ports['before']}/v1/presign",
+                                  servers["before"].pid, presign_script))
         for target in targets:  # warm-up: imports, clients, caches; not counted
             run_wrk(target.url, target.script, 1, args.connections)
         for round_number in range(args.rounds):
@@ -242,6 +250,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=None, help="default: gunicorn.conf.py's")
     parser.add_argument("--no-kill", action="store_true", help="skip the SIGKILL run")
+    parser.add_argument("--compare", metavar="DIR", help="also run DIR's service (another checkout, e.g. a git "
+                        "worktree of an older commit) as a row, for before/after in one run")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -263,7 +273,7 @@ def main() -> int:
         print(f"{target.name:30} {target.median('rps'):7.0f} {rps_low:6.0f}-{rps_high:<6.0f} "
               f"{target.median('cpu_us'):11.0f} {cpu_low:6.0f}-{cpu_high:<6.0f} {target.median('p50_ms'):7.2f} "
               f"{target.median('p99_ms'):7.2f} {errors:6d}")
-    presign, _, bare, _, noop, boto = targets
+    presign, _, bare, _, noop, boto = targets[:6]
     per_round = list(zip(presign.runs, bare.runs, boto.runs, strict=True))
     print()
     print("/v1/presign CPU per request / bare:  " + ratio_text(
@@ -277,6 +287,10 @@ def main() -> int:
     print("boto3 CPU per request / no-op WSGI: " + ratio_text(
         [theirs["cpu_us"] / floor["cpu_us"] for floor, theirs in zip(noop.runs, boto.runs, strict=True)],
         "none; the most any app could reach against boto3 under these server settings"))
+    if args.compare:
+        before = targets[6]
+        print("--compare / this checkout, CPU per request: " + ratio_text(
+            [old["cpu_us"] / new["cpu_us"] for old, new in zip(before.runs, presign.runs, strict=True)], "none"))
     print("worker RSS after the runs (largest worker): " + ", ".join(
         f"{name} {value:.1f} MiB" + (" (target <= 32)" if name == "signer" else "") for name, value in rss.items()))
     if killed:

@@ -45,12 +45,12 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 
 @contextmanager
 def running(command: list[str], ready_url: str, env: dict[str, str] | None = None, log_path: Path | None = None,
-            timeout: float = 30.0) -> Iterator[subprocess.Popen]:
+            timeout: float = 30.0, cwd: Path = ROOT) -> Iterator[subprocess.Popen]:
     """Run ``command`` in its own process group until the block ends; kill it by PID."""
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     if log_path:
         SERVER_LOGS.append(log_path)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_http(ready_url, timeout, process)
         yield process
