@@ -4,11 +4,12 @@ the plain Content-Type comparison first) and the CORS hooks reading the environ 
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
-from tests.conftest import BOB_TOKEN, bearer, env_with
+from tests.conftest import ALICE_TOKEN, BOB_TOKEN, bearer, env_with
 
 PUT = {"method": "PUT", "key": "uploads/alice/cat.png", "content_type": "image/png", "content_length": 10}
 
@@ -99,6 +100,17 @@ CASES = [
     ("body over SIGNER_MAX_BODY", {"SIGNER_MAX_BODY": "1024"}, {},
      json.dumps({**PUT, "key": "uploads/alice/" + "x" * 1000 + ".png"}), {}, False),
     ("json with parameters", {}, {"Content-Type": "application/json; charset=utf-8"}, GOOD, {}, False),
+    # Flask's routing refuses a Host whose name IDNA cannot encode (werkzeug BadHost, a 400):
+    # the lean path must not sign where Flask refuses (review2).
+    ("host with an empty label", {}, {"Host": "a..b"}, GOOD, {}, False),
+    ("host with a 64-letter label", {}, {"Host": "x" * 64 + ".example"}, GOOD, {}, False),
+    ("forwarded host with an empty label from a trusted proxy", {"SIGNER_TRUSTED_PROXIES": "10.0.0.5"},
+     {"X-Forwarded-Host": "a..b"}, GOOD, {"REMOTE_ADDR": "10.0.0.5"}, False),
+    ("host with a port and capitals", {}, {"Host": "Signer.Example:8443"}, GOOD, {}, True),
+    ("host with characters werkzeug ignores", {}, {"Host": "exa mple"}, GOOD, {}, True),
+    # Werkzeug takes a chunked body as one without a length (gunicorn refuses both at once,
+    # other servers may not): Flask decides.
+    ("chunked with a content length", {}, {}, GOOD, {"HTTP_TRANSFER_ENCODING": "chunked"}, False),
     ("anonymous visitor", {"SIGNER_API_TOKENS": None, "SIGNER_ALLOW_ANONYMOUS": "true",
                            "SIGNER_COOKIE_SECRET": "c" * 32}, {"Authorization": ""},
      json.dumps({"method": "PUT", "filename": "a.png", "content_type": "image/png", "content_length": 3}), {}, False),
@@ -138,3 +150,58 @@ def test_lean_path_answers_as_flask_does(monkeypatch, caplog, name, overrides, h
     assert answers[0] == answers[1]
     assert (not handed_on) is lean_answers, "the lean path answered what it should have handed to Flask, or not"
     assert (answers[0][0] == "200 OK") is lean_answers or name in ("json with parameters", "anonymous visitor")
+
+
+class _MustNotBeRead(io.BytesIO):
+    def read(self, *args: object) -> bytes:
+        raise AssertionError("the body of an unauthenticated request was read")
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer nope", "Basic eDp5"])
+def test_an_unknown_caller_is_refused_before_its_body_is_read(authorization) -> None:
+    """The Flask view identifies the caller before it reads the body, so a client without a
+    valid token cannot hold a worker thread by sending a Content-Length and no body (review2:
+    the lean path read the body first, and a stalled unauthenticated client waited forever)."""
+    from werkzeug.test import EnvironBuilder
+
+    from signer.service.config import load_config
+    from signer.service.web.app import create_app
+
+    app = create_app(load_config(env_with()))
+    headers = {"Content-Type": "application/json", **({"Authorization": authorization} if authorization else {})}
+    environ = EnvironBuilder(path="/v1/presign", method="POST", data=GOOD.encode(), headers=headers).get_environ()
+    environ["wsgi.input"] = _MustNotBeRead(GOOD.encode())
+    answered = []
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: answered.append(status)))
+    assert answered == ["401 UNAUTHORIZED"] and json.loads(body)["code"] == "unauthorized"
+
+
+def test_under_gunicorn_a_stalled_unauthenticated_body_and_a_bad_host_get_flasks_answers(tmp_path) -> None:
+    """Real gunicorn (gunicorn.conf.py, gthread): an unauthenticated client that promises a body
+    and sends none is answered 401 at once; a Host IDNA cannot encode is refused as Flask does."""
+    import os
+    import socket
+    import sys
+
+    from tests.servers import free_port, running
+
+    def exchange(port: int, head: str, body: bytes = b"") -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head.encode("latin-1") + body)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+               "--workers", "1", "wsgi:app"]
+    with running(command, f"http://127.0.0.1:{port}/healthz", env={**os.environ, **env_with()},
+                 log_path=tmp_path / "gunicorn.log"):
+        stalled = exchange(port, "POST /v1/presign HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: 100\r\nConnection: close\r\n\r\n", b'{"method"')
+        bad_host = exchange(port, "POST /v1/presign HTTP/1.1\r\nHost: a..b\r\nContent-Type: application/json\r\n"
+                                  f"Authorization: Bearer {ALICE_TOKEN}\r\nContent-Length: {len(GOOD)}\r\n"
+                                  "Connection: close\r\n\r\n", GOOD.encode())
+    assert stalled.startswith(b"HTTP/1.1 401 ") and b'"unauthorized"' in stalled
+    assert bad_host.startswith(b"HTTP/1.1 400 ") and b'"invalid_input"' in bad_host and b"X-Amz-" not in bad_host
