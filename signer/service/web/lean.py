@@ -22,7 +22,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from werkzeug.datastructures import EnvironHeaders
-from werkzeug.wsgi import get_host
 
 from ...errors import SigningError
 from ..callers import Caller, identify
@@ -63,8 +62,8 @@ class LeanPresign:
             or int(length) > self.config.max_body
         ):
             return self.app(environ, start_response)  # chunked, malformed or too large: Flask says so
-        if not _routable(get_host(environ)):
-            return self.app(environ, start_response)  # Flask's routing refuses this Host (400)
+        if not _routable(environ.get("HTTP_HOST", "")):
+            return self.app(environ, start_response)  # Flask's routing may refuse this Host (400): it decides
         try:  # before the body, as the view does: an unknown caller cannot make us wait for one
             who = identify(self.config, EnvironHeaders(environ), environ.get(PEER_ADDRESS, environ.get("REMOTE_ADDR")))
         except Exception:  # noqa: BLE001 - Refused or unforeseen: Flask decides again and answers
@@ -94,9 +93,12 @@ class LeanPresign:
 
 @lru_cache(maxsize=64)
 def _routable(host: str) -> bool:
-    """Whether Flask's routing takes this Host: werkzeug's Map.bind IDNA-encodes the name
-    (lower-cased, port cut) and answers 400 BadHost when it cannot (``a..b``, a label over
-    63 letters). Cached: a service sees few distinct hosts."""
+    """Whether Flask's routing surely takes this Host header: werkzeug's Map.bind IDNA-encodes
+    the name (lower-cased, port cut) and answers 400 BadHost when it cannot (``a..b``, a label
+    over 63 letters). Werkzeug first replaces a Host with characters no host has by ``""``,
+    which always encodes; such a Host is declined here all the same and Flask answers it, so a
+    True here is always one for Flask too. Without a Host header Flask uses the server's own
+    name. Cached by the raw header: a service sees few distinct hosts."""
     try:
         host.lower().partition(":")[0].encode("idna")
     except UnicodeError:
