@@ -111,6 +111,9 @@ CASES = [
     # Werkzeug takes a chunked body as one without a length (gunicorn refuses both at once,
     # other servers may not): Flask decides.
     ("chunked with a content length", {}, {}, GOOD, {"HTTP_TRANSFER_ENCODING": "chunked"}, False),
+    # More digits than int() takes (4300): werkzeug reads it as 0; gunicorn refuses it, other servers may not.
+    ("content length of 5000 digits", {}, {}, GOOD, {"CONTENT_LENGTH": "0" * 5000 + str(len(GOOD))}, False),
+    ("content length with leading zeros", {}, {}, GOOD, {"CONTENT_LENGTH": "000" + str(len(GOOD))}, True),
     ("anonymous visitor", {"SIGNER_API_TOKENS": None, "SIGNER_ALLOW_ANONYMOUS": "true",
                            "SIGNER_COOKIE_SECRET": "c" * 32}, {"Authorization": ""},
      json.dumps({"method": "PUT", "filename": "a.png", "content_type": "image/png", "content_length": 3}), {}, False),
@@ -144,7 +147,8 @@ def test_lean_path_answers_as_flask_does(monkeypatch, caplog, name, overrides, h
     for app in (lean_app, flask_app):
         caplog.clear()
         with freeze_time("2026-11-23T10:00:00Z"), caplog.at_level(logging.INFO, logger="signer"):
-            response = app.test_client().post("/v1/presign", data=body.encode(), headers=sent, environ_base=extra)
+            response = app.test_client().post("/v1/presign", data=body.encode(), headers=sent,
+                                                  environ_overrides=extra)
         answers.append((response.status, list(response.headers.items()), response.get_data(),
                         [record.getMessage() for record in caplog.records if record.name == "signer"]))
     assert answers[0] == answers[1]

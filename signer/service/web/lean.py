@@ -59,6 +59,7 @@ class LeanPresign:
         if (
             "HTTP_TRANSFER_ENCODING" in environ
             or not (length.isascii() and length.isdigit())
+            or len(length) > 18  # int() refuses over 4300 digits; werkzeug then reads the length as 0
             or int(length) > self.config.max_body
         ):
             return self.app(environ, start_response)  # chunked, malformed or too large: Flask says so
