@@ -209,3 +209,91 @@ def test_under_gunicorn_a_stalled_unauthenticated_body_and_a_bad_host_get_flasks
                                   "Connection: close\r\n\r\n", GOOD.encode())
     assert stalled.startswith(b"HTTP/1.1 401 ") and b'"unauthorized"' in stalled
     assert bad_host.startswith(b"HTTP/1.1 400 ") and b'"invalid_input"' in bad_host and b"X-Amz-" not in bad_host
+
+
+def _raw_exchange(port: int, request: bytes, half_close: bool = False) -> bytes:
+    """One request on its own connection, the answer with what varies between two servers
+    (Date, the signing second) blanked out."""
+    import re
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return re.sub(rb"Date: [^\r]*\r\n|X-Amz-Signature=[0-9a-f]+|X-Amz-Date=[0-9TZ]+|%2F[0-9]{8}%2F|"
+                  rb'"expires_at": "[^"]*"', b"~", answer)
+
+
+def _raw_request(headers: dict[str, str | list[str] | None], body: bytes = GOOD.encode(), target: str = "/v1/presign",
+                 version: str = "HTTP/1.1") -> bytes:
+    sent: dict[str, str | list[str] | None] = {
+        "Host": "127.0.0.1", "Content-Type": "application/json", "Authorization": f"Bearer {ALICE_TOKEN}",
+        "Content-Length": str(len(body)), "Connection": "close", **headers}
+    lines = [f"POST {target} {version}"]
+    for name, value in sent.items():
+        lines += [f"{name}: {item}" for item in ([] if value is None else [value] if isinstance(value, str) else value)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+RAW_CASES = {
+    "plain": _raw_request({}),
+    "host with an empty label": _raw_request({"Host": "a..b"}),
+    "host with a 64-letter label": _raw_request({"Host": "x" * 64 + ".example"}),
+    "latin-1 host": _raw_request({"Host": "\xe9.example"}),
+    "forwarded host with an empty label": _raw_request({"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Host": "a..b"}),
+    "content length with leading zeros": _raw_request({"Content-Length": f"000{len(GOOD)}"}),
+    "content length +n": _raw_request({"Content-Length": f"+{len(GOOD)}"}),
+    "content length twice": _raw_request({"Content-Length": [str(len(GOOD))] * 2}),
+    "content length and chunked": _raw_request({"Transfer-Encoding": "chunked"}),
+    "chunked": _raw_request({"Transfer-Encoding": "chunked", "Content-Length": None},
+                            b"%x\r\n%s\r\n0\r\n\r\n" % (len(GOOD), GOOD.encode())),
+    "content type twice": _raw_request({"Content-Type": ["application/json"] * 2}),
+    "authorization twice": _raw_request({"Authorization": [f"Bearer {ALICE_TOKEN}"] * 2}),
+    "wrong token": _raw_request({"Authorization": "Bearer nope"}),
+    "double slash": _raw_request({}, target="//v1/presign"),
+    "percent-encoded path": _raw_request({}, target="/v1/%70resign"),
+    "trailing slash": _raw_request({}, target="/v1/presign/"),
+    "absolute form": _raw_request({}, target="http://other.example/v1/presign"),
+    "HTTP/1.0 without Host": _raw_request({"Host": None}, version="HTTP/1.0"),
+    "allowed origin": _raw_request({"Origin": "https://app.example"}),
+    "null origin": _raw_request({"Origin": "null"}),
+    "expect 100-continue": _raw_request({"Expect": "100-continue"}),
+    "gzip content encoding": _raw_request({"Content-Encoding": "gzip"}),
+    "unknown field": _raw_request({}, json.dumps({**PUT, "acl": "public-read"}).encode()),
+}
+HALF_CLOSED = {  # the client promises 20 bytes more than it sends, then closes its side
+    "short valid body": _raw_request({"Content-Length": str(len(GOOD) + 20)}),
+    "short body, no token": _raw_request({"Content-Length": str(len(GOOD) + 20), "Authorization": None}),
+}
+
+
+def test_under_gunicorn_the_lean_path_answers_and_logs_as_flask_does(tmp_path) -> None:
+    """The same raw requests to gunicorn (gunicorn.conf.py) serving the app with and without the
+    lean path: the same answers, byte for byte but for the date and signature, and the same
+    access-log lines but for time and duration (review2)."""
+    import os
+    import sys
+
+    from tests.servers import free_port, running
+
+    answers, access = {}, {}
+    for name, target in (("lean", "wsgi:app"), ("flask", "signer.service.web.app:create_app(lean=False)")):
+        port = free_port()
+        command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+                   "--workers", "1", target]
+        log = tmp_path / f"{name}.log"
+        with running(command, f"http://127.0.0.1:{port}/healthz", env={**os.environ, **env_with()}, log_path=log):
+            answers[name] = {case: _raw_exchange(port, request) for case, request in RAW_CASES.items()}
+            answers[name].update({case: _raw_exchange(port, request, half_close=True)
+                                  for case, request in HALF_CLOSED.items()})
+        lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+        access[name] = [{key: value for key, value in line.items() if key not in ("time", "duration_us")}
+                        for line in lines if line["path"] != "/healthz"]  # the readiness polls vary
+    for case in answers["lean"]:
+        assert answers["lean"][case] == answers["flask"][case], case
+    assert answers["lean"]["plain"].startswith(b"HTTP/1.1 200 ")
+    assert access["lean"] == access["flask"] and len(access["lean"]) >= len(RAW_CASES)
