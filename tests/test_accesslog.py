@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger
 
@@ -66,3 +67,22 @@ def test_a_format_naming_a_header_gets_gunicorns_full_atoms() -> None:
 def test_only_what_the_format_reads_is_escaped() -> None:
     atoms = JsonAtoms({"a": 'x"\\\n', "B": 5})
     assert atoms["a"] == 'x\\"\\\\\\n' and atoms["B"] == 5 and atoms["missing"] == "-"
+
+
+@pytest.mark.parametrize("log_format", ["%(x)s", "no atom at all", '{"user": "%(zz)s", "when": "-"}'])
+def test_a_format_naming_no_fixed_atom_logs_as_gunicorns_does(tmp_path, log_format) -> None:
+    """A custom --access-logformat whose atoms are all unknown to gunicorn (or that names none):
+    gunicorn writes '-' for each (its atoms dict is never empty). An empty dict of atoms made
+    logging format the line with a tuple instead of the mapping, so every line was lost to a
+    'Logging error' (review2)."""
+    lines = {}
+    for name, cls in (("ours", JsonAccessLogger), ("gunicorn", Logger)):
+        cfg = GunicornConfig()
+        cfg.set("access_log_format", log_format)
+        cfg.set("accesslog", str(tmp_path / f"{name}.log"))
+        logger = cls(cfg)
+        logger.access(*_request())
+        for handler in logger.access_log.handlers:
+            handler.close()
+        lines[name] = (tmp_path / f"{name}.log").read_text()
+    assert lines["ours"] == lines["gunicorn"] and lines["ours"].count("\n") == 1

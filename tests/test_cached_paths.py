@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -198,3 +198,41 @@ json_values = st.recursive(
 def test_policy_json_is_json_dumps(document) -> None:
     """The encoder made once writes exactly what json.dumps (and so botocore) writes."""
     assert policy_json(document) == json.dumps(document)
+
+
+header_texts = st.text(st.characters(blacklist_categories=())) | st.text(
+    st.sampled_from(" \t\x0b\x0c\x1c\x85\xa0\u2028\u3000a~\x7f\x00")
+)
+
+
+@given(header_texts)
+def test_canonical_value_shortcut_is_check_then_fold(value) -> None:
+    """presign's printable-ASCII shortcut accepts and folds exactly as check_header_value then
+    canonical_header_value: any text, control characters, tabs, Unicode spaces and lone
+    surrogates included (review2)."""
+    from signer.errors import InvalidHeader
+    from signer.presign import _canonical_value
+    from signer.sigv4 import canonical_header_value, check_header_value
+
+    try:
+        expected: str | None = canonical_header_value(check_header_value("x-amz-meta-a", value))
+    except InvalidHeader:
+        expected = None
+    try:
+        ours: str | None = _canonical_value("x-amz-meta-a", value)
+    except InvalidHeader:
+        ours = None
+    assert ours == expected
+
+
+odd_offsets = st.integers(-86_399_999_999, 86_399_999_999).map(lambda micro: timezone(timedelta(microseconds=micro)))
+
+
+@given(st.datetimes(timezones=st.timezones() | odd_offsets))
+def test_whole_seconds_is_the_floor_for_any_aware_moment(moment) -> None:
+    """Exact whole seconds since the epoch for any aware datetime: any zone, offsets with
+    seconds and microseconds, before 1970 (the floor, not towards zero) (review2)."""
+    from signer.sigv4 import EPOCH, whole_seconds
+
+    assert whole_seconds(moment) == (moment - EPOCH) // timedelta(seconds=1)
+    assert whole_seconds(moment) == whole_seconds(moment.astimezone(UTC))

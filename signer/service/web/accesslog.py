@@ -91,7 +91,9 @@ class JsonAccessLogger(Logger):  # type: ignore[misc]
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, object]:
         named = _named_atoms(self.cfg.access_log_format)
-        if named is None:
+        # None: a header or environ atom; (): no fixed atom at all, and an empty dict would make
+        # logging take the atoms as a tuple, not a mapping ('format requires a mapping').
+        if not named:
             found: dict[str, object] = super().atoms(resp, req, environ, request_time)
             return found
         return {name: _FIXED_ATOMS[name](self, resp, environ, request_time) for name in named}

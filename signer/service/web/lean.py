@@ -5,9 +5,11 @@ response objects, contexts, routing, hooks), not to deciding and signing (README
 This WSGI layer answers the plain case itself with the very same parts as the Flask view:
 the strict JSON parser, ``identify()``, ``api.presign_answer`` (the plan and the signature),
 the same headers. Anything else goes to Flask untouched: other paths, a missing or too
-large Content-Length, a Content-Type other than exactly ``application/json``, anonymous
-visitors (their cookie is Flask's), and every refusal or error, which Flask then decides
-again and answers through the one error handler. So this path only ever answers 200.
+large Content-Length, a Transfer-Encoding, a Content-Type other than exactly
+``application/json``, a Host Flask's routing refuses, anonymous visitors (their cookie is
+Flask's), and every refusal or error, which Flask then decides again and answers through the
+one error handler. So this path only ever answers 200. Like the view, it knows the caller
+before it reads the body: an unknown caller is refused without waiting for one.
 tests/test_lean_path.py sends the same requests with and without it and compares the answers.
 """
 
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from werkzeug.datastructures import EnvironHeaders
 
 from ...errors import SigningError
 from ...post_policy import policy_json as json_text
-from ..callers import identify
+from ..callers import Caller, identify
 from ..config import Config
 from ..errors import Refused
 from ..jsonbody import checked_fields, parse_json_object
@@ -53,11 +56,22 @@ class LeanPresign:
         ):
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH") or ""
-        if not (length.isascii() and length.isdigit()) or int(length) > self.config.max_body:
+        if (
+            "HTTP_TRANSFER_ENCODING" in environ
+            or not (length.isascii() and length.isdigit())
+            or len(length) > 18  # int() refuses over 4300 digits; werkzeug then reads the length as 0
+            or int(length) > self.config.max_body
+        ):
             return self.app(environ, start_response)  # chunked, malformed or too large: Flask says so
+        if not _routable(environ.get("HTTP_HOST", "")):
+            return self.app(environ, start_response)  # Flask's routing may refuse this Host (400): it decides
+        try:  # before the body, as the view does: an unknown caller cannot make us wait for one
+            who = identify(self.config, EnvironHeaders(environ), environ.get(PEER_ADDRESS, environ.get("REMOTE_ADDR")))
+        except Exception:  # noqa: BLE001 - Refused or unforeseen: Flask decides again and answers
+            return self.app(environ, start_response)
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if it answers after all
-        answer = self._answer(environ, body) if len(body) == int(length) else None
+        answer = self._answer(who, body) if len(body) == int(length) else None
         if answer is None:
             return self.app(environ, start_response)
         payload = json_text(answer).encode()
@@ -68,12 +82,26 @@ class LeanPresign:
         start_response("200 OK", headers + _SECURITY_HEADERS)
         return [payload]
 
-    def _answer(self, environ: WSGIEnvironment, body: bytes) -> dict[str, object] | None:
+    def _answer(self, who: Caller, body: bytes) -> dict[str, object] | None:
         """The view's answer, or None when Flask should answer (a refusal, or anything unforeseen)."""
         try:
-            who = identify(self.config, EnvironHeaders(environ), environ.get(PEER_ADDRESS, environ.get("REMOTE_ADDR")))
             return presign_answer(self.config, who, checked_fields(parse_json_object(body), PRESIGN_FIELDS))
         except (Refused, SigningError):
             return None
         except Exception:  # noqa: BLE001 - never answered here: Flask runs it again and its handler logs and answers
             return None
+
+
+@lru_cache(maxsize=64)
+def _routable(host: str) -> bool:
+    """Whether Flask's routing surely takes this Host header: werkzeug's Map.bind IDNA-encodes
+    the name (lower-cased, port cut) and answers 400 BadHost when it cannot (``a..b``, a label
+    over 63 letters). Werkzeug first replaces a Host with characters no host has by ``""``,
+    which always encodes; such a Host is declined here all the same and Flask answers it, so a
+    True here is always one for Flask too. Without a Host header Flask uses the server's own
+    name. Cached by the raw header: a service sees few distinct hosts."""
+    try:
+        host.lower().partition(":")[0].encode("idna")
+    except UnicodeError:
+        return False
+    return True
