@@ -21,7 +21,7 @@ from .fineuploader import fineuploader
 from .lean import LeanPresign
 from .meta import meta
 from .proxy import TrustedProxies
-from .responses import error_response, handle_http_error, handle_refused, handle_unexpected
+from .responses import NO_STORE_HEADERS, error_response, handle_http_error, handle_refused, handle_unexpected
 
 log = logging.getLogger("signer")
 
@@ -46,8 +46,8 @@ def cors_headers(response: Response) -> Response:
     if origin and config().allows_origin(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.vary.add("Origin")
-    response.headers["Cache-Control"] = "no-store"  # signatures must never be cached
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    for name, value in NO_STORE_HEADERS:
+        response.headers[name] = value
     return response
 
 

@@ -12,7 +12,7 @@ from ..config import Config
 from ..errors import Refused
 from ..jsonbody import checked_fields, parse_json_object
 from ..rules import CallerRules
-from .proxy import PEER_ADDRESS
+from .proxy import peer_address
 
 
 def config() -> Config:
@@ -24,7 +24,7 @@ def caller(cfg: Config | None = None) -> Caller:
     """Authenticate once per request (constant-time token comparison in callers.py).
     A view that already holds the configuration passes it (one lookup per request)."""
     if "caller" not in g:
-        g.caller = identify(cfg or config(), request.headers, request.environ.get(PEER_ADDRESS, request.remote_addr),
+        g.caller = identify(cfg or config(), request.headers, peer_address(request.environ),
                             request.cookies.get(VISITOR_COOKIE))
     found: Caller = g.caller
     return found

@@ -22,21 +22,16 @@ from typing import TYPE_CHECKING
 
 from werkzeug.datastructures import EnvironHeaders
 
-from ...errors import SigningError
 from ...post_policy import policy_json as json_text
 from ..callers import Caller, identify
 from ..config import Config
-from ..errors import Refused
 from ..jsonbody import checked_fields, parse_json_object
 from .api import PRESIGN_FIELDS, presign_answer
-from .proxy import PEER_ADDRESS
+from .proxy import peer_address
+from .responses import NO_STORE_HEADERS
 
 if TYPE_CHECKING:  # typing only: not loaded in the workers
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
-
-# What the Flask view's answer carries: json_response's, then the after-request hook's (app.py).
-_SECURITY_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
-
 
 class LeanPresign:
     """WSGI middleware in front of the Flask app: answers a successful ``POST /v1/presign``
@@ -66,12 +61,13 @@ class LeanPresign:
         if not _routable(environ.get("HTTP_HOST", "")):
             return self.app(environ, start_response)  # Flask's routing may refuse this Host (400): it decides
         try:  # before the body, as the view does: an unknown caller cannot make us wait for one
-            who = identify(self.config, EnvironHeaders(environ), environ.get(PEER_ADDRESS, environ.get("REMOTE_ADDR")))
+            who = identify(self.config, EnvironHeaders(environ), peer_address(environ))
         except Exception:  # noqa: BLE001 - Refused or unforeseen: Flask decides again and answers
             return self.app(environ, start_response)
-        body = environ["wsgi.input"].read(int(length))
+        size = int(length)
+        body = environ["wsgi.input"].read(size)
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if it answers after all
-        answer = self._answer(who, body) if len(body) == int(length) else None
+        answer = self._answer(who, body) if len(body) == size else None
         if answer is None:
             return self.app(environ, start_response)
         payload = json_text(answer).encode()
@@ -79,16 +75,14 @@ class LeanPresign:
         origin = environ.get("HTTP_ORIGIN")
         if origin and self.config.allows_origin(origin):
             headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
-        start_response("200 OK", headers + _SECURITY_HEADERS)
+        start_response("200 OK", [*headers, *NO_STORE_HEADERS])  # as json_response, then app.cors_headers
         return [payload]
 
     def _answer(self, who: Caller, body: bytes) -> dict[str, object] | None:
         """The view's answer, or None when Flask should answer (a refusal, or anything unforeseen)."""
         try:
             return presign_answer(self.config, who, checked_fields(parse_json_object(body), PRESIGN_FIELDS))
-        except (Refused, SigningError):
-            return None
-        except Exception:  # noqa: BLE001 - never answered here: Flask runs it again and its handler logs and answers
+        except Exception:  # noqa: BLE001 - a refusal or anything unforeseen: Flask decides again and answers
             return None
 
 

@@ -24,6 +24,12 @@ FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED
              "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
 
 
+def peer_address(environ: WSGIEnvironment) -> str | None:
+    """The TCP peer as TrustedProxies saw it (ProxyFix may have replaced REMOTE_ADDR since)."""
+    peer: str | None = environ.get(PEER_ADDRESS, environ.get("REMOTE_ADDR"))
+    return peer
+
+
 class TrustedProxies:
     """WSGI middleware: ProxyFix for trusted peers, forwarded headers stripped for others."""
 
