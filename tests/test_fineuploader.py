@@ -177,12 +177,15 @@ def test_multipart_calls_are_signed_as_s3_expects(kind: str) -> None:
     assert answer == {"signature": expected}
 
 
-def test_abort_needs_delete_to_be_allowed() -> None:
-    """Aborting a multipart upload is a DELETE: a deployment that does not allow DELETE
-    gets no abort signature."""
-    signer = Signer(SIGNER.credentials, BUCKET, Rules(max_size=1000000, allowed_content_types=("image/*",)))
-    with refused(FORBIDDEN, match="DELETE"):
-        sign_multipart_headers(fu.headers_string("abort", NOW, host=BUCKET.host, key=KEY), signer, "alice", NOW)
+def test_abort_is_part_of_uploading() -> None:
+    """Aborting one's own multipart upload deletes no object: signed with the default methods
+    (no DELETE), refused where uploads are not allowed at all (no PUT)."""
+    raw = fu.headers_string("abort", NOW, host=BUCKET.host, key=KEY)
+    default = Signer(SIGNER.credentials, BUCKET, Rules(max_size=1000000, allowed_content_types=("image/*",)))
+    assert sign_multipart_headers(raw, default, "alice", NOW)["signature"]
+    read_only = Signer(SIGNER.credentials, BUCKET, Rules(max_size=1000000, allowed_methods=frozenset({"GET", "HEAD"})))
+    with refused(FORBIDDEN, match="no PUT"):
+        sign_multipart_headers(raw, read_only, "alice", NOW)
 
 
 def test_path_style_multipart_uses_bucket_in_path() -> None:

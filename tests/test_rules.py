@@ -204,11 +204,14 @@ def test_sign_request_plans_each_step() -> None:
     for method, operation in (("GET", "list_parts"), ("POST", "complete")):
         step = caller.plan_sign_request(method=method, key="uploads/alice/x.png", upload_id="u1", now=now)
         assert (step.operation, step.plan.method, step.upload_id) == (operation, method, "u1")
-    with refused(403, match="DELETE"):  # aborting is a DELETE: not in the default SIGNER_ALLOWED_METHODS
-        caller.plan_sign_request(method="DELETE", key="uploads/alice/x.png", upload_id="u1", now=now)
-    with_delete = Rules(max_size=100, allowed_methods=frozenset({"GET", "PUT", "DELETE"})).for_caller("alice")
-    step = with_delete.plan_sign_request(method="DELETE", key="uploads/alice/x.png", upload_id="u1", now=now)
-    assert (step.operation, step.plan.method) == ("abort", "DELETE")
+    # aborting one's own upload deletes no object: the default SIGNER_ALLOWED_METHODS (no DELETE) allows it
+    step = caller.plan_sign_request(method="DELETE", key="uploads/alice/x.png", upload_id="u1", now=now)
+    assert (step.operation, step.plan.method, step.plan.query) == ("abort", "DELETE", (("uploadId", "u1"),))
+    with refused(403, match="must be one of GET, HEAD, PUT"):  # an object DELETE still needs DELETE listed
+        caller.plan_sign_request(method="DELETE", key="uploads/alice/x.png", now=now)
+    read_only = Rules(max_size=100, allowed_methods=frozenset({"GET", "HEAD"})).for_caller("alice")
+    with refused(403, match="no PUT"):  # no uploads at all: no abort either
+        read_only.plan_sign_request(method="DELETE", key="uploads/alice/x.png", upload_id="u1", now=now)
     with pytest.raises(Refused):
         caller.plan_sign_request(method="PUT", key="uploads/alice/x.png", upload_id="u1", part_number=2, now=now)
     with pytest.raises(Refused):

@@ -112,7 +112,8 @@ class Companion:
         return {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name, "key": checked_key}
 
     def abort(self, upload_id: object, key: object) -> dict[str, Any]:
-        """Cancel: abort one's own unfinished upload (a DELETE, so SIGNER_ALLOWED_METHODS must allow it)."""
+        """Cancel: abort one's own unfinished upload. It deletes no object, so it needs no DELETE in
+        SIGNER_ALLOWED_METHODS (:meth:`Rules.check_abort_allowed`); the seal proves the upload is this key's."""
         self.caller.rules.check_abort_allowed()
         checked_key, checked_id = self._upload(key, upload_id)
         abort_multipart_upload(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)

@@ -168,10 +168,14 @@ class Rules:
             raise Refused("method_not_allowed", "uploads are not allowed: SIGNER_ALLOWED_METHODS has no PUT")
 
     def check_abort_allowed(self) -> None:
-        """Aborting a multipart upload is a DELETE: one rule for Fine Uploader, Companion and signRequest."""
-        if "DELETE" not in self.allowed_methods:
+        """Aborting one's own unfinished multipart upload deletes no object, only its parts: it
+        is part of an upload's lifecycle, allowed wherever uploads are (PUT), or with DELETE.
+        One rule for Fine Uploader, Companion and signRequest; an object DELETE stays
+        governed by SIGNER_ALLOWED_METHODS alone (:meth:`check_method`)."""
+        if not self.allowed_methods & {"PUT", "DELETE"}:
             raise Refused("method_not_allowed",
-                          "aborting a multipart upload is a DELETE, which SIGNER_ALLOWED_METHODS does not allow")
+                          "aborting a multipart upload is part of uploading, which SIGNER_ALLOWED_METHODS does not "
+                          "allow (no PUT)")
 
     def check_object(self, size: int, content_type: str | None) -> None:
         """A finished object (HEAD after an upload the signatures could not bound) within the rules."""
