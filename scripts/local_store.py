@@ -78,6 +78,8 @@ def banner(base: str, s3_endpoint: str, bucket: str) -> str:
         f"  API token  {token}  (identity {named['identity']!r}: keys under {named['key_prefix']})",
         f"  S3         {s3_endpoint}, bucket {bucket!r} (SeaweedFS; key {os.environ['AWS_ACCESS_KEY_ID']},"
         f" secret {os.environ['AWS_SECRET_ACCESS_KEY']}: local only)",
+        *([f"  publish    to bucket {os.environ['SIGNER_PUBLISH_BUCKET']!r} (POST /v1/uploads/publish; its objects "
+           "are public)"] if os.environ.get("SIGNER_PUBLISH_BUCKET") else []),
         f"  data       {shown(DATA / 'seaweedfs')}/ (kept across restarts; delete it to start empty)",
     ])
 
@@ -98,9 +100,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background with SIGINT ignored
     try:
+        public = os.environ.get("SIGNER_PUBLISH_BUCKET", "").strip()
         with seaweedfs(DATA / "seaweedfs", os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"],
-                       bucket, port=s3_port, log=DATA / "seaweedfs.log") as store:
+                       bucket, port=s3_port, log=DATA / "seaweedfs.log",
+                       public_read=(public,) if public and public != bucket else ()) as store:
             store.put_cors([o.strip() for o in os.environ.get("SIGNER_CORS_ORIGINS", "").split(",") if o.strip()])
+            if public and public != bucket:
+                store.create_bucket(public)  # published objects: anyone may GET one, nobody may list
             say(f"starting the service on {bind}")
             service = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
                                        cwd=ROOT)

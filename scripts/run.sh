@@ -3,7 +3,8 @@
 # says otherwise).
 # With no SIGNER_BUCKET in the environment it runs the local default: SeaweedFS (a real S3 that
 # checks signatures and POST policies) on 127.0.0.1:${LOCAL_S3_PORT:-9000} with a bucket
-# `local-uploads`, data kept in .local-data/, the demo page for anonymous callers and one API
+# `local-uploads` (and `local-public`, where POST /v1/uploads/publish copies uploads; anyone may
+# read its objects), data kept in .local-data/, the demo page for anonymous callers and one API
 # token for curl: local-dev-token-0123456789 (identity "local").
 # With SIGNER_BUCKET (and AWS credentials, optionally SIGNER_ENDPOINT_URL) set, it serves that
 # store instead. Set-up steps already done are skipped on later runs.
@@ -20,6 +21,7 @@ if [ -z "${SIGNER_BUCKET:-}" ]; then
     fi
     export AWS_ACCESS_KEY_ID=local-access-key AWS_SECRET_ACCESS_KEY=local-secret-key AWS_REGION=us-east-1
     export SIGNER_BUCKET=local-uploads SIGNER_ADDRESSING_STYLE=virtual
+    export SIGNER_PUBLISH_BUCKET="${SIGNER_PUBLISH_BUCKET-local-public}"
     export SIGNER_ENDPOINT_URL="http://s3.localhost:${LOCAL_S3_PORT:-9000}"
     export SIGNER_ALLOW_ANONYMOUS=true SIGNER_DEMO_PAGE=true SIGNER_MAX_SIZE="${SIGNER_MAX_SIZE:-52428800}"
     export SIGNER_API_TOKENS="${SIGNER_API_TOKENS:-local:local-dev-token-0123456789}"

@@ -71,17 +71,18 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def identities(access_key: str, secret_key: str, name: str = "local") -> dict[str, object]:
-    """The `-s3.config` document: one identity with every action on every bucket."""
-    return {
-        "identities": [
-            {
-                "name": name,
-                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            }
-        ]
-    }
+def identities(access_key: str, secret_key: str, name: str = "local",
+               public_read: tuple[str, ...] = ()) -> dict[str, object]:
+    """The `-s3.config` document: one identity with every action on every bucket, and, for the
+    ``public_read`` buckets, anonymous GET of an object (not listing: names stay unguessable)."""
+    found: list[dict[str, object]] = [{
+        "name": name,
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }]
+    if public_read:
+        found.append({"name": "anonymous", "actions": [f"Read:{bucket}" for bucket in public_read]})
+    return {"identities": found}
 
 
 @dataclass
@@ -139,6 +140,13 @@ class SeaweedFS:
         if status != 200:
             raise StoreFailed(f"PUT bucket CORS answered {status}: {answer[:200]!r}")
 
+    def create_bucket(self, name: str) -> None:
+        """Another bucket in the same store (a PUT of the bucket; an existing one of ours is kept)."""
+        other = SeaweedFS(self.port, name, self.credentials, self.region)
+        status, _, answer = other.request("PUT")
+        if status != 200 and b"BucketAlreadyOwnedByYou" not in answer and b"BucketAlreadyExists" not in answer:
+            raise StoreFailed(f"PUT bucket {name} answered {status}: {answer[:200]!r}")
+
     def get_object(self, key: str) -> bytes | None:
         status, _, body = self.request("GET", key)
         return body if status == 200 else None
@@ -178,9 +186,12 @@ def _wait_ready(store: SeaweedFS, process: subprocess.Popen[bytes], timeout: flo
 
 @contextmanager
 def seaweedfs(data_dir: Path, access_key: str, secret_key: str, bucket: str, *, port: int | None = None,
-              log: IO[bytes] | Path | None = None, timeout: float = 60.0, weed: str | None = None) -> Iterator[SeaweedFS]:
+              log: IO[bytes] | Path | None = None, timeout: float = 60.0, weed: str | None = None,
+              public_read: tuple[str, ...] = ()) -> Iterator[SeaweedFS]:
     """Run `weed mini` with data under ``data_dir`` (kept: reuse it to keep the objects) until the
-    block ends. ``port`` is the S3 port (default: a free one); a taken port raises PortInUse."""
+    block ends. ``port`` is the S3 port (default: a free one); a taken port raises PortInUse.
+    Objects in the ``public_read`` buckets (create them with :meth:`SeaweedFS.create_bucket`)
+    can be read without credentials."""
     weed = weed or find_weed()
     if not weed:
         raise StoreFailed(f"`weed` is not installed: {INSTALL_HINT}")
@@ -190,7 +201,7 @@ def seaweedfs(data_dir: Path, access_key: str, secret_key: str, bucket: str, *, 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / "s3-identities.json"
-    config_path.write_text(json.dumps(identities(access_key, secret_key)))
+    config_path.write_text(json.dumps(identities(access_key, secret_key, public_read=public_read)))
     config_path.chmod(0o600)
     store = SeaweedFS(port, bucket, Credentials(access_key, secret_key))
     log_file = open(log, "ab") if isinstance(log, Path) else log

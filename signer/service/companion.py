@@ -21,6 +21,7 @@ from ..credentials import Credentials
 from ..s3 import Bucket
 from .completion import guard_parts
 from .errors import Refused
+from .publish import PublishSettings, publish
 from .rules import CallerRules
 from .storage import abort_multipart_upload, complete_multipart_upload, create_multipart_upload, list_parts
 
@@ -39,6 +40,8 @@ class Companion:
     """The service's own stable HMAC key (Config.cookie_secret): the same in every worker and
     replica, and across credential rotations. Empty: upload ids are not sealed, and the store's
     own binding of upload ids to keys (S3's, SeaweedFS') is what keeps callers apart."""
+    publish: PublishSettings | None = None
+    """With ``on_upload`` set, a completed upload is published and the answer says where."""
 
     def params(self, filename: object, content_type: object) -> dict[str, Any]:
         """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""
@@ -100,7 +103,7 @@ class Companion:
         parts = list_parts(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)
         return [{"PartNumber": part.number, "ETag": part.etag, "Size": part.size} for part in parts]
 
-    def complete(self, upload_id: object, key: object, body: dict[str, Any]) -> dict[str, str]:
+    def complete(self, upload_id: object, key: object, body: dict[str, Any]) -> dict[str, Any]:
         """Sum exactly the parts named, abort over the limit, else complete with those parts."""
         checked_key, checked_id = self._upload(key, upload_id)
         wanted = _parts(body.get("parts"), self.caller)
@@ -109,7 +112,13 @@ class Companion:
         complete_multipart_upload(self.credentials, self.bucket, checked_key, checked_id,
                                   [(part.number, part.etag) for part in chosen], timeout=max(self.timeout, 30.0))
         log.info("completed a multipart upload of %d parts", len(chosen))
-        return {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name, "key": checked_key}
+        answer: dict[str, Any] = {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name,
+                                  "key": checked_key}
+        if self.publish is not None and self.publish.on_upload:
+            published = publish(self.credentials, self.bucket, self.publish, self.caller, checked_key,
+                                timeout=self.timeout, now=self.now)
+            answer["published"] = {"key": published.key, "url": published.url}
+        return answer
 
     def abort(self, upload_id: object, key: object) -> dict[str, Any]:
         """Cancel: abort one's own unfinished upload. It deletes no object, so it needs no DELETE in

@@ -23,6 +23,7 @@ from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Refused
 from .networks import Network
+from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, template_problem
 from .rules import IDENTITY, Rules, is_reserved
 
 MIN_TOKEN_LENGTH = 16
@@ -43,6 +44,7 @@ class Config:
     demo_page: bool = False
     s3_timeout: float = 10.0
     cookie_secret: bytes = field(default=b"", repr=False)
+    publish: PublishSettings | None = None  # None: SIGNER_PUBLISH_BUCKET is not set
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
     @property
@@ -69,7 +71,9 @@ KNOWN_VARIABLES = frozenset({
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
     "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
     "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
-    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_PUBLISH_BUCKET", "SIGNER_PUBLISH_DELETE_SOURCE",
+    "SIGNER_PUBLISH_ON_UPLOAD", "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE", "SIGNER_PUBLISH_URL",
+    "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
     "SIGNER_S3_TIMEOUT", "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WORKERS",
 })
 
@@ -199,6 +203,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         )
     except ValueError as exc:
         raise ConfigError(f"SIGNER_TRUSTED_PROXIES: {exc}") from None
+    secret = _cookie_secret(cookie_secret, credentials, anonymous and serving,
+                            "SIGNER_PUBLISH_BUCKET" if env.get("SIGNER_PUBLISH_BUCKET", "").strip() else None)
     return Config(
         credentials_source=credentials,
         bucket=bucket,
@@ -212,11 +218,51 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
         warnings=tuple(unknown_variables(env)),
-        cookie_secret=_cookie_secret(cookie_secret, credentials, anonymous and serving),
+        cookie_secret=secret,
+        publish=_publish(env, bucket, prefix, secret),
     )
 
 
-def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, needed: bool) -> bytes:
+def _publish(env: Mapping[str, str], uploads: Bucket, key_prefix: str, secret: bytes) -> PublishSettings | None:
+    """The publish settings: the public bucket (in the same store: S3 copies server-side), the
+    name template, the public URL base. In the upload bucket itself, the public prefix and
+    SIGNER_KEY_PREFIX must not overlap, or a caller could presign a PUT over a public object."""
+    name = env.get("SIGNER_PUBLISH_BUCKET", "").strip()
+    if not name:
+        for variable in ("SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD", "SIGNER_PUBLISH_PREFIX",
+                         "SIGNER_PUBLISH_TEMPLATE", "SIGNER_PUBLISH_URL"):
+            if env.get(variable, "").strip():
+                raise ConfigError(f"{variable} needs SIGNER_PUBLISH_BUCKET (the bucket to publish to)")
+        return None
+    try:
+        bucket = Bucket(name, uploads.region, uploads.endpoint_url, uploads.addressing_style)
+    except SigningError as exc:
+        raise ConfigError(f"SIGNER_PUBLISH_BUCKET: {exc.message}") from None
+    prefix = env.get("SIGNER_PUBLISH_PREFIX", DEFAULT_PREFIX).strip()
+    if prefix and (not prefix.endswith("/") or prefix.startswith("/") or {".", ".."} & set(prefix.split("/"))):
+        raise ConfigError("SIGNER_PUBLISH_PREFIX must end with '/' and not start with '/' (e.g. 'public/')")
+    if name == uploads.name and (prefix.startswith(key_prefix) or key_prefix.startswith(prefix)):
+        raise ConfigError(
+            f"SIGNER_PUBLISH_PREFIX {prefix!r} overlaps SIGNER_KEY_PREFIX {key_prefix!r} in the same bucket: "
+            "callers could overwrite public objects (choose e.g. 'public/' beside 'uploads/', or another bucket)"
+        )
+    template = env.get("SIGNER_PUBLISH_TEMPLATE", "").strip() or DEFAULT_TEMPLATE
+    problem = template_problem(template)
+    if problem:
+        raise ConfigError(f"SIGNER_PUBLISH_TEMPLATE {problem}")
+    public_url = env.get("SIGNER_PUBLISH_URL", "").strip() or None
+    if public_url is not None:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?", public_url):
+            raise ConfigError("SIGNER_PUBLISH_URL must be http(s)://host[:port][/path], e.g. https://cdn.example/")
+        public_url = public_url if public_url.endswith("/") else public_url + "/"
+    return PublishSettings(
+        bucket=bucket, secret=secret, prefix=prefix, template=template, public_url=public_url,
+        delete_source=_flag(env, "SIGNER_PUBLISH_DELETE_SOURCE"), on_upload=_flag(env, "SIGNER_PUBLISH_ON_UPLOAD"),
+    )
+
+
+def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, needed: bool,
+                   needed_by: str | None = None) -> bytes:
     """The service's own HMAC key (visitor cookies, Companion upload-id seals):
     SIGNER_COOKIE_SECRET, or, for static credentials from the environment, a key derived
     from the AWS secret key: every worker and replica with the same credentials derives the
@@ -229,6 +275,11 @@ def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, n
             raise ConfigError("SIGNER_COOKIE_SECRET must be at least 32 characters")
         return configured.encode("utf-8")
     if credentials.name != "environment":
+        if needed_by:
+            raise ConfigError(
+                f"SIGNER_COOKIE_SECRET is required with {needed_by} when the credentials come from "
+                f"{credentials.name} (they rotate; the key that names public objects must not)"
+            )
         if not needed:
             return b""  # nothing stable to derive from; Companion upload ids go unsealed
         raise ConfigError(

@@ -39,11 +39,13 @@ CODES: dict[str, tuple[int, str]] = {
     "credential_mismatch": (403, "the credential scope or session token is not this service's"),
     "cors_origin_not_allowed": (403, "the browser origin is not in SIGNER_CORS_ORIGINS"),
     "doctor_not_allowed": (403, "only bearer-token callers may run the store checks"),
+    "publish_not_configured": (403, "publishing is not set up: SIGNER_PUBLISH_BUCKET is not set"),
     # other statuses
     "object_not_found": (404, "the object is not in the bucket"),
     "upload_not_found": (404, "no such multipart upload for this key (finished, aborted, or another caller's)"),
     "no_such_route": (404, "no endpoint at this path"),
     "wrong_http_method": (405, "the endpoint does not take this HTTP method"),
+    "object_changed": (409, "the object changed while it was being published; publish it again"),
     "body_too_large": (413, "the request body is above SIGNER_MAX_BODY"),
     "unsupported_media_type": (415, "the body must be application/json"),
     "internal_error": (500, "a bug; nothing was signed"),

@@ -1,20 +1,23 @@
-"""The S3 calls the service makes itself (HEAD, DELETE, list, and the multipart lifecycle:
-create, list parts, complete, abort), signed by our own :func:`signer.sign_headers` and sent
-with the standard library: no SDK. Owning these calls is what lets the service enforce the
-size and type rules on a multipart upload *before* the object exists."""
+"""The S3 calls the service makes itself (HEAD, DELETE, list, the multipart lifecycle: create,
+list parts, complete, abort; and the server-side copy that publishes an object), signed by our
+own :func:`signer.sign_headers` and sent with the standard library: no SDK. Owning these calls
+is what lets the service enforce the size and type rules on a multipart upload *before* the
+object exists."""
 
 from __future__ import annotations
 
 import http.client
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..credentials import Credentials
 from ..presign import sign_headers
-from ..s3 import Bucket
+from ..s3 import Bucket, encode_key
 from .errors import Refused
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ class ObjectInfo:
     size: int
     content_type: str | None
     etag: str | None
+    last_modified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,17 @@ def head_object(
         size = int(answer.headers.get("Content-Length", ""))
     except ValueError:
         raise StorageError("S3 HEAD gave no Content-Length") from None
-    return ObjectInfo(size, answer.headers.get("Content-Type"), answer.headers.get("ETag"))
+    return ObjectInfo(size, answer.headers.get("Content-Type"), answer.headers.get("ETag"),
+                      _http_date(answer.headers.get("Last-Modified")))
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date (``Wed, 02 Dec 2026 13:18:35 GMT``) as an aware datetime; None if unusable."""
+    try:
+        moment = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def delete_object(
@@ -268,3 +282,112 @@ def list_multipart_uploads(
         {"key": item.findtext(f"{ns}Key") or "", "upload_id": item.findtext(f"{ns}UploadId") or ""}
         for item in root.iter(f"{ns}Upload")
     ]
+
+
+# --- server-side copy (publish) ----------------------------------------------------------
+
+MiB = 1024 * 1024
+MAX_COPY_SIZE = 5 * 1024**3
+"""The largest object one CopyObject copies (5 GiB); above it, UploadPartCopy part by part."""
+MAX_OBJECT_SIZE = 5 * 1024**4
+"""S3's largest object (5 TiB)."""
+MAX_COPY_PARTS = 10000
+COPY_PART_SIZE = 512 * MiB
+"""Server-side parts: large (each is one request), within S3's 5 MiB to 5 GiB."""
+COPY_TIMEOUT = 300.0
+"""The least a copy request waits: S3 answers a long copy slowly (it keeps the line alive with spaces)."""
+
+
+class SourceChanged(Refused):
+    """The source object is no longer the one that was checked (``x-amz-copy-source-if-match``)."""
+
+    def __init__(self) -> None:
+        super().__init__("object_changed", "the object changed while it was being published; publish it again")
+
+
+def copy_part_ranges(size: int, part_size: int = COPY_PART_SIZE) -> list[tuple[int, int]]:
+    """The inclusive byte ranges (``x-amz-copy-source-range: bytes=first-last``) of a multipart copy
+    of ``size`` bytes: parts of ``part_size``, grown (in whole MiB) when that would make more than
+    10000, every part at most 5 GiB and all but the last at least 5 MiB. Only for objects that
+    one CopyObject cannot copy (over 5 GiB), up to S3's 5 TiB."""
+    if not MAX_COPY_SIZE < size <= MAX_OBJECT_SIZE:
+        raise ValueError(f"a multipart copy is for sizes above {MAX_COPY_SIZE} up to {MAX_OBJECT_SIZE} bytes")
+    part = max(part_size, -(-size // MAX_COPY_PARTS))
+    part = min(-(-part // MiB) * MiB, MAX_COPY_SIZE)
+    return [(first, min(first + part, size) - 1) for first in range(0, size, part)]
+
+
+def _copy_headers(source: Bucket, key: str, etag: str | None) -> dict[str, str]:
+    """``x-amz-copy-source`` as S3 wants it (``/bucket/key``, the key URL-encoded), and the
+    checked ETag as a precondition: the copy is refused if the object changed since it was checked."""
+    headers = {"x-amz-copy-source": f"/{source.name}/{encode_key(key)}"}
+    if etag:
+        headers["x-amz-copy-source-if-match"] = etag
+    return headers
+
+
+def _copy_result(answer: Answer, what: str, root_name: str) -> str:
+    """The ETag of a copy's result. S3 can answer 200 with an ``<Error>`` body when the copy fails
+    after it started (API_CopyObject, API_UploadPartCopy): only a result element with an ETag is
+    a success."""
+    if answer.status == 412:
+        raise SourceChanged()
+    if answer.status == 404 and b"NoSuchKey" in answer.body:
+        raise Refused("object_not_found", "the object to publish is not in the bucket")
+    _check(answer, what)
+    root, ns = _xml(answer, what)
+    etag = root.findtext(f"{ns}ETag")
+    if root.tag != f"{ns}{root_name}" or not etag:
+        raise StorageError(f"S3 {what} answered 200 without a {root_name}")
+    return etag
+
+
+def copy_object(
+    credentials: Credentials, target: Bucket, key: str, source: Bucket, source_key: str, *,
+    content_type: str | None, source_etag: str | None, timeout: float = 10.0, now: datetime | None = None,
+) -> str:
+    """CopyObject (at most 5 GiB) with the metadata replaced by ``content_type`` alone: nothing else
+    the uploader set travels to the copy. Returns the copy's ETag."""
+    headers = {**_copy_headers(source, source_key, source_etag), "x-amz-metadata-directive": "REPLACE"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    answer = signed_request(credentials, target, "PUT", target.object_url(key), headers=headers,
+                            timeout=max(timeout, COPY_TIMEOUT), now=now)
+    return _copy_result(answer, "copy object", "CopyObjectResult")
+
+
+def upload_part_copy(
+    credentials: Credentials, target: Bucket, key: str, upload_id: str, number: int, source: Bucket,
+    source_key: str, byte_range: tuple[int, int], *, source_etag: str | None, timeout: float = 10.0,
+    now: datetime | None = None,
+) -> str:
+    """UploadPartCopy of ``byte_range`` (inclusive) of the source; returns the part's ETag."""
+    headers = {**_copy_headers(source, source_key, source_etag),
+               "x-amz-copy-source-range": f"bytes={byte_range[0]}-{byte_range[1]}"}
+    url = f"{target.object_url(key)}?{_query(partNumber=number, uploadId=upload_id)}"
+    answer = signed_request(credentials, target, "PUT", url, headers=headers, timeout=max(timeout, COPY_TIMEOUT),
+                            now=now)
+    return _copy_result(answer, "upload part copy", "CopyPartResult")
+
+
+def copy_large_object(
+    credentials: Credentials, target: Bucket, key: str, source: Bucket, source_key: str, size: int, *,
+    content_type: str | None, source_etag: str | None, timeout: float = 10.0,
+    ranges: list[tuple[int, int]] | None = None,
+) -> str | None:
+    """A copy over 5 GiB: create a multipart upload, copy the ranges (default
+    :func:`copy_part_ranges`), complete; any failure aborts the upload, so no half copy stays
+    behind. Returns the ETag."""
+    plan = copy_part_ranges(size) if ranges is None else ranges
+    upload_id = create_multipart_upload(credentials, target, key, content_type, timeout=timeout)
+    try:
+        parts = [
+            (number, upload_part_copy(credentials, target, key, upload_id, number, source, source_key, byte_range,
+                                      source_etag=source_etag, timeout=timeout))
+            for number, byte_range in enumerate(plan, 1)
+        ]
+        return complete_multipart_upload(credentials, target, key, upload_id, parts, timeout=max(timeout, COPY_TIMEOUT))
+    except BaseException:
+        with suppress(Refused):  # the copy's failure is the one to report; a lifecycle rule ends the rest
+            abort_multipart_upload(credentials, target, key, upload_id, timeout=timeout)
+        raise

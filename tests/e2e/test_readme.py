@@ -1,5 +1,5 @@
 """The README's first hour, word for word: `scripts/run.sh` (the local default on SeaweedFS), its
-curl block and its CLI block, each read from README.md and run by bash. Only the two addresses
+curl block, its publish block and its CLI block, each read from README.md and run by bash. Only the two addresses
 change (127.0.0.1:8080 and s3.localhost:9000 become free ports, as LOCAL_S3_PORT and SIGNER_BIND
 allow); a second run.sh on the same ports ends at once with one line."""
 
@@ -84,6 +84,15 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
         assert lines[:5] == ["presign: HTTP 200", "PUT to S3: HTTP 200", "post-policy: HTTP 200",
                              "POST to S3: HTTP 204"] + lines[4:5], curl_run.stdout
         assert lines[4].count('"key": "uploads/local/') == 2, lines[4]
+
+        publish_run = bash(localise(readme_block("### Publishing an upload\n")), work, clean_env())
+        assert publish_run.returncode == 0, publish_run.stderr
+        lines = publish_run.stdout.splitlines()
+        assert lines[:3] == ["presign: HTTP 200", "PUT to S3: HTTP 200", "publish: HTTP 200"], publish_run.stdout
+        assert re.fullmatch(r"public/local/\d{4}/\d{2}/\d{2}/summer-picture-[a-z2-7]{26}\.png", lines[3]), lines
+        assert lines[4:] == ["public GET: HTTP 200", "the public copy has the same bytes"], publish_run.stdout
+        public = SeaweedFS(s3_port, "local-public", Credentials("local-access-key", "local-secret-key"))
+        assert public.get_object(lines[3]) == b"\x89PNG not really a picture\n"
 
         cli_run = bash(localise(readme_block("From the command line")), work, clean_env())
         assert cli_run.returncode == 0, cli_run.stderr

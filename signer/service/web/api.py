@@ -13,6 +13,7 @@ from ..completion import guard_parts, schedule_object_check
 from ..config import Config
 from ..doctor import healthy, run_doctor
 from ..errors import Refused
+from ..publish import publish, required
 from ..rules import SIGN_REQUEST_FIELDS, PostPlan
 from ..storage import list_objects
 from .context import caller, caller_rules, config, json_body
@@ -89,6 +90,19 @@ def sign_request() -> Response:
         return json_response({"url": form.url, "fields": form.fields, "key": step.plan.key})
     url = step.plan.sign(credentials, cfg.bucket, now)
     return json_response({"url": url.url, "headers": url.headers, "key": step.plan.key})
+
+
+@api.post("/v1/uploads/publish")
+def publish_upload() -> Response:
+    """Copy the caller's own finished upload to the public bucket (server-side, checked first)."""
+    cfg = config()
+    who, rules = caller(cfg), caller_rules(cfg)
+    body = json_body({"key", "filename"})
+    settings = required(cfg.publish)
+    published = publish(cfg.credentials, cfg.bucket, settings, rules, body.get("key"), body.get("filename"),
+                        timeout=cfg.s3_timeout)
+    log.info("published an upload for %s (%s)%s", who.identity or "-", who.via, "" if published.copied else ", again")
+    return json_response(published.as_json())
 
 
 @api.get("/v1/objects")

@@ -35,7 +35,8 @@ def _add_converter(state: BlueprintSetupState) -> None:
 def _companion() -> Companion:
     cfg = config()
     caller()
-    return Companion(cfg.credentials, cfg.bucket, caller_rules(), current_time(), cfg.s3_timeout, cfg.cookie_secret)
+    return Companion(cfg.credentials, cfg.bucket, caller_rules(), current_time(), cfg.s3_timeout, cfg.cookie_secret,
+                     cfg.publish)
 
 
 @companion.get("/s3/params")

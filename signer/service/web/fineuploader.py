@@ -11,6 +11,7 @@ from ...sigv4 import current_time
 from ..completion import guard_parts, schedule_object_check
 from ..errors import Refused
 from ..fineuploader import FineUploader
+from ..publish import publish
 from ..storage import delete_object, head_object
 from .context import caller, caller_rules, config, json_body
 from .responses import json_response
@@ -84,7 +85,12 @@ def success() -> Response:
     except Refused:
         delete_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
         raise
-    return json_response({"success": True, "key": key, "size": info.size})
+    answer: dict[str, object] = {"success": True, "key": key, "size": info.size}
+    if cfg.publish is not None and cfg.publish.on_upload:
+        published = publish(cfg.credentials, cfg.bucket, cfg.publish, caller_rules(), key, request.values.get("name") or None,
+                            timeout=cfg.s3_timeout)
+        answer["published"] = {"key": published.key, "url": published.url}
+    return json_response(answer)
 
 
 @fineuploader.delete("/s3/files/<uuid>")

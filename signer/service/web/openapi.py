@@ -58,7 +58,7 @@ def _path(name: str, **schema: Any) -> dict[str, Any]:
 
 _UPLOAD_ID = _path("uploadId")
 _UPLOAD_KEY = _query("key", description="The key /s3/multipart answered.")
-_COMPANION_ERRORS = (400, 401, 403, 404, 413, 415, 502)
+_COMPANION_ERRORS = (400, 401, 403, 404, 409, 413, 415, 502)
 _URL_ANSWER = {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}, "expires": {"type": "integer"}}}
 
 
@@ -126,7 +126,10 @@ def _companion_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
             })},
             "responses": {"200": {"description": "Completed", **_json({
                 "type": "object", "required": ["location", "bucket", "key"],
-                "properties": {name: {"type": "string"} for name in ("location", "bucket", "key")},
+                "properties": {**{name: {"type": "string"} for name in ("location", "bucket", "key")},
+                               "published": {"type": "object", "description": "With SIGNER_PUBLISH_ON_UPLOAD: where "
+                                             "the upload was published", "required": ["key", "url"],
+                                             "properties": {"key": {"type": "string"}, "url": {"type": "string"}}}},
             })}, **_errors(*_COMPANION_ERRORS)},
         }},
     }
@@ -225,6 +228,35 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/uploads/publish": {
+                "post": {
+                    "summary": "Publish the caller's own finished upload: checked, then copied by S3 to the public "
+                               "bucket under a name the service chooses (SIGNER_PUBLISH_BUCKET)",
+                    "security": secured,
+                    "requestBody": {"required": True, **_json({
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["key"],
+                        "properties": {
+                            "key": _KEY,
+                            "filename": {"type": "string", "minLength": 1, "description": "Makes the public name "
+                                         "readable (a-z, 0-9 and hyphens are kept); the extension comes from the type."},
+                        },
+                    })},
+                    "responses": {
+                        "200": {"description": "Published (copied is false when it already was)", **_json({
+                            "type": "object",
+                            "required": ["source_key", "bucket", "key", "url", "size", "content_type", "etag", "copied"],
+                            "properties": {
+                                **{name: {"type": "string"} for name in ("source_key", "bucket", "key", "url")},
+                                "size": {"type": "integer"}, "content_type": {"type": ["string", "null"]},
+                                "etag": {"type": ["string", "null"]}, "copied": {"type": "boolean"},
+                            },
+                        })},
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 502),
+                    },
+                }
+            },
             "/v1/objects": {
                 "get": {
                     "summary": "The caller's objects under its prefix (at most 100)",
@@ -312,8 +344,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "properties": {name: {"type": "string"} for name in ("key", "uuid", "name", "bucket", "etag")},
                     }}}},
                     "responses": {
-                        "200": {"description": "Confirmed", **_json(_SUCCESS)},
-                        **_errors(400, 401, 404, 413, 502),
+                        "200": {"description": "Confirmed (with SIGNER_PUBLISH_ON_UPLOAD, published: {key, url})",
+                                **_json(_SUCCESS)},
+                        **_errors(400, 401, 404, 409, 413, 502),
                     },
                 }
             },

@@ -1,0 +1,187 @@
+"""Publish against SeaweedFS with two buckets: the service's server-side copies (CopyObject,
+UploadPartCopy) are signed by our own code and checked by the store; every copy is compared
+byte for byte with what was uploaded. Refusals copy nothing (the public bucket's listing is
+unchanged)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from signer import Bucket
+from signer.service.storage import (
+    SourceChanged,
+    StorageError,
+    copy_large_object,
+    head_object,
+    list_multipart_uploads,
+)
+from tests.conftest import ALICE_TOKEN, BOB_TOKEN
+from tests.e2e.conftest import service
+from tests.seaweedfs import SeaweedFS
+
+PUBLIC = "public-bucket"
+MiB = 1024 * 1024
+SLUG = r"[a-z2-7]{26}"
+
+
+@pytest.fixture(scope="module")
+def stores(weed) -> tuple[SeaweedFS, SeaweedFS]:
+    """The session's SeaweedFS bucket and a second one in the same store, to publish to."""
+    weed.create_bucket(PUBLIC)
+    return weed, SeaweedFS(weed.port, PUBLIC, weed.credentials, weed.region)
+
+
+@pytest.fixture(scope="module")
+def signer(stores, tmp_path_factory) -> Iterator[str]:
+    """Publishing to the second bucket; uploads limited to 1 MB of images, PDFs and text."""
+    with service(tmp_path_factory.mktemp("publish"), SIGNER_PUBLISH_BUCKET=PUBLIC, **stores[0].signer_env("path")) as url:
+        yield url
+
+
+def auth(token: str = ALICE_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def upload(base: str, key: str, body: bytes, content_type: str = "image/png", token: str = ALICE_TOKEN) -> None:
+    signed = requests.post(f"{base}/v1/presign", json={"method": "PUT", "key": key, "content_type": content_type,
+                                                       "content_length": len(body)}, headers=auth(token), timeout=10)
+    assert signed.status_code == 200, signed.text
+    put = requests.put(signed.json()["url"], data=body, headers=signed.json()["headers"], timeout=30)
+    assert put.status_code == 200, put.text
+
+
+def publish(base: str, token: str = ALICE_TOKEN, **body: object) -> requests.Response:
+    return requests.post(f"{base}/v1/uploads/publish", json=body, headers=auth(token), timeout=60)
+
+
+def listing(store: SeaweedFS, prefix: str = "") -> list[str]:
+    status, _, body = store.request("GET", "", f"list-type=2&prefix={prefix}")
+    assert status == 200, body
+    return re.findall(r"<Key>([^<]+)</Key>", body.decode())
+
+
+def test_publish_copies_byte_exact_under_the_template_name(signer, stores) -> None:
+    uploads, public = stores
+    body = os.urandom(300 * 1024)
+    upload(signer, "uploads/alice/holiday photo ü.png", body)
+    answer = publish(signer, key="uploads/alice/holiday photo ü.png", filename="Holiday Photo.PNG")
+    assert answer.status_code == 200, answer.text
+    published = answer.json()
+    today = datetime.now(UTC)  # the upload's Last-Modified: this test ran today (UTC), give or take midnight
+    assert re.fullmatch(rf"public/alice/{today:%Y/%m/%d}/holiday-photo-{SLUG}\.png", published["key"]), published
+    assert published == {
+        "source_key": "uploads/alice/holiday photo ü.png", "bucket": PUBLIC, "key": published["key"],
+        "url": Bucket(PUBLIC, "us-east-1", uploads.path_endpoint, "path").object_url(published["key"]),
+        "size": len(body), "content_type": "image/png", "etag": published["etag"], "copied": True,
+    }
+    status, headers, copied = public.request("GET", published["key"])
+    assert (status, copied, headers["content-type"]) == (200, body, "image/png")
+    assert uploads.get_object("uploads/alice/holiday photo ü.png") == body  # the original stays
+
+    again = publish(signer, key="uploads/alice/holiday photo ü.png", filename="Holiday Photo.PNG")
+    assert again.status_code == 200 and again.json() == {**published, "copied": False}, again.text
+    assert listing(public, "public/alice/") == [published["key"]]  # one public object, not two
+
+
+def test_refusals_copy_nothing(signer, stores) -> None:
+    uploads, public = stores
+    upload(signer, "uploads/alice/mine.png", b"\x89PNG alice's")
+    status, _, _ = uploads.request("PUT", "uploads/alice/too-big.png", body=b"x" * 1_000_001,
+                                   headers={"Content-Type": "image/png"})  # placed in the store directly
+    assert status == 200
+    status, _, _ = uploads.request("PUT", "uploads/alice/page.html", body=b"<script>", headers={"Content-Type": "text/html"})
+    assert status == 200
+    before = listing(public)
+    cases = [
+        (BOB_TOKEN, {"key": "uploads/alice/mine.png"}, 403, "key_not_allowed"),  # another caller's key
+        (BOB_TOKEN, {"key": "uploads/alice/nothing-here.png"}, 403, "key_not_allowed"),  # the same answer: no oracle
+        (ALICE_TOKEN, {"key": "uploads/alice/not-uploaded-yet.png"}, 404, "object_not_found"),
+        (ALICE_TOKEN, {"key": "uploads/alice/too-big.png"}, 403, "too_large"),
+        (ALICE_TOKEN, {"key": "uploads/alice/page.html"}, 403, "content_type_not_allowed"),
+        (ALICE_TOKEN, {}, 400, "missing_field"),
+        (ALICE_TOKEN, {"key": "uploads/alice/mine.png", "filename": ""}, 400, "invalid_input"),
+        (ALICE_TOKEN, {"key": "uploads/alice/mine.png", "bucket": PUBLIC}, 400, "unknown_field"),
+    ]
+    for token, body, status, code in cases:
+        answer = publish(signer, token, **body)
+        assert (answer.status_code, answer.json()["code"]) == (status, code), (body, answer.text)
+    assert listing(public) == before
+    assert requests.post(f"{signer}/v1/uploads/publish", json={"key": "uploads/alice/mine.png"}, timeout=10).status_code == 401
+
+
+def test_multipart_copy_part_by_part_is_byte_exact_and_a_failure_leaves_nothing(stores) -> None:
+    """The over-5-GiB path with small ranges (S3's minimum part is 5 MiB): UploadPartCopy with
+    x-amz-copy-source-range, then complete; a range the store refuses aborts the upload."""
+    uploads, public = stores
+    body = os.urandom(11 * MiB + 123)
+    status, _, _ = uploads.request("PUT", "uploads/alice/big.bin", body=body, headers={"Content-Type": "image/png"})
+    assert status == 200
+    source = Bucket(uploads.bucket, "us-east-1", uploads.path_endpoint, "path")
+    target = Bucket(PUBLIC, "us-east-1", uploads.path_endpoint, "path")
+    info = head_object(uploads.credentials, source, "uploads/alice/big.bin")
+    assert info is not None
+    ranges = [(0, 5 * MiB - 1), (5 * MiB, 10 * MiB - 1), (10 * MiB, len(body) - 1)]
+    copy_large_object(uploads.credentials, target, "parts/big.bin", source, "uploads/alice/big.bin", len(body),
+                      content_type="image/png", source_etag=info.etag, ranges=ranges)
+    status, headers, copied = public.request("GET", "parts/big.bin")
+    assert (status, copied, headers["content-type"]) == (200, body, "image/png")
+
+    with pytest.raises(StorageError, match="InvalidRange"):
+        copy_large_object(uploads.credentials, target, "parts/broken.bin", source, "uploads/alice/big.bin", len(body),
+                          content_type="image/png", source_etag=info.etag, ranges=[(0, 5 * MiB - 1), (5 * MiB, len(body) + 10)])
+    with pytest.raises(SourceChanged):
+        copy_large_object(uploads.credentials, target, "parts/stale.bin", source, "uploads/alice/big.bin", len(body),
+                          content_type="image/png", source_etag='"0123456789abcdef0123456789abcdef"', ranges=ranges)
+    assert list_multipart_uploads(uploads.credentials, target, "parts/") == []  # both aborted
+    assert listing(public, "parts/") == ["parts/big.bin"]
+
+
+@pytest.fixture(scope="module")
+def on_upload(stores, tmp_path_factory) -> Iterator[str]:
+    """Publishing on upload, into the upload bucket itself under published/, deleting the original."""
+    with service(tmp_path_factory.mktemp("publish-on-upload"), SIGNER_PUBLISH_BUCKET=stores[0].bucket,
+                 SIGNER_PUBLISH_PREFIX="published/", SIGNER_PUBLISH_ON_UPLOAD="true", SIGNER_PUBLISH_DELETE_SOURCE="true",
+                 SIGNER_PUBLISH_URL="https://cdn.example/", SIGNER_MAX_SIZE=str(20 * MiB),
+                 **stores[0].signer_env("path")) as url:
+        yield url
+
+
+def test_companion_complete_publishes_a_multipart_upload(on_upload, stores) -> None:
+    uploads, _ = stores
+    created = requests.post(f"{on_upload}/s3/multipart", json={"filename": "scan.pdf", "type": "application/pdf"},
+                            headers=auth(), timeout=10).json()
+    body, parts = os.urandom(5 * MiB + 1000), []
+    for number, chunk in enumerate((body[:5 * MiB], body[5 * MiB:]), 1):
+        url = requests.get(f"{on_upload}/s3/multipart/{created['uploadId']}/{number}", params={"key": created["key"]},
+                           headers=auth(), timeout=10).json()["url"]
+        parts.append({"PartNumber": number, "ETag": requests.put(url, data=chunk, timeout=30).headers["ETag"]})
+    done = requests.post(f"{on_upload}/s3/multipart/{created['uploadId']}/complete", params={"key": created["key"]},
+                         json={"parts": parts}, headers=auth(), timeout=60)
+    assert done.status_code == 200, done.text
+    published = done.json()["published"]
+    assert re.fullmatch(rf"published/alice/\d{{4}}/\d{{2}}/\d{{2}}/{SLUG}\.pdf", published["key"]), published
+    assert published["url"] == f"https://cdn.example/{published['key']}"
+    status, headers, copied = uploads.request("GET", published["key"])
+    assert (status, copied, headers["content-type"]) == (200, body, "application/pdf")
+    assert uploads.get_object(created["key"]) is None  # SIGNER_PUBLISH_DELETE_SOURCE
+
+
+def test_fine_uploader_success_publishes_and_a_second_publish_finds_the_original_gone(on_upload, stores) -> None:
+    uploads, _ = stores
+    body = os.urandom(4000)
+    upload(on_upload, "uploads/alice/fu-0123.jpg", body, "image/jpeg")
+    form = {"key": "uploads/alice/fu-0123.jpg", "bucket": uploads.bucket, "name": "Beach.jpeg", "uuid": "0123"}
+    success = requests.post(f"{on_upload}/s3/success", data=form, headers=auth(), timeout=60)
+    assert success.status_code == 200, success.text
+    answer = success.json()
+    assert answer["success"] is True and re.fullmatch(rf"published/alice/.*/beach-{SLUG}\.jpg", answer["published"]["key"])
+    assert uploads.get_object(answer["published"]["key"]) == body
+    assert uploads.get_object("uploads/alice/fu-0123.jpg") is None
+    again = publish(on_upload, key="uploads/alice/fu-0123.jpg")
+    assert (again.status_code, again.json()["code"]) == (404, "object_not_found")
