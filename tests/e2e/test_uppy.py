@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from signer import Bucket
+from signer.service.storage import UploadNotFound, list_parts
 from tests.e2e.conftest import service
 from tests.servers import ROOT
 
@@ -78,7 +80,7 @@ def origin(store, tmp_path_factory) -> Iterator[str]:
     """The service with its demo page (Uppy at /), trusting X-Auth-User from 127.0.0.1."""
     logs = tmp_path_factory.mktemp("uppy-service")
     with service(logs, SIGNER_API_TOKENS=None, SIGNER_USER_HEADER=USER_HEADER, SIGNER_DEMO_PAGE="true",
-                 SIGNER_MAX_SIZE=str(MAX_SIZE), SIGNER_ALLOWED_METHODS="GET,PUT,HEAD,DELETE",  # cancel aborts: a DELETE
+                 SIGNER_MAX_SIZE=str(MAX_SIZE), SIGNER_ALLOWED_METHODS=None,  # the default: GET,PUT,HEAD
                  **store.signer_env("path")) as url:
         yield url
 
@@ -176,10 +178,26 @@ def test_pause_then_resume_continues_from_the_listed_parts(browser, origin, stor
     page.close()
 
 
-def test_cancel_leaves_no_multipart_upload(browser, origin, store) -> None:
+def test_cancel_with_the_default_methods_aborts_the_upload(browser, origin, store) -> None:
+    """SIGNER_ALLOWED_METHODS is the default (no DELETE): Uppy's cancel, after the first part,
+    reaches the service, which aborts; our own signed ListParts then says the upload is gone."""
+    answers: list[tuple[str, str, int]] = []
+    created: list[dict] = []
     page = open_page(browser, origin, "u-cancel")
+    page.on("response", lambda response: answers.append((response.request.method, response.url, response.status)))
+    page.on("response", lambda response: created.append(response.json()) if (
+        response.request.method == "POST" and response.url == f"{origin}/s3/multipart") else None)
     result = upload(page, size=12 * 1000 * 1000, seed=2, action="cancel")
     assert result["events"] == ["cancelled"], result
+    assert len(created) == 1, created
+    key, upload_id = created[0]["key"], created[0]["uploadId"].rpartition(".")[0]  # the store's id, seal removed
+    part_puts = [status for method, url, status in answers if method == "PUT" and "partNumber=1&" in url]
+    assert part_puts == [200], answers  # cancelled mid-upload, after a part had landed
+    aborts = [status for method, url, status in answers if method == "DELETE" and "/s3/multipart/" in url]
+    assert aborts == [200], answers
+    bucket = Bucket(store.bucket, store.region, store.path_endpoint, "path")
+    with pytest.raises(UploadNotFound):
+        list_parts(store.credentials, bucket, key, upload_id)
     assert open_uploads(store, "uploads/user/u-cancel/") == []
     assert objects(store, "uploads/user/u-cancel/") == {}
     page.close()
