@@ -14,7 +14,8 @@ from tests.helpers import FROZEN, NOW
 
 KEY = "uploads/alice/x.png"
 HOST = "uploads-bucket.s3.localhost:9000"
-JSON_ENDPOINTS = ["/v1/presign", "/v1/post-policy", "/s3/signature?v4=true", "/v1/sign-request", "/s3/multipart"]
+JSON_ENDPOINTS = ["/v1/presign", "/v1/post-policy", "/s3/signature?v4=true", "/v1/sign-request", "/s3/multipart",
+                  "/v1/uploads/publish"]
 
 
 def policy(**changes) -> dict:
@@ -236,6 +237,20 @@ def test_hostile_fine_uploader(make_client, body) -> None:
 @pytest.mark.parametrize("body", HOSTILE_SIGN_REQUEST, ids=range(len(HOSTILE_SIGN_REQUEST)))
 def test_hostile_sign_request(client, body) -> None:
     assert_refused(client.post("/v1/sign-request", data=json.dumps(body), content_type="application/json",
+                               headers=bearer()))
+
+
+HOSTILE_PUBLISH_KEYS = sorted({body["key"] for body in HOSTILE_PRESIGN if "key" in body and body["key"] != KEY}) + [
+    "uploads/bob/x.png", "uploads/alice/", "uploads/alice/${filename}", "public/alice/x.png", "", None, 7]
+
+
+@freeze_time(FROZEN)
+@pytest.mark.parametrize("key", HOSTILE_PUBLISH_KEYS, ids=range(len(HOSTILE_PUBLISH_KEYS)))
+def test_hostile_publish(make_client, key) -> None:
+    """Refused from the key alone, before any S3 call (this client has no store)."""
+    client = make_client(SIGNER_PUBLISH_BUCKET="public-bucket")
+    body = {"key": key, "filename": "x.png"} if key is not None else {"filename": "x.png"}
+    assert_refused(client.post("/v1/uploads/publish", data=json.dumps(body), content_type="application/json",
                                headers=bearer()))
 
 
