@@ -194,7 +194,7 @@ def check_sign_request_steps(client, oracle, key, upload) -> None:
     assert complete.json["headers"] == {"If-None-Match": "*"}  # Uppy 6.3.1 sends the headers we answer
     assert complete.json["url"] == oracle.generate_presigned_url("complete_multipart_upload", Params={
         "Bucket": "uploads-bucket", "Key": key, "UploadId": upload, "IfNoneMatch": "*"}, ExpiresIn=300)
-    create = sign(client, method="POST", key=key, checksum_algorithm="sha256")
+    create = sign(client, method="POST", key=key, checksum_algorithm="SHA256")
     assert create.status_code == 200 and create.json["headers"] == {"x-amz-checksum-algorithm": "SHA256"}
     assert create.json["url"] == oracle.generate_presigned_url("create_multipart_upload", Params={
         "Bucket": "uploads-bucket", "Key": key, "ChecksumAlgorithm": "SHA256"}, ExpiresIn=300)
@@ -205,6 +205,7 @@ def test_sign_request_refuses_checksums_where_they_do_not_apply(client) -> None:
     for body in ({"method": "POST", "key": key, "uploadId": upload, "checksum_sha256": SHA256},
                  {"method": "PUT", "key": key, "uploadId": upload, "partNumber": 1, "checksum_sha256": "x"},
                  {"method": "POST", "key": key, "checksum_algorithm": "MD5"},
+                 {"method": "POST", "key": key, "checksum_algorithm": "sha256"},
                  {"method": "PUT", "key": key, "uploadId": upload, "partNumber": 1, "checksum_algorithm": "SHA256"}):
         answer = sign(client, **body)
         assert answer.status_code == 400 and "url" not in answer.json, (body, answer.json)

@@ -62,6 +62,6 @@ def declared_checksum(values: Mapping[str, object], names: Mapping[str, str] | N
 
 def check_algorithm(value: object, name: str = "checksum_algorithm") -> str:
     """An ``x-amz-checksum-algorithm`` for CreateMultipartUpload: SHA256, CRC32, CRC32C or CRC64NVME."""
-    if not isinstance(value, str) or value.upper() not in ALGORITHM_NAMES:
+    if not isinstance(value, str) or value not in ALGORITHM_NAMES:
         raise Refused("invalid_checksum", f"{name} must be one of {', '.join(ALGORITHM_NAMES)}")
-    return value.upper()
+    return value
