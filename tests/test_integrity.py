@@ -273,3 +273,36 @@ def test_cli_a_file_named_like_a_checksum_is_given_as_a_path(tmp_path) -> None:
     result = run_cli("presign", "PUT", "uploads/a.bin", "--checksum-sha256", f"./{named}", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["headers"]["x-amz-checksum-sha256"] == SHA256
+
+
+def test_require_checksum_refuses_part_signatures_whose_clients_send_none(moto_client) -> None:
+    """Uppy's Companion part URLs and Fine Uploader's part strings carry no checksum: refused."""
+    build, store = moto_client
+    client = build(SIGNER_REQUIRE_CHECKSUM="true")
+    created = client.post("/s3/multipart", json={"filename": "a.png", "type": "image/png"}, headers=bearer())
+    assert created.status_code == 200, created.json
+    key, upload_id = created.json["key"], created.json["uploadId"]
+    part = client.get(f"/s3/multipart/{upload_id}/1", query_string={"key": key}, headers=bearer())
+    assert part.status_code == 400 and part.json["code"] == "checksum_required"
+    signed = sign(client, method="PUT", key=key, uploadId=upload_id.rpartition(".")[0], partNumber=1,
+                  checksum_sha256=SHA256)
+    assert signed.status_code == 200 and signed.json["headers"] == {"x-amz-checksum-sha256": SHA256}
+
+
+def test_fine_uploader_part_checksum_is_checked_and_required_when_configured() -> None:
+    from signer import Bucket, Credentials
+    from signer.service.fineuploader import FineUploader
+    from signer.service.rules import Rules
+
+    bucket = Bucket("uploads-bucket")
+    adapter = FineUploader(Credentials(ACCESS_KEY, SECRET_KEY), bucket,
+                           Rules(require_checksum=True).for_caller("alice"), NOW)
+    text = lambda **extra: fu.headers_string("part", NOW, host=bucket.host, key="uploads/alice/a.png",  # noqa: E731
+                                             extra=extra or None)
+    with pytest.raises(Refused) as caught:
+        adapter.check_multipart(text())
+    assert caught.value.code == "checksum_required"
+    assert adapter.check_multipart(text(**{"x-amz-checksum-crc32": CRC32})).kind == "part"
+    with pytest.raises(Refused) as caught:
+        adapter.check_multipart(text(**{"x-amz-checksum-crc32": SHA256}))
+    assert caught.value.code == "invalid_checksum"
