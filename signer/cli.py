@@ -23,6 +23,7 @@ CLI_FIELDS = {
     "content_length": "--content-length",
     "max_size": "--max-size",
     "expires_in": "--expires",
+    "checksum_sha256": "--checksum-sha256",
 }
 
 
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     presign.add_argument("--content-type", help="PUT: the Content-Type the upload must send")
     presign.add_argument("--content-length", type=int, help="PUT: the exact size the upload must send "
                          "(required when SIGNER_MAX_SIZE is set)")
+    presign.add_argument("--checksum-sha256", metavar="FILE|VALUE",
+                         help="PUT: sign the upload's SHA-256, so the store refuses other bytes: a base64 value "
+                         "(44 characters, as S3 spells it) is taken as it is; anything else names a file to hash "
+                         "(write ./NAME for a file whose name looks like a value)")
     presign.add_argument("--expires", type=int, help="lifetime in seconds (at most SIGNER_MAX_EXPIRES)")
     presign.add_argument("--identity", help="sign as this caller (key prefix <prefix><identity>/)")
     presign.add_argument("--json", action="store_true", help="print method, url, headers, key and expiry as JSON")
@@ -44,6 +49,31 @@ def _parser() -> argparse.ArgumentParser:
                                  "signature checks, POST size limits, CORS (writes and deletes probe objects)")
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
+
+
+def sha256_argument(text: str) -> str:
+    """``--checksum-sha256 FILE|VALUE``: a well-formed base64 SHA-256 (44 characters ending in
+    '=') is the value; anything else is a file, hashed here. The two never meet: base64 has no
+    '.', so ``./NAME`` always names a file."""
+    import base64
+    import hashlib
+
+    from .service.checksums import check_checksum
+    from .service.errors import Refused
+
+    try:
+        return check_checksum("checksum_sha256", text, "--checksum-sha256")[1]
+    except Refused:
+        pass
+    digest = hashlib.sha256()
+    try:
+        with open(text, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise Refused("invalid_checksum", f"--checksum-sha256 {text!r} is neither a base64 SHA-256 (44 characters) "
+                      f"nor a readable file: {exc.strerror.lower() if exc.strerror else 'unreadable'}") from None
+    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,11 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or is_reserved(args.identity)):
             raise Refused("invalid_input",
                           "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous' or 'user')")
+        checksum = None if args.checksum_sha256 is None else sha256_argument(args.checksum_sha256)
         credentials = config.credentials
         now = current_time()
         plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
             method=args.method, key=args.key, filename=args.filename, content_type=args.content_type,
             content_length=args.content_length, expires_in=args.expires, now=now, valid_until=credentials.expiration,
+            checksum_sha256=checksum,
         )
         url = plan.sign(credentials, config.bucket, now)
     except ConfigError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -43,6 +44,7 @@ CANNED_ACLS = frozenset(
     }
 )
 SUCCESS_STATUSES = frozenset({"200", "201", "204"})
+_CHECKSUM_FIELD = re.compile(r"x-amz-checksum-(sha256|sha1|crc32|crc32c|crc64nvme)")
 
 
 def _made_once_json_encoder() -> Callable[[Any], str]:
@@ -96,6 +98,7 @@ def presign_post(
     acl: str | None = None,
     success_action_status: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    checksum: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> PostForm:
     """Sign a POST policy for one upload and return the form.
@@ -104,7 +107,9 @@ def presign_post(
     precedes it (S3 substitutes the uploaded file's name). ``content_type`` is exact and
     becomes a field; ``content_type_prefix`` (``"image/"``) lets the client set its own
     ``Content-Type`` field within it. The caller must send ``fields`` in order and put
-    the ``file`` field **last**: S3 ignores every field after the file.
+    the ``file`` field **last**: S3 ignores every field after the file. ``checksum``
+    (``{"x-amz-checksum-sha256": base64}``, or another ``x-amz-checksum-<alg>``) becomes a
+    field and an exact condition: the store compares it with the file.
 
     Conditions are written in the order botocore writes them (caller's conditions, then
     bucket, key and the x-amz-* ones), so its generate_presigned_post is an exact oracle.
@@ -146,6 +151,11 @@ def presign_post(
         field = f"x-amz-meta-{name.lower()}"
         fields[field] = _field_value(field, value)
         conditions.append({field: value})
+    for name, value in (checksum or {}).items():
+        if not isinstance(name, str) or not _CHECKSUM_FIELD.fullmatch(name):
+            raise InvalidHeader(f"checksum field {name!r} is not x-amz-checksum-<algorithm>")
+        fields[name] = _field_value(name, value)
+        conditions.append({name: value})
 
     conditions.append({"bucket": bucket.name})
     if key.endswith(FILENAME_VARIABLE):

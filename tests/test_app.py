@@ -36,13 +36,14 @@ def test_presign_put_matches_botocore(client) -> None:
     body = response.json
     expected = client_for(CREDS, BUCKET).generate_presigned_url(
         "put_object",
-        Params={"Bucket": "uploads-bucket", "Key": "uploads/alice/cat.png", "ContentType": "image/png", "ContentLength": 1234},
+        Params={"Bucket": "uploads-bucket", "Key": "uploads/alice/cat.png", "ContentType": "image/png", "ContentLength": 1234,
+                "IfNoneMatch": "*"},  # SIGNER_OVERWRITE=deny, the default
         ExpiresIn=600,
     )
     assert body == {
         "method": "PUT",
         "url": expected,
-        "headers": {"Content-Type": "image/png", "Content-Length": "1234"},
+        "headers": {"Content-Type": "image/png", "Content-Length": "1234", "If-None-Match": "*"},
         "bucket": "uploads-bucket",
         "key": "uploads/alice/cat.png",
         "expires_at": "2026-11-23T08:10:00Z",
@@ -109,10 +110,10 @@ def test_delete_can_be_allowed(make_client) -> None:
 
 
 def test_no_size_limit_means_no_length_needed(make_client) -> None:
-    client = make_client(SIGNER_MAX_SIZE=None, SIGNER_ALLOWED_CONTENT_TYPES=None)
+    client = make_client(SIGNER_MAX_SIZE=None, SIGNER_ALLOWED_CONTENT_TYPES=None, SIGNER_OVERWRITE="allow")
     response = post_json(client, "/v1/presign", {"method": "PUT", "key": "uploads/alice/x.bin"})
     assert response.status_code == 200
-    assert response.json["headers"] == {}
+    assert response.json["headers"] == {}  # allow: today's behaviour, nothing but what was asked
 
 
 # --- /v1/post-policy ---------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_cli_prints_a_url_botocore_agrees_with() -> None:
     with freeze_time(moment):
         expected = client_for(Credentials(ACCESS_KEY, SECRET_KEY), Bucket("uploads-bucket")).generate_presigned_url(
             "put_object", Params={"Bucket": "uploads-bucket", "Key": "uploads/cat.jpg", "ContentType": "image/jpeg",
-                                     "ContentLength": 3},
+                                     "ContentLength": 3, "IfNoneMatch": "*"},
             ExpiresIn=300,
         )
     assert url == expected

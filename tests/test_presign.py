@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,11 +11,12 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from freezegun import freeze_time
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signer import Bucket, Credentials, SigningError, presign_url, sign_headers
 from signer.errors import InvalidBucket, InvalidExpiry, InvalidHeader, InvalidInput, InvalidKey, InvalidTime
+from signer.service.errors import Refused
 from tests.helpers import BUCKET, CREDS, NOW
 from tests.oracle import (
     buckets,
@@ -25,6 +28,15 @@ from tests.oracle import (
     moments,
     object_keys,
 )
+
+CHECKSUM_PARAMS = {"x-amz-checksum-sha256": "ChecksumSHA256", "x-amz-checksum-crc32": "ChecksumCRC32",
+                   "x-amz-checksum-crc32c": "ChecksumCRC32C", "x-amz-checksum-crc64nvme": "ChecksumCRC64NVME"}
+_DIGEST_SIZES = {"x-amz-checksum-sha256": 32, "x-amz-checksum-crc32": 4, "x-amz-checksum-crc32c": 4,
+                 "x-amz-checksum-crc64nvme": 8}
+checksums = st.one_of(st.just({}), st.sampled_from(sorted(_DIGEST_SIZES)).flatmap(
+    lambda name: st.binary(min_size=_DIGEST_SIZES[name], max_size=_DIGEST_SIZES[name]).map(
+        lambda digest: {name: base64.b64encode(digest).decode()})))
+"""None, or one ``x-amz-checksum-<alg>`` header with a digest of its algorithm's size, in base64."""
 
 
 @st.composite
@@ -45,6 +57,12 @@ def operations(draw):
         if meta:
             params["Metadata"] = meta
             headers.update({f"x-amz-meta-{name}": value for name, value in meta.items()})
+        checksum = draw(checksums)
+        if checksum:
+            (name, value), = checksum.items()
+            params[CHECKSUM_PARAMS[name]] = headers[name] = value
+        if draw(st.booleans()):
+            params["IfNoneMatch"] = headers["If-None-Match"] = "*"  # SIGNER_OVERWRITE=deny
         return "put_object", params, "PUT", [], headers
     simple = {"get": ("get_object", "GET"), "head": ("head_object", "HEAD"), "delete": ("delete_object", "DELETE")}
     if kind in simple:
@@ -55,15 +73,20 @@ def operations(draw):
         return "create_multipart_upload", {"Key": key}, "POST", [("uploads", "")], {}
     if kind == "part":
         part = draw(st.integers(1, 10000))
+        checksum = draw(checksums)
+        part_params = {"Key": key, "PartNumber": part, "UploadId": upload_id}
+        part_params.update({CHECKSUM_PARAMS[name]: value for name, value in checksum.items()})
         return (
             "upload_part",
-            {"Key": key, "PartNumber": part, "UploadId": upload_id},
+            part_params,
             "PUT",
             [("partNumber", str(part)), ("uploadId", upload_id)],
-            {},
+            checksum,
         )
     if kind == "complete":
-        return "complete_multipart_upload", {"Key": key, "UploadId": upload_id}, "POST", [("uploadId", upload_id)], {}
+        conditional = draw(st.booleans())
+        return ("complete_multipart_upload", {"Key": key, "UploadId": upload_id, **({"IfNoneMatch": "*"} if conditional else {})},
+                "POST", [("uploadId", upload_id)], {"If-None-Match": "*"} if conditional else {})
     if kind == "abort":
         return "abort_multipart_upload", {"Key": key, "UploadId": upload_id}, "DELETE", [("uploadId", upload_id)], {}
     disposition = draw(header_values)
@@ -265,3 +288,27 @@ def test_error_messages_never_contain_the_secret() -> None:
         assert secret not in str(caught.value)
         assert secret not in repr(caught.value)
     assert not isinstance(InvalidInput("x"), ValueError)  # errors by meaning, not ValueError subclasses
+
+
+@settings(max_examples=60)
+@given(st.binary(max_size=64), object_keys(), buckets(), credentials(), moments)
+def test_the_plan_for_a_checksummed_put_under_deny_equals_botocore(data, key, bucket, creds, moment) -> None:
+    """What /v1/presign and the CLI sign (the plan) for a file's SHA-256 with SIGNER_OVERWRITE=deny
+    is botocore's presigned put_object with ChecksumSHA256 and IfNoneMatch, byte for byte."""
+    from signer.service.rules import Rules
+
+    value = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    object_key = "uploads/" + key.lstrip(".")  # within the prefix; the key rules are tested elsewhere
+    rules = Rules(overwrite="deny", max_expires=604800).for_caller(None)
+    try:
+        plan = rules.plan_presign(method="PUT", key=object_key, content_length=len(data), checksum_sha256=value,
+                                  expires_in=900, now=moment)
+    except Refused:
+        return  # a dot segment or a control character: refused before signing, nothing to compare
+    with freeze_time(moment):
+        expected = client_for(creds, bucket).generate_presigned_url("put_object", Params={
+            "Bucket": bucket.name, "Key": object_key, "ContentLength": len(data), "ChecksumSHA256": value,
+            "IfNoneMatch": "*"}, ExpiresIn=900)
+    signed = plan.sign(creds, bucket, moment)
+    assert signed.url == expected
+    assert signed.headers == {"Content-Length": str(len(data)), "x-amz-checksum-sha256": value, "If-None-Match": "*"}

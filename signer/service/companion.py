@@ -104,13 +104,20 @@ class Companion:
         return [{"PartNumber": part.number, "ETag": part.etag, "Size": part.size} for part in parts]
 
     def complete(self, upload_id: object, key: object, body: dict[str, Any]) -> dict[str, Any]:
-        """Sum exactly the parts named, abort over the limit, else complete with those parts."""
+        """Sum exactly the parts named, abort over the limit, else complete with those parts;
+        under SIGNER_OVERWRITE=deny with ``If-None-Match: *``, so an existing object stays."""
         checked_key, checked_id = self._upload(key, upload_id)
         wanted = _parts(body.get("parts"), self.caller)
         chosen = guard_parts(self.credentials, self.bucket, self.caller, checked_key, checked_id, wanted,
                              timeout=self.timeout)
-        complete_multipart_upload(self.credentials, self.bucket, checked_key, checked_id,
-                                  [(part.number, part.etag) for part in chosen], timeout=max(self.timeout, 30.0))
+        try:
+            complete_multipart_upload(self.credentials, self.bucket, checked_key, checked_id,
+                                      [(part.number, part.etag) for part in chosen], timeout=max(self.timeout, 30.0),
+                                      if_none_match=self.caller.rules.deny_overwrite)
+        except Refused as exc:
+            if exc.code == "object_exists":  # the first object stays; this upload's parts go
+                abort_multipart_upload(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)
+            raise
         log.info("completed a multipart upload of %d parts", len(chosen))
         answer: dict[str, Any] = {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name,
                                   "key": checked_key}

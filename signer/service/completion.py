@@ -70,6 +70,14 @@ def guard_parts(
     return chosen
 
 
+def refuse_existing(credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0) -> None:
+    """Under SIGNER_OVERWRITE=deny, where the client sends a complete that cannot carry
+    ``If-None-Match`` (Fine Uploader 5.16.2): an object at ``key`` is refused (409) before
+    signing. The window left is an object created between this HEAD and the complete."""
+    if head_object(credentials, bucket, key, timeout=timeout) is not None:
+        raise Refused("object_exists", "an object already exists at this key and SIGNER_OVERWRITE=deny")
+
+
 def _abort(credentials: Credentials, bucket: Bucket, key: str, upload_id: str, timeout: float) -> None:
     abort_multipart_upload(credentials, bucket, key, upload_id, timeout=timeout)
     log.info("aborted an over-size multipart upload")

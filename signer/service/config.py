@@ -71,8 +71,9 @@ KNOWN_VARIABLES = frozenset({
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
     "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
     "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
-    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_PUBLISH_BUCKET", "SIGNER_PUBLISH_DELETE_SOURCE",
-    "SIGNER_PUBLISH_ON_UPLOAD", "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE", "SIGNER_PUBLISH_URL",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_OVERWRITE", "SIGNER_PUBLISH_BUCKET",
+    "SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD", "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE",
+    "SIGNER_PUBLISH_URL", "SIGNER_REQUIRE_CHECKSUM",
     "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
     "SIGNER_S3_TIMEOUT", "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WORKERS",
 })
@@ -107,6 +108,14 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _overwrite(environ: Mapping[str, str]) -> str:
+    """SIGNER_OVERWRITE: ``deny`` (the default) or ``allow``."""
+    value = environ.get("SIGNER_OVERWRITE", "").strip().lower() or "deny"
+    if value not in ("deny", "allow"):
+        raise ConfigError("SIGNER_OVERWRITE must be 'deny' or 'allow'")
+    return value
 
 
 def _items(environ: Mapping[str, str], name: str) -> list[str]:
@@ -182,6 +191,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         allowed_methods=methods,
         allowed_acls=acls,
         clock_skew=_integer(env, "SIGNER_CLOCK_SKEW", 900, 0, 3600),  # type: ignore[arg-type]
+        require_checksum=_flag(env, "SIGNER_REQUIRE_CHECKSUM"),
+        overwrite=_overwrite(env),
     )
 
     tokens = _tokens(raw_tokens)

@@ -11,6 +11,8 @@ before it returns. No Flask here: the CLI and ``GET /v1/doctor`` share it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import uuid
@@ -114,9 +116,10 @@ class Doctor:
         return signed_request(cfg.credentials, cfg.bucket, method, url, headers=headers, body=body,
                               timeout=self.timeout, now=self.now())
 
-    def _presigned_put(self, key: str) -> str:
+    def _presigned_put(self, key: str, headers: dict[str, str] | None = None) -> str:
         cfg = self.config
-        return presign_url(cfg.credentials, cfg.bucket, key, method="PUT", expires_in=300, now=self.now()).url
+        return presign_url(cfg.credentials, cfg.bucket, key, method="PUT", expires_in=300, headers=headers,
+                           now=self.now()).url
 
     # --- the checks ---------------------------------------------------------------
 
@@ -177,6 +180,40 @@ class Doctor:
         return Finding("unsigned x-amz header", False, "the store accepted an unsigned x-amz-copy-source header on "
                        f"a presigned PUT ({answer.status}): an upload URL can be turned into a copy of any object "
                        "in the bucket", "use a store that refuses x-amz-* headers not listed in X-Amz-SignedHeaders")
+
+    def checksum(self) -> Finding:
+        """A PUT URL signing the SHA-256 of the probe: other bytes must be refused, the probe accepted."""
+        header = {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(PROBE_BODY).digest()).decode()}
+        url = self._presigned_put(self.prefix + "checksum.txt", header)
+        wrong = exchange("PUT", url, header, PROBE_BODY.upper(), timeout=self.timeout)
+        if not _refused(wrong):
+            return Finding("checksum", False, f"the store stored other bytes than a presigned PUT's signed "
+                           f"x-amz-checksum-sha256 ({wrong.status}): checksums are not enforced, so a signed "
+                           "checksum neither stops a swapped nor a corrupted upload",
+                           "use a store that checks x-amz-checksum-* headers (S3, SeaweedFS do)")
+        right = exchange("PUT", url, header, PROBE_BODY, timeout=self.timeout)
+        if right.status not in (200, 204):
+            return Finding("checksum", False, f"a PUT with its correct signed x-amz-checksum-sha256 was refused "
+                           f"({right.status} {_error_code(right)}): uploads declaring a checksum cannot work",
+                           "use a store that supports x-amz-checksum-* headers, or declare no checksums")
+        return Finding("checksum", True, "a PUT whose bytes do not match its signed x-amz-checksum-sha256 is "
+                       f"refused ({wrong.status} {_error_code(wrong)})".rstrip(" )") + ")")
+
+    def no_overwrite(self) -> Finding:
+        """A PUT URL signing ``If-None-Match: *`` onto the existing probe object must be refused."""
+        header = {"If-None-Match": "*"}
+        answer = exchange("PUT", self._presigned_put(self.source, header), header, PROBE_BODY, timeout=self.timeout)
+        if answer.status == 412 or (_refused(answer) and _error_code(answer) == "PreconditionFailed"):
+            return Finding("no overwrite", True, "a PUT signing If-None-Match: * onto an existing object is "
+                           f"refused ({answer.status} {_error_code(answer)})".rstrip(" )") + ")")
+        denied = self.config.rules.deny_overwrite
+        return Finding("no overwrite", False if denied else None,
+                       f"the store replaced an existing object despite a signed If-None-Match: * "
+                       f"({answer.status} {_error_code(answer)})".rstrip() + ": "
+                       + ("SIGNER_OVERWRITE=deny is not enforced by the store for PUT URLs and Companion completes"
+                          if denied else "SIGNER_OVERWRITE=allow, so nothing relies on it"),
+                       "use a store that honours If-None-Match on PutObject and CompleteMultipartUpload "
+                       "(S3, SeaweedFS do)")
 
     def post_policy(self) -> tuple[Finding, str | None]:
         cfg = self.config
@@ -247,7 +284,8 @@ class Doctor:
         if answer is not None:
             findings.append(check_clock(answer.headers.get("Date"), self.now(), self.config.rules.clock_skew))
         if not found.ok:
-            names = ["tampered signature", "unsigned x-amz header", "post policy size", "cors"]
+            names = ["tampered signature", "unsigned x-amz header", "checksum", "no overwrite", "post policy size",
+                     "cors"]
             return findings + [Finding(name, None, "not checked: the bucket is not reachable") for name in names]
         try:
             written = self._signed("PUT", self.source, PROBE_BODY, {"Content-Type": "text/plain"})
@@ -256,7 +294,8 @@ class Doctor:
                                         f"{_error_code(written)})", "give the credentials s3:PutObject"))
                 return findings
             post_finding, post_url = self.post_policy()
-            findings += [self.tampered_signature(), self.unsigned_header(), post_finding, self.cors(post_url)]
+            findings += [self.tampered_signature(), self.unsigned_header(), self.checksum(), self.no_overwrite(),
+                         post_finding, self.cors(post_url)]
         except Refused as exc:
             findings.append(Finding("store", False, f"the checks stopped: {exc.message}"))
         finally:

@@ -20,6 +20,8 @@ CODES: dict[str, tuple[int, str]] = {
     "invalid_header": (400, "a header name or value cannot be signed"),
     "invalid_bucket": (400, "a bucket name is malformed"),
     "content_length_required": (400, "a size limit is set, so the exact size must be signed"),
+    "invalid_checksum": (400, "a checksum is not the strict base64 of its algorithm's digest, or more than one is given"),
+    "checksum_required": (400, "SIGNER_REQUIRE_CHECKSUM is on, so a PUT must declare a checksum"),
     "signature_version": (400, "only signature version 4 is signed"),
     # 401: who is calling is unknown
     "unauthorized": (401, "authentication is missing or wrong"),
@@ -44,6 +46,7 @@ CODES: dict[str, tuple[int, str]] = {
     "object_not_found": (404, "the object is not in the bucket"),
     "upload_not_found": (404, "no such multipart upload for this key (finished, aborted, or another caller's)"),
     "no_such_route": (404, "no endpoint at this path"),
+    "object_exists": (409, "an object exists at this key and SIGNER_OVERWRITE=deny"),
     "wrong_http_method": (405, "the endpoint does not take this HTTP method"),
     "object_changed": (409, "the object changed while it was being published; publish it again"),
     "body_too_large": (413, "the request body is above SIGNER_MAX_BODY"),

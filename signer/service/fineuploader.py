@@ -43,6 +43,7 @@ from ..sigv4 import (
     string_to_sign,
     utc_from_parts,
 )
+from .checksums import DIGEST_BYTES, check_checksum
 from .errors import Refused
 from .rules import CallerRules
 
@@ -64,8 +65,8 @@ _EXTRA_HEADERS = {
         {"content-type", "x-amz-acl", "x-amz-server-side-encryption", "x-amz-storage-class", "cache-control",
          "content-disposition"}
     ),
-    "part": frozenset({"content-md5"}),
-    "complete": frozenset({"content-type", "content-md5"}),
+    "part": frozenset({"content-md5", *(f"x-amz-checksum-{algorithm}" for algorithm in DIGEST_BYTES)}),
+    "complete": frozenset({"content-type", "content-md5", "if-none-match"}),
     "abort": frozenset(),
 }
 
@@ -79,6 +80,9 @@ class MultipartCall:
     upload_id: str | None
     to_sign: str
     date: str
+    conditional: bool = False
+    """A complete that signs ``if-none-match:*``: the store itself refuses an existing key.
+    (Fine Uploader 5.16.2 never sends it; a client that does is spared our HEAD.)"""
 
 
 @dataclass(frozen=True)
@@ -263,7 +267,7 @@ class FineUploader:
         key = self.caller.check_key(_key_from_path(uri, bucket))
         self._check_multipart_headers(kind, headers, stamp, payload_hash)
         to_sign = string_to_sign(stamp, scope, "\n".join(lines[3:]))
-        return MultipartCall(kind, key, upload_id, to_sign, stamp[:8])
+        return MultipartCall(kind, key, upload_id, to_sign, stamp[:8], headers.get("if-none-match") == "*")
 
     def _check_multipart_headers(self, kind: str, headers: dict[str, str], stamp: str, payload_hash: str) -> None:
         rules, credentials = self.caller.rules, self.credentials
@@ -280,6 +284,17 @@ class FineUploader:
             raise Refused("invalid_input", "x-amz-content-sha256 header must equal the payload hash")
         if "x-amz-security-token" in headers or credentials.session_token:
             _check_token(headers.get("x-amz-security-token", ""), credentials)
+        if headers.get("if-none-match", "*") != "*":
+            _refuse("if-none-match may only be '*' (no overwrite)", "header_not_allowed")
+        if kind == "part":
+            sums = {name: value for name, value in headers.items() if name.startswith("x-amz-checksum-")}
+            for name, value in sums.items():
+                check_checksum("checksum_" + name.removeprefix("x-amz-checksum-"), value, name)
+            if len(sums) > 1:
+                raise Refused("invalid_checksum", "give one x-amz-checksum-* header, not several")
+            if not sums and rules.require_checksum:
+                raise Refused("checksum_required", "a checksum is required (SIGNER_REQUIRE_CHECKSUM): sign the "
+                              "part's x-amz-checksum-sha256 (Fine Uploader 5.16.2 cannot)")
         if kind == "initiate":
             # Fine Uploader v4 does not sign Content-Type on initiate; when it is signed it must be
             # allowed. Either way the finished object's type is checked (see /s3/success).

@@ -28,6 +28,7 @@ from ..post_policy import PostForm, presign_post
 from ..presign import PresignedURL, presign_url
 from ..s3 import MAX_KEY_BYTES, Bucket
 from ..sigv4 import CONTROL_CHARACTERS, DIGITS, MAX_EXPIRES, amz_date, parse_amz_date
+from .checksums import CHECKSUM_FIELDS, check_algorithm, declared_checksum
 from .errors import Refused
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -49,7 +50,7 @@ SCRIPTABLE_TYPES = frozenset({"image/svg+xml"})
 """Admitted by ``*/*`` or by name, never by a ``type/*`` wildcard."""
 
 FieldNames = Mapping[str, str]
-PLAN_FIELDS = ("method", "key", "filename", "content_type", "content_length", "max_size", "expires_in")
+PLAN_FIELDS = ("method", "key", "filename", "content_type", "content_length", "max_size", "expires_in", *CHECKSUM_FIELDS)
 JSON_FIELDS: FieldNames = {name: name for name in PLAN_FIELDS}
 SIGN_REQUEST_FIELDS: FieldNames = {**JSON_FIELDS, "content_type": "contentType", "part_number": "partNumber"}
 """Uppy's signRequest names (``contentType``, ``partNumber``)."""
@@ -67,10 +68,36 @@ class Rules:
     allowed_methods: frozenset[str] = field(default_factory=lambda: frozenset({"GET", "PUT", "HEAD"}))
     allowed_acls: frozenset[str] = field(default_factory=lambda: frozenset({"private"}))
     clock_skew: int = 900
+    require_checksum: bool = False
+    """SIGNER_REQUIRE_CHECKSUM: every PUT signature must sign a declared checksum."""
+    overwrite: str = "allow"
+    """SIGNER_OVERWRITE: ``deny`` signs ``If-None-Match: *`` into uploads (the configuration's
+    default); ``allow`` lets an upload replace an existing object. (``allow`` here, so a bare
+    ``Rules()`` in a test signs only what it is given.)"""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_expires <= MAX_EXPIRES:
             raise ValueError(f"max_expires must be between 1 and {MAX_EXPIRES}")
+        if self.overwrite not in ("allow", "deny"):
+            raise ValueError("overwrite must be 'allow' or 'deny'")
+
+    @property
+    def deny_overwrite(self) -> bool:
+        return self.overwrite == "deny"
+
+    def no_overwrite_headers(self) -> dict[str, str]:
+        """What an upload signs so that the store refuses it onto an existing key."""
+        return {"If-None-Match": "*"} if self.deny_overwrite else {}
+
+    def check_declared_checksum(self, values: Mapping[str, object], names: FieldNames) -> dict[str, str]:
+        """The one ``x-amz-checksum-<alg>`` header to sign, checked; required when
+        SIGNER_REQUIRE_CHECKSUM is on."""
+        header = declared_checksum(values, names)
+        if not header and self.require_checksum:
+            raise Refused("checksum_required", f"a checksum is required (SIGNER_REQUIRE_CHECKSUM): give "
+                          f"{names.get('checksum_sha256', 'checksum_sha256')}, the base64 SHA-256 of the file, or "
+                          "a CRC32, CRC32C or CRC64NVME")
+        return header
 
     def for_caller(self, identity: str | None, names: FieldNames = JSON_FIELDS) -> CallerRules:
         """These rules bound to one caller (its key prefix) and to how it names fields."""
@@ -227,11 +254,14 @@ class PostPlan:
     content_type: str | None
     length_range: tuple[int, int] | None
     expires_in: int
+    checksum: dict[str, str] = field(default_factory=dict)
+    """``{x-amz-checksum-<alg>: value}``: a form field and an exact condition (the store
+    compares it with the file)."""
 
     def sign(self, credentials: Credentials, bucket: Bucket, now: datetime) -> PostForm:
         return presign_post(
             credentials, bucket, self.key, expires_in=self.expires_in, content_type=self.content_type,
-            content_length_range=self.length_range, now=now,
+            content_length_range=self.length_range, checksum=self.checksum, now=now,
         )
 
 
@@ -317,9 +347,17 @@ class CallerRules:
         expires_in: object = None,
         now: datetime,
         valid_until: datetime | None = None,
+        checksum_sha256: object = None,
+        checksum_crc32: object = None,
+        checksum_crc32c: object = None,
+        checksum_crc64nvme: object = None,
     ) -> PresignPlan:
         """What a presigned URL for this request would sign. With a size limit a PUT must
-        sign its exact ``Content-Length``: that is how S3 enforces the limit."""
+        sign its exact ``Content-Length``: that is how S3 enforces the limit. A declared
+        checksum is signed as ``x-amz-checksum-<alg>`` (the store refuses other bytes), and
+        with SIGNER_OVERWRITE=deny ``If-None-Match: *`` (the store refuses an existing key)."""
+        checksums = {"checksum_sha256": checksum_sha256, "checksum_crc32": checksum_crc32,
+                     "checksum_crc32c": checksum_crc32c, "checksum_crc64nvme": checksum_crc64nvme}
         rules, names = self.rules, self.names
         verb = rules.check_method(method, names["method"])
         if verb != "PUT" and filename is not None:
@@ -338,8 +376,12 @@ class CallerRules:
                     f"{names['content_length']} is required: uploads are limited to {rules.max_size} bytes and "
                     "the signed length is how S3 enforces it",
                 )
+            headers.update(rules.check_declared_checksum(checksums, names))
+            headers.update(rules.no_overwrite_headers())
         elif content_type is not None or content_length is not None:
             raise Refused("invalid_input", f"{names['content_type']} and {names['content_length']} apply to PUT, not {verb}")
+        elif any(value is not None for value in checksums.values()):
+            raise Refused("invalid_input", f"a checksum applies to PUT, not {verb}")
         return PresignPlan(verb, chosen, headers, self.expiry(expires_in, now, valid_until))
 
     def plan_post_policy(
@@ -352,10 +394,18 @@ class CallerRules:
         expires_in: object = None,
         now: datetime,
         valid_until: datetime | None = None,
+        checksum_sha256: object = None,
+        checksum_crc32: object = None,
+        checksum_crc32c: object = None,
+        checksum_crc64nvme: object = None,
     ) -> PostPlan:
         """What a POST policy for this request would sign; with a size limit the policy
-        always carries ``content-length-range``."""
+        always carries ``content-length-range``, and a declared checksum is a condition. A
+        form cannot carry ``If-None-Match``: SIGNER_OVERWRITE does not reach POST uploads."""
         rules, names = self.rules, self.names
+        checksum = declared_checksum({"checksum_sha256": checksum_sha256, "checksum_crc32": checksum_crc32,
+                                      "checksum_crc32c": checksum_crc32c, "checksum_crc64nvme": checksum_crc64nvme},
+                                     names)
         rules.check_uploads_allowed()
         chosen = self.choose_key(key, filename, now)
         checked_type = rules.check_content_type(content_type, name=names["content_type"])
@@ -363,7 +413,7 @@ class CallerRules:
             length_range: tuple[int, int] | None = rules.size_range(0, max_size)
         else:
             length_range = (0, rules.max_size) if rules.max_size is not None else None
-        return PostPlan(chosen, checked_type, length_range, self.expiry(expires_in, now, valid_until))
+        return PostPlan(chosen, checked_type, length_range, self.expiry(expires_in, now, valid_until), checksum)
 
     def expiry(self, expires_in: object, now: datetime, valid_until: datetime | None) -> int:
         """The checked lifetime, capped at the whole seconds the credentials have left."""
@@ -416,11 +466,14 @@ class CallerRules:
 
     def plan_upload_part(
         self, *, key: object, upload_id: object, part_number: object, expires_in: object = None, now: datetime,
-        valid_until: datetime | None = None,
+        valid_until: datetime | None = None, checksums: Mapping[str, object] | None = None,
     ) -> PresignPlan:
+        """A part URL; the part's checksum (``checksums``: request fields) is signed when given,
+        and required under SIGNER_REQUIRE_CHECKSUM."""
         checked_key, checked_id = self.check_upload(key, upload_id)
         number = self.check_part_number(part_number, self.names.get("part_number", "partNumber"))
-        return PresignPlan("PUT", checked_key, {}, self.expiry(expires_in, now, valid_until),
+        headers = self.rules.check_declared_checksum(checksums or {}, self.names)
+        return PresignPlan("PUT", checked_key, headers, self.expiry(expires_in, now, valid_until),
                            (("partNumber", str(number)), ("uploadId", checked_id)))
 
     def check_completed_size(self, sizes: list[int]) -> int:
@@ -434,24 +487,35 @@ class CallerRules:
     def plan_sign_request(
         self, *, method: object, key: object, content_type: object = None, upload_id: object = None,
         part_number: object = None, now: datetime, valid_until: datetime | None = None,
+        checksums: Mapping[str, object] | None = None, checksum_algorithm: object = None,
     ) -> SignRequestPlan:
         """Uppy's ``signRequest({method, key, contentType?, uploadId?, partNumber?})``: every
         step of a simple or multipart upload, decided here. A simple PUT is answered with a POST
-        form whose policy carries the size range (the client does not tell the size)."""
+        form whose policy carries the size range (the client does not tell the size). A client
+        of our own may add a checksum (``checksums``: the simple upload's or the part's) and,
+        on create, ``checksum_algorithm``; under SIGNER_OVERWRITE=deny the complete signs
+        ``If-None-Match: *`` (Uppy sends the headers we answer)."""
         verb = method_text(method, self.names["method"])
         expires = self.expiry(None, now, valid_until)
+        declared = {name: value for name, value in (checksums or {}).items() if value is not None}
+        if declared and not (verb == "PUT" and (upload_id is None or part_number is not None)):
+            raise Refused("invalid_input", "a checksum applies to a simple upload (PUT) or a part, not this step")
+        if checksum_algorithm is not None and not (verb == "POST" and upload_id is None):
+            raise Refused("invalid_input", "checksum_algorithm applies to creating a multipart upload (POST)")
         if upload_id is None:
             if part_number is not None:
                 raise Refused("invalid_input", "partNumber needs an uploadId")
             if verb == "PUT":
                 chosen = self.service_key(key, now)
                 return SignRequestPlan("post_object", self.plan_post_policy(
-                    key=chosen, content_type=content_type, now=now, valid_until=valid_until))
+                    key=chosen, content_type=content_type, now=now, valid_until=valid_until, **declared))
             if verb == "POST":
                 self.rules.check_uploads_allowed()
                 chosen = self.service_key(key, now)
                 checked_type = self.rules.check_content_type(content_type, required=False, name="contentType")
                 headers = {"Content-Type": checked_type} if checked_type else {}
+                if checksum_algorithm is not None:
+                    headers["x-amz-checksum-algorithm"] = check_algorithm(checksum_algorithm)
                 return SignRequestPlan("create", PresignPlan("POST", chosen, headers, expires, (("uploads", ""),)))
             if content_type is not None:
                 raise Refused("invalid_input", f"contentType applies to PUT and POST, not {verb}")
@@ -463,6 +527,7 @@ class CallerRules:
                 raise Refused("missing_field", "partNumber is required to upload a part")
             return SignRequestPlan("part", self.plan_upload_part(
                 key=checked_key, upload_id=checked_id, part_number=part_number, now=now, valid_until=valid_until,
+                checksums=declared,
             ), checked_id)
         if part_number is not None:
             raise Refused("invalid_input", f"partNumber applies to PUT, not {verb}")
@@ -474,7 +539,8 @@ class CallerRules:
             self.rules.check_abort_allowed()
         else:
             self.rules.check_uploads_allowed()
-        return SignRequestPlan(operation, PresignPlan(verb, checked_key, {}, expires, query), checked_id)
+        headers = self.rules.no_overwrite_headers() if operation == "complete" else {}
+        return SignRequestPlan(operation, PresignPlan(verb, checked_key, headers, expires, query), checked_id)
 
 
 def method_text(method: object, name: str, choices: str = "") -> str:

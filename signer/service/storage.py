@@ -244,15 +244,21 @@ def list_parts(
 
 def complete_multipart_upload(
     credentials: Credentials, bucket: Bucket, key: str, upload_id: str, parts: list[tuple[int, str]], *,
-    timeout: float = 30.0, now: datetime | None = None,
+    timeout: float = 30.0, now: datetime | None = None, if_none_match: bool = False,
 ) -> str | None:
-    """Assemble the object from exactly ``parts`` ``[(number, etag)]``; returns its ETag."""
+    """Assemble the object from exactly ``parts`` ``[(number, etag)]``; returns its ETag.
+    ``if_none_match`` signs ``If-None-Match: *``: the store refuses (412) when an object
+    exists at ``key``, raised here as ``object_exists``."""
     body = "<CompleteMultipartUpload>" + "".join(
         f"<Part><PartNumber>{number}</PartNumber><ETag>{_xml_text(etag)}</ETag></Part>" for number, etag in parts
     ) + "</CompleteMultipartUpload>"
     url = f"{bucket.object_url(key)}?{_query(uploadId=upload_id)}"
+    headers = {"Content-Type": "application/xml", **({"If-None-Match": "*"} if if_none_match else {})}
     answer = signed_request(credentials, bucket, "POST", url, timeout=timeout, now=now, body=body.encode("utf-8"),
-                            headers={"Content-Type": "application/xml"})
+                            headers=headers)
+    if answer.status == 412:
+        raise Refused("object_exists", "an object already exists at this key and SIGNER_OVERWRITE=deny: "
+                      "the store refused to replace it")
     _check(answer, "complete multipart upload")
     root, ns = _xml(answer, "complete multipart upload")
     return root.findtext(f"{ns}ETag")

@@ -52,11 +52,12 @@ def upload_file(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_presigned_put_then_get_round_trips(signer_service, upload_file, tmp_path, key) -> None:
+def test_presigned_put_then_get_round_trips(signer_service, weed, upload_file, tmp_path, key) -> None:
     data = upload_file.read_bytes()
+    weed.request("DELETE", key)  # both styles share the bucket, and SIGNER_OVERWRITE=deny keeps what is there
     put = api(signer_service, "/v1/presign", {"method": "PUT", "key": key, "content_type": "text/plain",
                                                "content_length": len(data)})
-    assert put["headers"] == {"Content-Type": "text/plain", "Content-Length": str(len(data))}
+    assert put["headers"] == {"Content-Type": "text/plain", "Content-Length": str(len(data)), "If-None-Match": "*"}
     status, body = curl("-T", str(upload_file), *header_args(put["headers"]), put["url"])
     assert status == 200, body
     get = api(signer_service, "/v1/presign", {"method": "GET", "key": key})
@@ -64,9 +65,10 @@ def test_presigned_put_then_get_round_trips(signer_service, upload_file, tmp_pat
     assert status == 200 and body == data
 
 
-def test_tampered_expired_wrong_method_and_wrong_type_are_rejected(signer_service, upload_file) -> None:
+def test_tampered_expired_wrong_method_and_wrong_type_are_rejected(signer_service, weed, upload_file) -> None:
     data = upload_file.read_bytes()
     key = "uploads/alice/guarded.txt"
+    weed.request("DELETE", key)  # the other addressing style's run put it there
     put = api(signer_service, "/v1/presign", {"method": "PUT", "key": key, "content_type": "text/plain",
                                                "content_length": len(data), "expires_in": 2})
     url = put["url"]
@@ -78,9 +80,12 @@ def test_tampered_expired_wrong_method_and_wrong_type_are_rejected(signer_servic
     get = api(signer_service, "/v1/presign", {"method": "GET", "key": key})["url"]
     assert curl("-T", str(upload_file), "-H", "Content-Type: text/plain", get)[0] == 403  # GET URL used to PUT
     assert curl("-X", "DELETE", url)[0] == 403  # PUT URL used to DELETE
-    assert curl("-T", str(upload_file), "-H", "Content-Type: text/plain", url)[0] == 200
+    assert curl("-T", str(upload_file), "-H", "Content-Type: text/plain", url)[0] == 403  # signed If-None-Match left out
+    assert curl("-T", str(upload_file), *header_args(put["headers"]), url)[0] == 200
+    assert curl("-T", str(upload_file), *header_args(put["headers"]), url)[0] == 412  # replayed: the object exists
+    weed.request("DELETE", key)
     time.sleep(3.5)
-    assert curl("-T", str(upload_file), "-H", "Content-Type: text/plain", url)[0] == 403  # expired
+    assert curl("-T", str(upload_file), *header_args(put["headers"]), url)[0] == 403  # expired
 
 
 def test_wrong_secret_is_rejected_by_the_store(weed, upload_file, tmp_path) -> None:
@@ -171,4 +176,6 @@ def test_cli_url_works_with_curl(weed, upload_file) -> None:
              "--content-length", str(upload_file.stat().st_size), "--expires", "300"], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60,
         )
         assert result.returncode == 0, result.stderr
-        assert curl("-T", str(upload_file), "-H", "Content-Type: image/jpeg", result.stdout.strip())[0] == 200
+        weed.request("DELETE", "uploads/cli/cat.jpg")  # one key for both styles; SIGNER_OVERWRITE=deny
+        assert curl("-T", str(upload_file), "-H", "Content-Type: image/jpeg", "-H", "If-None-Match: *",
+                    result.stdout.strip())[0] == 200

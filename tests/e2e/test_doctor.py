@@ -53,9 +53,11 @@ def test_seaweedfs_passes_every_check_and_keeps_nothing(weed, style) -> None:
     findings = run_doctor(load_config(env_with(**weed.signer_env(style))))
     assert healthy(findings), report(findings)
     assert [f.check for f in findings] == ["bucket", "clock", "tampered signature", "unsigned x-amz header",
-                                           "post policy size", "cors", "cleanup"]
+                                           "checksum", "no overwrite", "post policy size", "cors", "cleanup"]
     assert all(f.ok for f in findings), report(findings)
     assert "EntityTooLarge" in by_check(findings)["post policy size"].message
+    assert "BadDigest" in by_check(findings)["checksum"].message
+    assert "PreconditionFailed" in by_check(findings)["no overwrite"].message
     assert keys_in(weed) == before
 
 
@@ -104,8 +106,10 @@ def test_an_unreachable_endpoint_is_named() -> None:
 def test_moto_fails_the_laxness_checks_and_keeps_nothing(moto) -> None:
     findings = by_check(run_doctor(load_config(env_with(SIGNER_ENDPOINT_URL=moto))))
     assert findings["bucket"].ok and findings["clock"].ok
-    for name in ("tampered signature", "unsigned x-amz header", "post policy size", "cors"):
+    for name in ("tampered signature", "unsigned x-amz header", "checksum", "post policy size", "cors"):
         assert findings[name].ok is False and findings[name].fix, name
+    assert "x-amz-checksum-sha256" in findings["checksum"].message  # moto 5.2.1 stores other bytes
+    assert findings["no overwrite"].ok is True  # and honours If-None-Match
     assert "x-amz-copy-source" in findings["unsigned x-amz header"].message
     assert '"ExposeHeaders"' in findings["cors"].fix
     assert findings["cleanup"].ok
@@ -142,7 +146,7 @@ def test_doctor_endpoint_for_token_callers_only(moto) -> None:
     answer = client.get("/v1/doctor", headers=bearer(ALICE_TOKEN))
     assert answer.status_code == 200 and answer.json["healthy"] is False
     assert {f["check"] for f in answer.json["findings"] if f["ok"] is False} == {
-        "tampered signature", "unsigned x-amz header", "post policy size", "cors"}
+        "tampered signature", "unsigned x-amz header", "checksum", "post policy size", "cors"}
     anonymous = client.get("/v1/doctor")
     assert anonymous.status_code == 403 and anonymous.json["code"] == "doctor_not_allowed"
     gateway = client.get("/v1/doctor", headers={"X-Auth-User": "carol"})

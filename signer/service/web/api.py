@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 
 from ...sigv4 import current_time
 from ..callers import Caller
+from ..checksums import CHECKSUM_FIELDS
 from ..completion import guard_parts, schedule_object_check
 from ..config import Config
 from ..doctor import healthy, run_doctor
@@ -23,7 +24,8 @@ log = logging.getLogger("signer")
 api = Blueprint("api", __name__)
 
 
-PRESIGN_FIELDS = frozenset({"method", "key", "filename", "content_type", "content_length", "expires_in"})
+PRESIGN_FIELDS = frozenset({"method", "key", "filename", "content_type", "content_length", "expires_in",
+                            *CHECKSUM_FIELDS})
 
 
 @api.post("/v1/presign")
@@ -51,7 +53,7 @@ def presign_answer(cfg: Config, who: Caller, body: dict[str, Any]) -> dict[str, 
 def post_policy() -> Response:
     cfg = config()
     who, rules = caller(cfg), caller_rules(cfg)
-    body = json_body({"key", "filename", "content_type", "max_size", "expires_in"})
+    body = json_body({"key", "filename", "content_type", "max_size", "expires_in", *CHECKSUM_FIELDS})
     credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
     now = current_time()
     plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
@@ -69,7 +71,7 @@ def sign_request() -> Response:
     is answered with a POST form (its policy carries the size range); a complete is signed
     only after the uploaded parts fit the size limit, and the object is checked afterwards."""
     who = caller()
-    body = json_body({"method", "key", "contentType", "uploadId", "partNumber"})
+    body = json_body({"method", "key", "contentType", "uploadId", "partNumber", "checksum_algorithm", *CHECKSUM_FIELDS})
     cfg = config()
     rules = cfg.rules.for_caller(who.folder, SIGN_REQUEST_FIELDS)
     credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
@@ -77,7 +79,8 @@ def sign_request() -> Response:
     step = rules.plan_sign_request(
         method=body.get("method"), key=body.get("key"), content_type=body.get("contentType"),
         upload_id=body.get("uploadId"), part_number=body.get("partNumber"), now=now,
-        valid_until=credentials.expiration,
+        valid_until=credentials.expiration, checksums={name: body.get(name) for name in CHECKSUM_FIELDS},
+        checksum_algorithm=body.get("checksum_algorithm"),
     )
     if step.operation == "complete":
         assert step.upload_id is not None

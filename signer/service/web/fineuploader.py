@@ -8,7 +8,7 @@ import logging
 from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
-from ..completion import guard_parts, schedule_object_check
+from ..completion import guard_parts, refuse_existing, schedule_object_check
 from ..errors import Refused
 from ..fineuploader import FineUploader
 from ..publish import publish
@@ -37,7 +37,7 @@ def signature() -> Response:
         adapter = _adapter()
         call = adapter.check_multipart(body["headers"])
         if call.kind == "complete":
-            _guard_complete(call.key, call.upload_id)
+            _guard_complete(call.key, call.upload_id, call.conditional)
         answer = adapter.sign_call(call)
     else:
         answer = _adapter().sign_policy(body)
@@ -45,12 +45,16 @@ def signature() -> Response:
     return json_response(answer)
 
 
-def _guard_complete(key: str, upload_id: str | None) -> None:
+def _guard_complete(key: str, upload_id: str | None, conditional: bool) -> None:
     """Before signing a complete the client will send itself: refuse (and abort) when the
     parts already uploaded exceed the size limit, and check the finished object shortly after,
-    in case the client never calls /s3/success (see README, "the remaining window")."""
+    in case the client never calls /s3/success (see README, "the remaining window"). Under
+    SIGNER_OVERWRITE=deny a complete without ``if-none-match:*`` (Fine Uploader cannot send
+    one) is refused when the key already holds an object."""
     cfg = config()
     assert upload_id is not None  # a complete always names its upload
+    if cfg.rules.deny_overwrite and not conditional:
+        refuse_existing(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
     guard_parts(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
     schedule_object_check(lambda: cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ... import __version__
+from ..checksums import DIGEST_BYTES, base64_length
 from ..errors import CODES
 
 _ERROR = {
@@ -25,6 +26,12 @@ _ERROR = {
 _EXPIRES = {"type": "integer", "minimum": 1, "maximum": 604800, "description": "Seconds; at most SIGNER_MAX_EXPIRES."}
 _KEY = {"type": "string", "minLength": 1, "description": "Object key under your prefix (see /v1/whoami)."}
 _FILENAME = {"type": "string", "minLength": 1, "description": "Let the service choose the key; only the extension is kept."}
+_CHECKSUMS = {
+    f"checksum_{algorithm}": {"type": "string", "minLength": base64_length(size), "maxLength": base64_length(size),
+                              "description": f"Base64 of the {algorithm.upper()} digest ({size} bytes); signed as "
+                              f"x-amz-checksum-{algorithm}. At most one checksum."}
+    for algorithm, size in DIGEST_BYTES.items()
+}
 
 
 _SUCCESS = {"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}}
@@ -130,7 +137,7 @@ def _companion_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
                                "published": {"type": "object", "description": "With SIGNER_PUBLISH_ON_UPLOAD: where "
                                              "the upload was published", "required": ["key", "url"],
                                              "properties": {"key": {"type": "string"}, "url": {"type": "string"}}}},
-            })}, **_errors(*_COMPANION_ERRORS)},
+            })}, **_errors(*_COMPANION_ERRORS, 409)},
         }},
     }
 
@@ -166,6 +173,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             "content_type": {"type": "string", "description": "PUT only; signed, so send it as given."},
                             "content_length": {"type": "integer", "minimum": 0,
                                                "description": "PUT only; required when SIGNER_MAX_SIZE is set."},
+                            **_CHECKSUMS,
                             "expires_in": _EXPIRES,
                         },
                     })},
@@ -190,6 +198,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             "filename": _FILENAME,
                             "content_type": {"type": "string"},
                             "max_size": {"type": "integer", "minimum": 0},
+                            **_CHECKSUMS,
                             "expires_in": _EXPIRES,
                         },
                     })},
@@ -215,6 +224,9 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             "contentType": {"type": "string"},
                             "uploadId": {"type": "string"},
                             "partNumber": {"type": "integer", "minimum": 1},
+                            **_CHECKSUMS,
+                            "checksum_algorithm": {"type": "string", "enum": ["SHA256", "CRC32", "CRC32C", "CRC64NVME"],
+                                                   "description": "Creating a multipart upload only."},
                         },
                     })},
                     "responses": {
@@ -330,7 +342,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                             "required": ["signature"],
                             "properties": {"policy": {"type": "string"}, "signature": {"type": "string"}},
                         })},
-                        **_errors(400, 401, 413, 415),
+                        **_errors(400, 401, 409, 413, 415, 502),
                     },
                 }
             },
