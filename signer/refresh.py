@@ -18,14 +18,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from .credentials import Credentials
+from .credentials import Credentials, Provider
 from .errors import CredentialsUnavailable, SigningError
 from .sigv4 import current_time
-
-if TYPE_CHECKING:
-    from .providers import Provider
 
 log = logging.getLogger("signer.credentials")
 

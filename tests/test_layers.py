@@ -40,7 +40,7 @@ SERVICE_CORE = list((ROOT / "signer" / "service").glob("*.py"))
 
 
 def test_there_is_something_to_check() -> None:
-    assert {path.name for path in LIBRARY} >= {"sigv4.py", "presign.py", "post_policy.py", "s3.py", "credentials.py"}
+    assert {path.name for path in LIBRARY} >= {"sigv4.py", "presign.py", "headers.py", "post_policy.py", "s3.py", "credentials.py"}
     assert {path.name for path in SERVICE_CORE} >= {"rules.py", "config.py", "fineuploader.py", "errors.py"}
 
 
@@ -98,3 +98,69 @@ def test_pip_install_gives_the_library_and_a_cli_without_flask(tmp_path: Path) -
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.startswith("https://cli-bucket.s3.amazonaws.com/uploads/x.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256")
     assert sys.executable != str(python)
+
+
+MODULES = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+           for path in (ROOT / "signer").rglob("*.py")}
+
+
+def signer_imports(path: Path) -> set[str]:
+    """The ``signer`` modules a file imports, lazy and typing-only imports included (a cycle
+    is a tangle to a reader even when Python resolves it): ``from .x import y`` is ``x``, or
+    ``x.y`` when that is a module; ``import signer.a.b`` also loads the packages above."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names if f"{module}.{alias.name}" in MODULES)
+    return {name for name in found if name in MODULES}
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a path that ends where it starts, or None (depth-first search)."""
+    done: set[str] = set()
+    for start in sorted(graph):
+        trail: list[str] = []
+        on_trail: set[str] = set()
+
+        def visit(module: str) -> list[str] | None:
+            if module in on_trail:
+                return [*trail[trail.index(module):], module]
+            if module in done:
+                return None
+            trail.append(module)
+            on_trail.add(module)
+            for target in sorted(graph.get(module, ())):
+                if (cycle := visit(target)) is not None:
+                    return cycle
+            trail.pop()
+            on_trail.discard(module)
+            done.add(module)
+            return None
+
+        if (cycle := visit(start)) is not None:
+            return cycle
+    return None
+
+
+def test_no_import_cycles_among_signer_modules() -> None:
+    """Each module can be read knowing only what it imports: no two modules import each
+    other, directly or round a longer circle (providers <-> refresh was one, issue #21)."""
+    graph = {module: signer_imports(path) - {module} for module, path in MODULES.items()}
+    assert graph["signer.providers"] >= {"signer.credentials", "signer.headers", "signer.refresh"}
+    assert import_cycle(graph) is None, " -> ".join(import_cycle(graph) or [])
+
+
+def test_the_cycle_check_can_fail() -> None:
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+    assert "signer.providers" in signer_imports(ROOT / "signer/service/config.py")
+    assert "signer.service.web.context" in signer_imports(ROOT / "signer/service/web/api.py")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..credentials import Credentials
-from ..presign import sign_headers
+from ..headers import sign_headers
 from ..s3 import Bucket
 from .errors import Refused
 
