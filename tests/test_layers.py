@@ -127,26 +127,20 @@ def signer_imports(path: Path) -> set[str]:
 def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One cycle of the graph as a path that ends where it starts, or None (depth-first search)."""
     done: set[str] = set()
-    for start in sorted(graph):
-        trail: list[str] = []
-        on_trail: set[str] = set()
 
-        def visit(module: str) -> list[str] | None:
-            if module in on_trail:
-                return [*trail[trail.index(module):], module]
-            if module in done:
-                return None
-            trail.append(module)
-            on_trail.add(module)
-            for target in sorted(graph.get(module, ())):
-                if (cycle := visit(target)) is not None:
-                    return cycle
-            trail.pop()
-            on_trail.discard(module)
-            done.add(module)
+    def visit(module: str, trail: list[str]) -> list[str] | None:
+        if module in trail:
+            return [*trail[trail.index(module):], module]
+        if module in done:
             return None
+        for target in sorted(graph.get(module, ())):
+            if (cycle := visit(target, [*trail, module])) is not None:
+                return cycle
+        done.add(module)
+        return None
 
-        if (cycle := visit(start)) is not None:
+    for start in sorted(graph):
+        if (cycle := visit(start, [])) is not None:
             return cycle
     return None
 

@@ -156,6 +156,57 @@ def test_lean_path_answers_as_flask_does(monkeypatch, caplog, name, overrides, h
     assert (answers[0][0] == "200 OK") is lean_answers or name in ("json with parameters", "anonymous visitor")
 
 
+HOOK_KINDS = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs", "url_value_preprocessors",
+              "url_default_functions")
+
+
+def flask_hooks(app) -> dict[str, dict[str | None, list[object]]]:
+    """Every per-request hook of a Flask app, the app's and its blueprints', by kind."""
+    return {kind: {owner: list(funcs) for owner, funcs in getattr(app, kind).items() if funcs} for kind in HOOK_KINDS}
+
+
+@pytest.mark.parametrize("overrides", [{}, {"SIGNER_DEMO_PAGE": "true"},
+                                       {"SIGNER_API_TOKENS": None, "SIGNER_ALLOW_ANONYMOUS": "true",
+                                        "SIGNER_COOKIE_SECRET": "c" * 32}], ids=["tokens", "demo page", "anonymous"])
+def test_every_flask_hook_is_one_the_lean_path_accounts_for(overrides) -> None:
+    """A concern added as a Flask hook runs on Flask's answers only, so the lean path would skip
+    it silently (issue #21). The app's hooks must be exactly these, each accounted for: the
+    CORS preflight (OPTIONS, never the lean path's), the envelope's headers (the lean path
+    writes the same envelope.answer_headers) and the visitor cookie (anonymous mode, where the
+    lean path stands aside). A new hook fails here: put its work in web/envelope.py and call it
+    from both paths, or have the lean path hand such requests to Flask; then list it here."""
+    from signer.service.config import load_config
+    from signer.service.web.app import cors_headers, cors_preflight, create_app
+    from signer.service.web.context import issue_visitor_cookie
+
+    app = create_app(load_config(env_with(**overrides)))
+    assert flask_hooks(app) == {
+        "before_request_funcs": {None: [cors_preflight]}, "after_request_funcs": {None: [cors_headers, issue_visitor_cookie]},
+        "teardown_request_funcs": {}, "url_value_preprocessors": {}, "url_default_functions": {},
+    }
+
+
+def test_a_new_hook_shows_in_the_census_and_in_the_comparison() -> None:
+    """The two checks above can fail: a header hook added to the app is listed by flask_hooks,
+    and the lean path's answer then lacks its header where Flask's has it."""
+    from signer.service.config import load_config
+    from signer.service.web.app import create_app
+
+    def extra_header(response):
+        response.headers["X-New-Concern"] = "1"
+        return response
+
+    cfg = load_config(env_with())
+    lean_app, flask_app = create_app(cfg), create_app(cfg, lean=False)
+    for app in (lean_app, flask_app):
+        app.after_request(extra_header)
+    assert extra_header in flask_hooks(lean_app)["after_request_funcs"][None]
+    sent = {"Content-Type": "application/json", **bearer()}
+    lean, flask = (app.test_client().post("/v1/presign", data=GOOD.encode(), headers=sent) for app in (lean_app, flask_app))
+    assert lean.status_code == flask.status_code == 200
+    assert "X-New-Concern" in flask.headers and "X-New-Concern" not in lean.headers
+
+
 class _MustNotBeRead(io.BytesIO):
     def read(self, *args: object) -> bytes:
         raise AssertionError("the body of an unauthenticated request was read")
