@@ -117,7 +117,7 @@ class RefreshingCredentials:
         except SigningError as exc:
             self._failed(exc.message, now)
             return
-        except Exception as exc:  # a provider bug must not leak details or kill the caller
+        except Exception as exc:  # noqa: BLE001 - a provider bug must not leak details or kill the caller
             self._failed(f"{self.name}: unexpected {type(exc).__name__}", now)
             return
         if fresh.expiration is not None and fresh.expiration - now < MIN_REMAINING:

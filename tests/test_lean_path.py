@@ -208,7 +208,7 @@ def test_a_new_hook_shows_in_the_census_and_in_the_comparison() -> None:
 
 
 class _MustNotBeRead(io.BytesIO):
-    def read(self, *args: object) -> bytes:
+    def read(self, *args: object) -> bytes:  # noqa: ARG002 - BytesIO.read's signature
         raise AssertionError("the body of an unauthenticated request was read")
 
 
@@ -227,7 +227,7 @@ def test_an_unknown_caller_is_refused_before_its_body_is_read(authorization) -> 
     environ = EnvironBuilder(path="/v1/presign", method="POST", data=GOOD.encode(), headers=headers).get_environ()
     environ["wsgi.input"] = _MustNotBeRead(GOOD.encode())
     answered = []
-    body = b"".join(app(environ, lambda status, headers, exc_info=None: answered.append(status)))
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: answered.append(status)))  # noqa: ARG005 - WSGI's
     assert answered == ["401 UNAUTHORIZED"] and json.loads(body)["code"] == "unauthorized"
 
 
