@@ -19,7 +19,8 @@ FRAMEWORKS = {"flask", "werkzeug", "gunicorn", "itsdangerous", "jinja2"}
 
 
 def imports_of(path: Path) -> set[str]:
-    """Absolute module names a file imports, relative imports resolved against its package."""
+    """Absolute module names a file imports, relative imports resolved against its package;
+    ``from m import n`` gives ``m`` and ``m.n`` (which may be a module)."""
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -32,6 +33,7 @@ def imports_of(path: Path) -> set[str]:
             else:
                 module = node.module or ""
             names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -106,22 +108,8 @@ MODULES = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix("
 
 def signer_imports(path: Path) -> set[str]:
     """The ``signer`` modules a file imports, lazy and typing-only imports included (a cycle
-    is a tangle to a reader even when Python resolves it): ``from .x import y`` is ``x``, or
-    ``x.y`` when that is a module; ``import signer.a.b`` also loads the packages above."""
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names if f"{module}.{alias.name}" in MODULES)
-    return {name for name in found if name in MODULES}
+    is a tangle to a reader even when Python resolves it)."""
+    return imports_of(path) & set(MODULES)
 
 
 def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
