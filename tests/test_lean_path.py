@@ -31,6 +31,8 @@ def test_cors_hooks_without_and_with_an_origin(client) -> None:
     assert plain.headers["Cache-Control"] == "no-store" and plain.headers["X-Content-Type-Options"] == "nosniff"
     allowed = post_raw(client, json.dumps(PUT), Origin="https://app.example")
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert allowed.headers["Vary"] == "Origin"  # a cache must not hand one origin's answer to another
+    assert "Vary" not in plain.headers
     not_preflight = client.options("/v1/presign", headers={"Origin": "https://app.example"})
     assert not_preflight.status_code != 204  # no Access-Control-Request-Method: not a preflight
 
