@@ -67,7 +67,7 @@ access_log_format = json.dumps(
 
 
 
-def post_worker_init(worker: object) -> None:
+def post_worker_init(worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
     """The app is loaded: move everything made so far out of the garbage collector's sight.
     Those objects live as long as the worker, yet every full collection walked them all;
     frozen, a collection costs only what requests made."""

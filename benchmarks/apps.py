@@ -49,7 +49,7 @@ def hashing_presign() -> Response:
     return Response(_BODY, mimetype="application/json")
 
 
-def noop(environ: dict, start_response) -> list[bytes]:  # noqa: ANN001 - plain WSGI
+def noop(environ: dict, start_response) -> list[bytes]:
     environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(_BODY_BYTES)))])
     return [_BODY_BYTES]

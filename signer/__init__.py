@@ -14,16 +14,9 @@ from .errors import (
     InvalidTime,
     SigningError,
 )
+from .headers import SignedRequest, sign_headers, sign_request
 from .post_policy import PostForm, presign_post, sign_policy
-from .presign import (
-    PresignedRequest,
-    PresignedURL,
-    SignedRequest,
-    presign_request,
-    presign_url,
-    sign_headers,
-    sign_request,
-)
+from .presign import PresignedRequest, PresignedURL, presign_request, presign_url
 from .providers import credentials_chain
 from .refresh import RefreshingCredentials
 from .s3 import Bucket, check_bucket_name, encode_key

@@ -1,4 +1,5 @@
-"""The credentials value, and loading it from the environment or from secret files.
+"""The credentials value, what a provider of them is, and loading them from the environment or
+from secret files.
 
 Temporary credentials from the platform (web identity, container, instance metadata) are
 fetched in :mod:`signer.providers` and kept fresh by :mod:`signer.refresh`."""
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from .errors import InvalidCredentials
 
@@ -48,6 +50,15 @@ class Credentials:
         token = ", session_token=<set>" if self.session_token else ""
         expires = f", expiration={self.expiration.isoformat()}" if self.expiration else ""
         return f"Credentials(access_key={self.access_key!r}, secret_key=<hidden>{token}{expires})"
+
+
+class Provider(Protocol):
+    """Gives a fresh set of credentials each time ``fetch`` is called."""
+
+    @property
+    def name(self) -> str: ...
+
+    def fetch(self, now: datetime) -> Credentials: ...
 
 
 def read_secret(environ: Mapping[str, str], name: str) -> str | None:

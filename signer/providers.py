@@ -31,12 +31,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
-from .credentials import Credentials, credentials_from_env
+from .credentials import Credentials, Provider, credentials_from_env
 from .errors import CredentialsUnavailable, InvalidCredentials
-from .presign import sign_headers
+from .headers import sign_headers
 from .refresh import RefreshingCredentials
 from .sigv4 import current_time
 
@@ -51,15 +50,6 @@ _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 _ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9.]{0,63}")
 # http:// container endpoints the SDKs accept: loopback, and ECS's and EKS Pod Identity's link-local addresses.
 _CONTAINER_HOSTS = {ipaddress.ip_address(a) for a in ("169.254.170.2", "169.254.170.23", "fd00:ec2::23")}
-
-
-class Provider(Protocol):
-    """Gives a fresh set of credentials each time ``fetch`` is called."""
-
-    @property
-    def name(self) -> str: ...
-
-    def fetch(self, now: datetime) -> Credentials: ...
 
 
 # --- HTTP, without proxies or redirects for the link-local endpoints ------------------

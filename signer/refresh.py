@@ -18,14 +18,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from .credentials import Credentials
+from .credentials import Credentials, Provider
 from .errors import CredentialsUnavailable, SigningError
 from .sigv4 import current_time
-
-if TYPE_CHECKING:
-    from .providers import Provider
 
 log = logging.getLogger("signer.credentials")
 
@@ -121,7 +117,7 @@ class RefreshingCredentials:
         except SigningError as exc:
             self._failed(exc.message, now)
             return
-        except Exception as exc:  # a provider bug must not leak details or kill the caller
+        except Exception as exc:  # noqa: BLE001 - a provider bug must not leak details or kill the caller
             self._failed(f"{self.name}: unexpected {type(exc).__name__}", now)
             return
         if fresh.expiration is not None and fresh.expiration - now < MIN_REMAINING:

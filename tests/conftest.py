@@ -27,7 +27,7 @@ import pytest  # noqa: E402
 
 from signer.service.config import load_config  # noqa: E402
 from signer.service.web.app import create_app  # noqa: E402
-from tests.helpers import ACCESS_KEY, SECRET_KEY  # noqa: E402, F401 - re-exported for the test modules
+from tests.helpers import ACCESS_KEY, SECRET_KEY  # noqa: E402 - also imported from here by the test modules
 
 ALICE_TOKEN = "alice-token-0123456789abcdef"
 BOB_TOKEN = "bob-token-0123456789abcdef00"
@@ -105,11 +105,11 @@ class _RecordEverything(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             _SEEN.append((f"log {record.name}", self.format(record)))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is still scanned, as its fields
             _SEEN.append((f"log {record.name}", repr(record.__dict__)))
 
 
-def pytest_configure(config) -> None:
+def pytest_configure() -> None:
     handler = _RecordEverything(level=logging.DEBUG)
     logging.getLogger().addHandler(handler)
     logging.getLogger("signer").setLevel(logging.DEBUG)
@@ -123,7 +123,7 @@ def pytest_configure(config) -> None:
     werkzeug.test.Client.open = recording_open
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:
+def pytest_sessionfinish(session) -> None:
     texts = list(_SEEN)
     for path in SERVER_LOGS:
         if path.exists():

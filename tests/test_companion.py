@@ -32,7 +32,7 @@ def make(s3_url, **overrides):
 
 
 @pytest.fixture
-def client(s3_url, store):
+def client(s3_url, store):  # noqa: ARG001 - the bucket must exist first
     return make(s3_url, SIGNER_MAX_SIZE=str(12 * MIB))  # the default SIGNER_ALLOWED_METHODS: GET,PUT,HEAD
 
 

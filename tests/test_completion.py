@@ -38,7 +38,8 @@ def test_one_watch_per_upload(timers) -> None:
     assert len(timers) == 1 and outcomes == ["watched", "watched"]
 
 
-def test_one_caller_cannot_fill_the_process_bound(timers) -> None:
+@pytest.mark.usefixtures("timers")  # the bookkeeping fresh, no real timers
+def test_one_caller_cannot_fill_the_process_bound() -> None:
     alice, bob = Rules().for_caller("alice"), Rules().for_caller("bob")
     for number in range(completion.MAX_CHECKS_PER_CALLER):
         completion.schedule_object_check(credentials, BUCKET, alice, "uploads/alice/a", f"u{number}")
@@ -55,7 +56,7 @@ def test_credentials_are_read_at_each_attempt_and_a_crash_frees_the_slot(timers,
         seen.append("read")
         return credentials()
 
-    def broken_list_parts(*args: object, **kwargs: object) -> None:
+    def broken_list_parts(*args: object, **kwargs: object) -> None:  # noqa: ARG001 - list_parts's stand-in
         raise RuntimeError("a bug in the store client")
 
     monkeypatch.setattr(completion, "list_parts", broken_list_parts)

@@ -128,7 +128,7 @@ def test_every_variable_the_readme_documents_is_known() -> None:
     assert read <= set(KNOWN_VARIABLES), read - set(KNOWN_VARIABLES)
 
 
-def test_the_credentials_provider_is_chosen_from_the_environment(tmp_path) -> None:
+def test_the_credentials_provider_is_chosen_from_the_environment() -> None:
     """Static keys as before; without any, the SDKs' chain (see tests/test_providers.py)."""
     assert load_config(env_with()).credentials_source.name == "environment"
     no_keys = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}

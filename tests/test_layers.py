@@ -19,7 +19,8 @@ FRAMEWORKS = {"flask", "werkzeug", "gunicorn", "itsdangerous", "jinja2"}
 
 
 def imports_of(path: Path) -> set[str]:
-    """Absolute module names a file imports, relative imports resolved against its package."""
+    """Absolute module names a file imports, relative imports resolved against its package;
+    ``from m import n`` gives ``m`` and ``m.n`` (which may be a module)."""
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -32,6 +33,7 @@ def imports_of(path: Path) -> set[str]:
             else:
                 module = node.module or ""
             names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
@@ -40,7 +42,7 @@ SERVICE_CORE = list((ROOT / "signer" / "service").glob("*.py"))
 
 
 def test_there_is_something_to_check() -> None:
-    assert {path.name for path in LIBRARY} >= {"sigv4.py", "presign.py", "post_policy.py", "s3.py", "credentials.py"}
+    assert {path.name for path in LIBRARY} >= {"sigv4.py", "presign.py", "headers.py", "post_policy.py", "s3.py", "credentials.py"}
     assert {path.name for path in SERVICE_CORE} >= {"rules.py", "config.py", "fineuploader.py", "errors.py"}
 
 
@@ -98,3 +100,49 @@ def test_pip_install_gives_the_library_and_a_cli_without_flask(tmp_path: Path) -
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.startswith("https://cli-bucket.s3.amazonaws.com/uploads/x.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256")
     assert sys.executable != str(python)
+
+
+MODULES = {".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+           for path in (ROOT / "signer").rglob("*.py")}
+
+
+def signer_imports(path: Path) -> set[str]:
+    """The ``signer`` modules a file imports, lazy and typing-only imports included (a cycle
+    is a tangle to a reader even when Python resolves it)."""
+    return imports_of(path) & set(MODULES)
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a path that ends where it starts, or None (depth-first search)."""
+    done: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> list[str] | None:
+        if module in trail:
+            return [*trail[trail.index(module):], module]
+        if module in done:
+            return None
+        for target in sorted(graph.get(module, ())):
+            if (cycle := visit(target, [*trail, module])) is not None:
+                return cycle
+        done.add(module)
+        return None
+
+    for start in sorted(graph):
+        if (cycle := visit(start, [])) is not None:
+            return cycle
+    return None
+
+
+def test_no_import_cycles_among_signer_modules() -> None:
+    """Each module can be read knowing only what it imports: no two modules import each
+    other, directly or round a longer circle (providers <-> refresh was one, issue #21)."""
+    graph = {module: signer_imports(path) - {module} for module, path in MODULES.items()}
+    assert graph["signer.providers"] >= {"signer.credentials", "signer.headers", "signer.refresh"}
+    assert import_cycle(graph) is None, " -> ".join(import_cycle(graph) or [])
+
+
+def test_the_cycle_check_can_fail() -> None:
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+    assert "signer.providers" in signer_imports(ROOT / "signer/service/config.py")
+    assert "signer.service.web.context" in signer_imports(ROOT / "signer/service/web/api.py")

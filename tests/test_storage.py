@@ -22,7 +22,7 @@ def store(s3_url):
 
 
 @pytest.fixture
-def client(s3_url, store):
+def client(s3_url, store):  # noqa: ARG001 - the bucket must exist first
     return create_app(load_config(env_with(SIGNER_ENDPOINT_URL=s3_url))).test_client()
 
 

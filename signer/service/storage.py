@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..credentials import Credentials
-from ..presign import sign_headers
+from ..headers import sign_headers
 from ..s3 import Bucket, encode_key
 from .errors import Refused
 

@@ -181,7 +181,7 @@ def upload(browser, page_origin: str, service_url: str, weed: SeaweedFS, files: 
 def _text(response) -> str:
     try:
         return response.text()
-    except Exception:  # the body may be gone when the page moved on
+    except Exception:  # noqa: BLE001 - the body may be gone when the page moved on (whatever Playwright raises)
         return ""
 
 

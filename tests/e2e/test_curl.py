@@ -52,7 +52,7 @@ def upload_file(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_presigned_put_then_get_round_trips(signer_service, weed, upload_file, tmp_path, key) -> None:
+def test_presigned_put_then_get_round_trips(signer_service, weed, upload_file, key) -> None:
     data = upload_file.read_bytes()
     weed.request("DELETE", key)  # both styles share the bucket, and SIGNER_OVERWRITE=deny keeps what is there
     put = api(signer_service, "/v1/presign", {"method": "PUT", "key": key, "content_type": "text/plain",
@@ -106,7 +106,7 @@ def post_form(form: dict, path: Path, **replace: str) -> tuple[int, bytes]:
     return curl(*form_args(fields), "-F", f"file=@{path}", form["url"])  # fields first, file last
 
 
-def test_post_policy_with_curl_form(signer_service, weed, tmp_path) -> None:
+def test_post_policy_with_curl_form(signer_service, tmp_path) -> None:
     payload = b"%PDF-1.4 tiny"
     pdf = tmp_path / "doc.pdf"
     pdf.write_bytes(payload)

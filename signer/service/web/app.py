@@ -17,11 +17,12 @@ from ..errors import Refused
 from .api import api
 from .companion import companion
 from .context import config, issue_visitor_cookie
+from .envelope import answer_headers
 from .fineuploader import fineuploader
 from .lean import LeanPresign
 from .meta import meta
 from .proxy import TrustedProxies
-from .responses import NO_STORE_HEADERS, error_response, handle_http_error, handle_refused, handle_unexpected
+from .responses import error_response, handle_http_error, handle_refused, handle_unexpected
 
 log = logging.getLogger("signer")
 
@@ -42,12 +43,12 @@ def cors_preflight() -> Response | None:
 
 
 def cors_headers(response: Response) -> Response:
-    origin = request.environ.get("HTTP_ORIGIN")  # costs a dict lookup when there is none
-    if origin and config().allows_origin(origin):
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.vary.add("Origin")
-    for name, value in NO_STORE_HEADERS:
-        response.headers[name] = value
+    """The envelope's headers (envelope.answer_headers) on every answer Flask gives, as the lean path writes them."""
+    for name, value in answer_headers(config(), request.environ.get("HTTP_ORIGIN")):
+        if name == "Vary":
+            response.vary.add(value)  # joined to any Vary the view set
+        else:
+            response.headers[name] = value
     return response
 
 

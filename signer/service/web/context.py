@@ -12,6 +12,7 @@ from ..config import Config
 from ..errors import Refused
 from ..jsonbody import checked_fields, parse_json_object
 from ..rules import CallerRules
+from .envelope import JSON, is_plain_json
 from .proxy import peer_address
 
 
@@ -57,6 +58,6 @@ def issue_visitor_cookie(response: Response) -> Response:
 
 def json_body(allowed: Set[str]) -> dict[str, Any]:
     """A strict JSON object body with only the ``allowed`` fields, none of them null."""
-    if request.environ.get("CONTENT_TYPE") != "application/json" and request.mimetype != "application/json":
+    if not is_plain_json(request.environ) and request.mimetype != JSON:
         raise Refused("unsupported_media_type", "Content-Type must be application/json")
     return checked_fields(parse_json_object(request.get_data(cache=True)), allowed)

@@ -10,14 +10,15 @@ large Content-Length, a Transfer-Encoding, a Content-Type other than exactly
 Flask's), and every refusal or error, which Flask then decides again and answers through the
 one error handler. So this path only ever answers 200. Like the view, it knows the caller
 before it reads the body: an unknown caller is refused without waiting for one.
-tests/test_lean_path.py sends the same requests with and without it and compares the answers.
+The envelope (the gates before it may answer, the headers on its answer) is web/envelope.py's,
+the same code as Flask's. tests/test_lean_path.py sends the same requests with and without it
+and compares the answers, and fails on a Flask hook the envelope does not account for.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from werkzeug.datastructures import EnvironHeaders
@@ -27,8 +28,8 @@ from ..callers import Caller, identify
 from ..config import Config
 from ..jsonbody import checked_fields, parse_json_object
 from .api import PRESIGN_FIELDS, presign_answer
+from .envelope import JSON, answer_headers, plain_json_length
 from .proxy import peer_address
-from .responses import NO_STORE_HEADERS
 
 if TYPE_CHECKING:  # typing only: not loaded in the workers
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -43,39 +44,23 @@ class LeanPresign:
         self.applies = not config.allow_anonymous  # anonymous visitors need Flask's cookie handling
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if (
-            not self.applies
-            or environ.get("PATH_INFO") != "/v1/presign"
-            or environ.get("REQUEST_METHOD") != "POST"
-            or environ.get("CONTENT_TYPE") != "application/json"
-        ):
+        if not self.applies or environ.get("PATH_INFO") != "/v1/presign" or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
-        length = environ.get("CONTENT_LENGTH") or ""
-        if (
-            "HTTP_TRANSFER_ENCODING" in environ
-            or not (length.isascii() and length.isdigit())
-            or len(length) > 18  # int() refuses over 4300 digits; werkzeug then reads the length as 0
-            or int(length) > self.config.max_body
-        ):
-            return self.app(environ, start_response)  # chunked, malformed or too large: Flask says so
-        if not _routable(environ.get("HTTP_HOST", "")):
-            return self.app(environ, start_response)  # Flask's routing may refuse this Host (400): it decides
+        size = plain_json_length(environ, self.config.max_body)
+        if size is None:
+            return self.app(environ, start_response)  # the envelope's gates: Flask decides (and may refuse)
         try:  # before the body, as the view does: an unknown caller cannot make us wait for one
             who = identify(self.config, EnvironHeaders(environ), peer_address(environ))
         except Exception:  # noqa: BLE001 - Refused or unforeseen: Flask decides again and answers
             return self.app(environ, start_response)
-        size = int(length)
         body = environ["wsgi.input"].read(size)
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if it answers after all
         answer = self._answer(who, body) if len(body) == size else None
         if answer is None:
             return self.app(environ, start_response)
         payload = json_text(answer).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-        origin = environ.get("HTTP_ORIGIN")
-        if origin and self.config.allows_origin(origin):
-            headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
-        start_response("200 OK", [*headers, *NO_STORE_HEADERS])  # as json_response, then app.cors_headers
+        start_response("200 OK", [("Content-Type", JSON), ("Content-Length", str(len(payload))),
+                                  *answer_headers(self.config, environ.get("HTTP_ORIGIN"))])  # as app.cors_headers
         return [payload]
 
     def _answer(self, who: Caller, body: bytes) -> dict[str, object] | None:
@@ -84,18 +69,3 @@ class LeanPresign:
             return presign_answer(self.config, who, checked_fields(parse_json_object(body), PRESIGN_FIELDS))
         except Exception:  # noqa: BLE001 - a refusal or anything unforeseen: Flask decides again and answers
             return None
-
-
-@lru_cache(maxsize=64)
-def _routable(host: str) -> bool:
-    """Whether Flask's routing surely takes this Host header: werkzeug's Map.bind IDNA-encodes
-    the name (lower-cased, port cut) and answers 400 BadHost when it cannot (``a..b``, a label
-    over 63 letters). Werkzeug first replaces a Host with characters no host has by ``""``,
-    which always encodes; such a Host is declined here all the same and Flask answers it, so a
-    True here is always one for Flask too. Without a Host header Flask uses the server's own
-    name. Cached by the raw header: a service sees few distinct hosts."""
-    try:
-        host.lower().partition(":")[0].encode("idna")
-    except UnicodeError:
-        return False
-    return True

@@ -18,10 +18,6 @@ log = logging.getLogger("signer")
 # Werkzeug's own refusals (routing, body size), named in our table.
 _HTTP_CODES = {404: "no_such_route", 405: "wrong_http_method", 413: "body_too_large"}
 
-
-# On every answer (app.cors_headers, and the lean presign path): signatures must never be cached.
-NO_STORE_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
-
 iso = policy_expiration  # YYYY-MM-DDTHH:MM:SSZ, as POST policies write their expiration
 
 
