@@ -21,6 +21,7 @@ from ..credentials import Credentials
 from ..s3 import Bucket
 from .completion import guard_parts
 from .errors import Refused
+from .finish import Expectation, Finish, expect_upload
 from .rules import CallerRules
 from .storage import abort_multipart_upload, complete_multipart_upload, create_multipart_upload, list_parts
 
@@ -39,12 +40,23 @@ class Companion:
     """The service's own stable HMAC key (Config.cookie_secret): the same in every worker and
     replica, and across credential rotations. Empty: upload ids are not sealed, and the store's
     own binding of upload ids to keys (S3's, SeaweedFS') is what keeps callers apart."""
+    finish: Finish | None = None
+    """Where uploads are recorded for the finish step (None: not recorded, for tests of the protocol alone)."""
+    identity: str | None = None
+
+    def _expect(self, key: str, signed_until: datetime, upload_id: str | None = None) -> None:
+        """Both Companion uploads are bounded by what the service signs and does: reported, not re-checked."""
+        if self.finish is not None:
+            expect_upload(self.finish, Expectation.of(self.caller, self.identity, key), protocol="companion",
+                          signed_until=signed_until, clock_skew=self.caller.rules.clock_skew, upload_id=upload_id,
+                          bounded=True, now=self.now)
 
     def params(self, filename: object, content_type: object) -> dict[str, Any]:
         """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""
         plan = self.caller.plan_post_policy(filename=filename, content_type=content_type or None, now=self.now,
                                             valid_until=self.credentials.expiration)
         form = plan.sign(self.credentials, self.bucket, self.now)
+        self._expect(plan.key, form.expires_at)
         return {"method": "POST", "url": form.url, "fields": form.fields, "key": plan.key,
                 "expires": plan.expires_in, "headers": {}}
 
@@ -106,6 +118,7 @@ class Companion:
         wanted = _parts(body.get("parts"), self.caller)
         chosen = guard_parts(self.credentials, self.bucket, self.caller, checked_key, checked_id, wanted,
                              timeout=self.timeout)
+        self._expect(checked_key, self.now, checked_id)  # before: a process ending in between loses nothing
         complete_multipart_upload(self.credentials, self.bucket, checked_key, checked_id,
                                   [(part.number, part.etag) for part in chosen], timeout=max(self.timeout, 30.0))
         log.info("completed a multipart upload of %d parts", len(chosen))

@@ -8,10 +8,11 @@ import logging
 from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
-from ..completion import guard_parts, schedule_object_check
+from ..completion import guard_parts
 from ..errors import Refused
-from ..fineuploader import FineUploader
-from ..storage import delete_object, head_object
+from ..fineuploader import FineUploader, policy_key
+from ..finish import Expectation, check_object, expect_upload
+from ..storage import delete_object
 from .context import caller, caller_rules, config, json_body
 from .responses import json_response
 
@@ -36,22 +37,29 @@ def signature() -> Response:
         adapter = _adapter()
         call = adapter.check_multipart(body["headers"])
         if call.kind == "complete":
-            _guard_complete(call.key, call.upload_id)
+            _guard_complete(adapter, call.key, call.upload_id)
         answer = adapter.sign_call(call)
     else:
-        answer = _adapter().sign_policy(body)
+        adapter = _adapter()
+        answer = adapter.sign_policy(body)
+        cfg = config()
+        expect_upload(cfg.finish, Expectation.of(adapter.caller, who.identity, policy_key(body["conditions"])),
+                      protocol="fine-uploader", signed_until=adapter.policy_expires(body), bounded=True,
+                      clock_skew=cfg.rules.clock_skew, now=adapter.now)
     log.info("signed Fine Uploader %s for %s", "headers" if "headers" in body else "policy", who.identity or "-")
     return json_response(answer)
 
 
-def _guard_complete(key: str, upload_id: str | None) -> None:
+def _guard_complete(adapter: FineUploader, key: str, upload_id: str | None) -> None:
     """Before signing a complete the client will send itself: refuse (and abort) when the
-    parts already uploaded exceed the size limit, and check the finished object shortly after,
-    in case the client never calls /s3/success (see README, "the remaining window")."""
+    parts already uploaded exceed the size limit, and record the check of the finished object
+    (signer/service/finish.py), in case the client never calls /s3/success. The string's date
+    may be up to SIGNER_CLOCK_SKEW from now: the marker's deadline allows for it."""
     cfg = config()
     assert upload_id is not None  # a complete always names its upload
-    guard_parts(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
-    schedule_object_check(lambda: cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
+    guard_parts(cfg.credentials, cfg.bucket, adapter.caller, key, upload_id, timeout=cfg.s3_timeout)
+    expect_upload(cfg.finish, Expectation.of(adapter.caller, caller().identity, key), protocol="fine-uploader",
+                  signed_until=adapter.now, clock_skew=cfg.rules.clock_skew, upload_id=upload_id, now=adapter.now)
 
 
 def _form_field(name: str) -> str:
@@ -73,18 +81,15 @@ def _checked_key() -> str:
 def success() -> Response:
     """Confirm the upload landed, and remove it if it breaks the rules after all
     (a chunked upload's total size cannot be bounded by its signatures)."""
-    caller()
+    who = caller()
     cfg = config()
     key = _checked_key()
-    info = head_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
-    if info is None:
+    verdict = check_object(cfg.finish, Expectation.of(caller_rules(), who.identity, key))
+    if verdict.info is None:
         raise Refused("object_not_found", "the object was not found in the bucket")
-    try:
-        cfg.rules.check_object(info.size, info.content_type)
-    except Refused:
-        delete_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
-        raise
-    return json_response({"success": True, "key": key, "size": info.size})
+    if verdict.code is not None:
+        raise Refused(verdict.code, verdict.message or "the upload broke the rules and was deleted")
+    return json_response({"success": True, "key": key, "size": verdict.info.size})
 
 
 @fineuploader.delete("/s3/files/<uuid>")
