@@ -227,7 +227,7 @@ def _due_of(key: str, finish: Finish) -> int:
     return int(match["due"]) if match else 0  # a name we did not write: due now, then dropped
 
 
-def due_markers(finish: Finish, now: datetime | None, want: int) -> tuple[list[str], datetime]:
+def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int = 1000) -> tuple[list[str], datetime]:
     """Up to ``want`` due marker keys, earliest first, and the store's time. Pages are followed
     until a marker is not due: the listing is in due order, so no more is read than needed."""
     found: list[str] = []
@@ -235,7 +235,7 @@ def due_markers(finish: Finish, now: datetime | None, want: int) -> tuple[list[s
     clock = now
     while True:
         page = list_keys(finish.credentials(), finish.bucket, finish.pending_prefix, token=token,
-                         timeout=finish.timeout)
+                         max_keys=page_size, timeout=finish.timeout)
         clock = clock or page.time or current_time()
         for key in page.keys:
             if _due_of(key, finish) > clock.timestamp() or len(found) >= want:
@@ -246,11 +246,11 @@ def due_markers(finish: Finish, now: datetime | None, want: int) -> tuple[list[s
             return found, clock
 
 
-def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP,
+def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP, page_size: int = 1000,
           rng: random.Random | None = None) -> int:
     """One pass: work on at most ``limit`` due markers, picked at random among the earliest
     (so replicas sweeping at once mostly take different ones). Returns how many were claimed."""
-    keys, clock = due_markers(finish, now, limit * 4)
+    keys, clock = due_markers(finish, now, limit * 4, page_size)
     (rng or random).shuffle(keys)
     started, claimed = time.monotonic(), 0
     for key in keys[:limit]:
