@@ -247,13 +247,16 @@ def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int 
 
 
 def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP, page_size: int = 1000,
-          rng: random.Random | None = None) -> int:
+          rng: random.Random | None = None, stop: threading.Event | None = None) -> int:
     """One pass: work on at most ``limit`` due markers, picked at random among the earliest
-    (so replicas sweeping at once mostly take different ones). Returns how many were claimed."""
+    (so replicas sweeping at once mostly take different ones), until ``stop`` is set.
+    Returns how many were claimed."""
     keys, clock = due_markers(finish, now, limit * 4, page_size)
     (rng or random).shuffle(keys)
     started, claimed = time.monotonic(), 0
     for key in keys[:limit]:
+        if stop is not None and stop.is_set():
+            break
         moment = clock + timedelta(seconds=time.monotonic() - started)
         try:
             claimed += _work(finish, key, moment)
@@ -285,7 +288,11 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
                    timeout=finish.timeout)
     except PreconditionFailed:
         return 0  # another sweeper claimed it first
-    due = _advance(finish, marker, now)
+    try:
+        due = _advance(finish, marker, now)
+    except (KeyError, TypeError, ValueError):
+        log.error("finish step: dropped a marker it cannot read")
+        due = None
     marker["lease_until"] = 0
     if due is not None:
         _write(finish, _marker_key(finish, due, marker["id"]), marker, fresh=False)
@@ -356,7 +363,7 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.finish.interval * random.uniform(0.5, 1.5)):  # noqa: S311 - spread, not secrecy
             try:
-                sweep(self.finish)
+                sweep(self.finish, stop=self._stop)
             except Refused as exc:
                 log.warning("finish step: sweep failed: %s", exc.message)
             except Exception:  # a bug must not stop the sweeping silently
