@@ -10,13 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from signer.service.config import load_config
-from signer.service.web.app import create_app
 from tests import fineuploader_samples as fu
-from tests.conftest import ACCESS_KEY, bearer, env_with
+from tests.conftest import ACCESS_KEY, bearer
 from tests.helpers import moto_bucket
+from tests.test_companion import BUCKET, make
 
-BUCKET = "uploads-bucket"
 HOOK = {"SIGNER_WEBHOOK_URL": "http://127.0.0.1:9/hook", "SIGNER_WEBHOOK_SECRET": "a-webhook-secret-of-32-characters-at-least"}
 
 
@@ -24,10 +22,6 @@ HOOK = {"SIGNER_WEBHOOK_URL": "http://127.0.0.1:9/hook", "SIGNER_WEBHOOK_SECRET"
 def store(s3_url):
     with moto_bucket(s3_url, BUCKET) as s3:
         yield s3
-
-
-def make(s3_url, **overrides):
-    return create_app(load_config(env_with(SIGNER_ENDPOINT_URL=s3_url, **overrides))).test_client()
 
 
 def markers(store) -> list[dict]:

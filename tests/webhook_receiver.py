@@ -4,13 +4,14 @@ statuses it is given in turn (then 200), on 127.0.0.1 and a free port, in a thre
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.servers import serving
 
 
 @dataclass
@@ -53,12 +54,6 @@ def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    found.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/uploads"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        found.url = f"{url}/hooks/uploads"
         yield found
-    finally:
-        server.shutdown()
-        server.server_close()
