@@ -241,3 +241,17 @@ def test_a_bounded_upload_leaves_no_marker_without_a_webhook(weed: SeaweedFS, pr
     finish = make_finish(weed, prefix)
     assert expect(finish, prefix, f"{prefix}alice/a.png", bounded=True) is None
     assert keys(weed, f"{prefix}.signer/") == []
+
+
+def test_sweeps_go_by_the_store_clock_not_this_replicas(weed: SeaweedFS, prefix: str, monkeypatch) -> None:
+    """A replica whose clock runs an hour ahead still finds nothing due that the store's clock
+    (its Date header) says is not: replicas that disagree agree on the store."""
+    finish = make_finish(weed, prefix)
+    key = f"{prefix}alice/big.png"
+    expect_upload(finish, Expectation.of(caller(prefix), "alice", key), protocol="test",
+                  signed_until=later(3600), clock_skew=0, upload_id=multipart(weed, key, [5 * MIB, 2 * MIB]),
+                  now=later(60))  # due in a minute
+    monkeypatch.setattr(finishing, "current_time", lambda: later(3600))  # this replica's clock
+    assert sweep(finish) == 0 and keys(weed, f"{prefix}alice/") == [key]
+    monkeypatch.undo()
+    assert sweep(finish, now=later(63)) == 1 and keys(weed, f"{prefix}alice/") == []
