@@ -246,12 +246,13 @@ def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int 
             return found, clock
 
 
-def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP, page_size: int = 1000,
+def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP, page_size: int | None = None,
           rng: random.Random | None = None, stop: threading.Event | None = None) -> int:
     """One pass: work on at most ``limit`` due markers, picked at random among the earliest
     (so replicas sweeping at once mostly take different ones), until ``stop`` is set.
     Returns how many were claimed."""
-    keys, clock = due_markers(finish, now, limit * 4, page_size)
+    want = limit * 4
+    keys, clock = due_markers(finish, now, want, page_size or min(1000, want + 1))
     (rng or random).shuffle(keys)
     started, claimed = time.monotonic(), 0
     for key in keys[:limit]:
