@@ -71,9 +71,10 @@ def later(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
-def expect(finish: Finish, prefix: str, key: str, upload_id: str | None = None, bounded: bool = False) -> str | None:
+def expect(finish: Finish, prefix: str, key: str, upload_id: str | None = None, bounded: bool = False,
+           now: datetime | None = None) -> str | None:
     return expect_upload(finish, Expectation.of(caller(prefix), "alice", key), protocol="test",
-                         signed_until=datetime.now(UTC), clock_skew=0, upload_id=upload_id, bounded=bounded)
+                         signed_until=datetime.now(UTC), clock_skew=0, upload_id=upload_id, bounded=bounded, now=now)
 
 
 def test_seaweedfs_honours_the_conditional_writes_the_claims_rely_on(weed: SeaweedFS) -> None:
@@ -91,12 +92,13 @@ def test_a_sweep_deletes_what_breaks_the_rules_and_keeps_the_rest(weed: SeaweedF
     finish = make_finish(weed, prefix)
     cases = {"big.png": ([5 * MIB, 2 * MIB], "image/png"), "ok.png": ([10], "image/png"),
              "page.png": ([10], "text/html")}
+    signed = datetime.now(UTC)
     for name, (sizes, content_type) in cases.items():
         key = f"{prefix}alice/{name}"
-        expect(finish, prefix, key, multipart(weed, key, sizes, content_type))
+        expect(finish, prefix, key, multipart(weed, key, sizes, content_type), now=signed)
     assert len(keys(weed, f"{prefix}.signer/pending/")) == 3
-    assert sweep(finish, now=later(1)) == 0  # not due yet (2 s after signing)
-    assert sweep(finish, now=later(3)) == 3
+    assert sweep(finish, now=signed + timedelta(seconds=1)) == 0  # not due yet (2 s after signing)
+    assert sweep(finish, now=signed + timedelta(seconds=3)) == 3
     assert keys(weed, f"{prefix}alice/") == [f"{prefix}alice/ok.png"]
     assert keys(weed, f"{prefix}.signer/") == []  # done: no webhook, nothing more to do
 
@@ -110,10 +112,11 @@ def test_an_open_upload_is_looked_at_again_and_an_object_already_at_the_key_does
     upload_id = multipart(weed, key, [5 * MIB, 2 * MIB], complete=False)
     expect_upload(finish, Expectation.of(caller(prefix), "alice", key), protocol="test",
                   signed_until=datetime.now(UTC) + timedelta(seconds=3600), clock_skew=0, upload_id=upload_id)
-    assert sweep(finish, now=later(3)) == 1
+    base = later(3)
+    assert sweep(finish, now=base) == 1
     assert keys(weed, f"{prefix}alice/") == [key]  # still open: kept, looked at again later
     [pending] = keys(weed, f"{prefix}.signer/pending/")
-    assert int(pending.rsplit("/", 1)[1][:10]) >= int(later(3).timestamp()) + 4  # the next look, 5 s on
+    assert int(pending.rsplit("/", 1)[1][:10]) >= int(base.timestamp()) + 5  # the next look, 5 s on
     client = s3(weed)
     parts = client.list_parts(Bucket=weed.bucket, Key=key, UploadId=upload_id)["Parts"]
     client.complete_multipart_upload(Bucket=weed.bucket, Key=key, UploadId=upload_id, MultipartUpload={
@@ -163,11 +166,12 @@ def test_a_sweep_does_bounded_work_and_follows_pages(weed: SeaweedFS, prefix: st
         expect(finish, prefix, f"{prefix}alice/{number}.png")
     expect_upload(finish, Expectation.of(caller(prefix), "alice", f"{prefix}alice/late.png"), protocol="test",
                   signed_until=datetime.now(UTC), clock_skew=0, now=later(3600))  # due in an hour
-    found, _ = finishing.due_markers(finish, later(3), 100, page_size=5)
+    base = later(3)
+    found, _ = finishing.due_markers(finish, base, 100, page_size=5)
     assert len(found) == 23  # five pages, stopped at the first marker not due
-    assert sweep(finish, now=later(3), limit=10, page_size=5, rng=random.Random(1)) == 10
+    assert sweep(finish, now=base, limit=10, page_size=5, rng=random.Random(1)) == 10
     rescheduled = [key for key in keys(weed, f"{prefix}.signer/pending/")
-                   if int(key.rsplit("/", 1)[1][:10]) > int(later(3).timestamp())]
+                   if int(key.rsplit("/", 1)[1][:10]) > int(base.timestamp())]
     assert len(rescheduled) == 11  # the ten looked at (not uploaded yet: later) and the late one
 
 
@@ -189,11 +193,13 @@ def test_webhook_retries_with_backoff_until_2xx_with_the_same_event_id(weed: Sea
         finish = make_finish(weed, prefix, hook.url)
         key = f"{prefix}alice/big.png"
         event_id = expect(finish, prefix, key, multipart(weed, key, [5 * MIB, 2 * MIB]))
-        assert sweep(finish, now=later(3)) == 1  # checked, deleted, told: 500
-        assert sweep(finish, now=later(3)) == 0  # the retry waits (interval 1 s, then doubling)
-        assert sweep(finish, now=later(5)) == 1  # 500 again
-        assert sweep(finish, now=later(6)) == 0
-        assert sweep(finish, now=later(8)) == 1  # 200
+        base = later(3)
+        step = [base + timedelta(seconds=seconds) for seconds in range(7)]
+        assert sweep(finish, now=step[0]) == 1  # checked, deleted, told: 500
+        assert sweep(finish, now=step[0]) == 0  # the retry waits (interval 1 s, then doubling)
+        assert sweep(finish, now=step[2]) == 1  # 500 again
+        assert sweep(finish, now=step[3]) == 0  # 2 s this time
+        assert sweep(finish, now=step[5]) == 1  # 200
         assert sweep(finish, now=later(60)) == 0 and keys(weed, f"{prefix}.signer/") == []
         deliveries = hook.wait_for(3)
         assert len(deliveries) == 3 and {d.headers["signer-event-id"] for d in deliveries} == {event_id}
