@@ -67,11 +67,24 @@ access_log_format = json.dumps(
 
 
 
-def post_worker_init(worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
+def post_worker_init(worker: object) -> None:
     """The app is loaded: move everything made so far out of the garbage collector's sight.
     Those objects live as long as the worker, yet every full collection walked them all;
-    frozen, a collection costs only what requests made."""
+    frozen, a collection costs only what requests made. Then start this worker's finish-step
+    sweeper (after the fork: a thread does not survive one; signer/service/finish.py)."""
     import gc
+
+    from signer.service.finish import start_sweeper
 
     gc.collect()
     gc.freeze()
+    app = worker.wsgi  # type: ignore[attr-defined]  # the Flask app gunicorn loaded
+    worker.signer_sweeper = start_sweeper(app.extensions["signer_config"].finish)  # type: ignore[attr-defined]
+
+
+def worker_exit(server: object, worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
+    """A worker leaving (recycled after max_requests, or stopping) finishes the marker in hand;
+    anything it did not get to stays in the store for the next sweep, here or elsewhere."""
+    sweeper = getattr(worker, "signer_sweeper", None)
+    if sweeper is not None:
+        sweeper.stop(timeout=5.0)

@@ -95,7 +95,8 @@ from tests.servers import SERVER_LOGS  # noqa: E402
 # Session tokens are not here: a presigned URL carries its token by design. The credential
 # tests check separately that tokens stay out of logs, errors and /readyz.
 SECRETS = (SECRET_KEY, ALICE_TOKEN, BOB_TOKEN, "not-the-right-secret-at-all", "this-is-not-the-secret-key",
-           SECRET_MARK, CONTAINER_AUTH, IMDS_SESSION, WEB_IDENTITY_JWT)
+           SECRET_MARK, CONTAINER_AUTH, IMDS_SESSION, WEB_IDENTITY_JWT,
+           "webhook-secret-for-tests-0123456789abcdef", "a-webhook-secret-of-32-characters-at-least")
 RUNTIME_SECRETS: list[str] = []
 """Secrets only known while the run goes (moto's STS answers); tests append, the scan reads."""
 _SEEN: list[tuple[str, str]] = []  # (where, text)

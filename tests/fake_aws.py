@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from tests.servers import serving
+
 SECRET_MARK = "fake-secret-"
 TOKEN_MARK = "fake-session-token-"
 CONTAINER_AUTH = "fake-container-auth-0123456789"
@@ -164,14 +166,6 @@ def _handler(fake: FakeAws) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def fake_aws(**settings: object) -> Iterator[FakeAws]:
     fake = FakeAws(**settings)  # type: ignore[arg-type]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import UTC
 
 import pytest
@@ -14,7 +13,7 @@ import requests
 
 from signer.service.config import load_config
 from signer.service.web.app import create_app
-from tests.conftest import ACCESS_KEY, BOB_TOKEN, SECRET_KEY, bearer, env_with
+from tests.conftest import BOB_TOKEN, bearer, env_with
 from tests.helpers import moto_bucket
 
 MIB = 1024 * 1024
@@ -41,7 +40,13 @@ def uploads(store) -> list[str]:
 
 
 def objects(store) -> list[str]:
-    return [item["Key"] for item in store.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    """The bucket's objects, without the finish step's markers (uploads/.signer/)."""
+    return [item["Key"] for item in store.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+            if not item["Key"].startswith("uploads/.signer/")]
+
+
+def markers(store) -> list[str]:
+    return [item["Key"] for item in store.list_objects_v2(Bucket=BUCKET, Prefix="uploads/.signer/").get("Contents", [])]
 
 
 def create(client, name="cat.png", type_="image/png", headers=None):
@@ -224,67 +229,6 @@ def test_sign_request_complete_is_refused_and_aborted_over_size(s3_url, store) -
     assert uploads(store) == [] and objects(store) == []
 
 
-def watch(s3_url, key, upload_id, outcomes, delays=(0.05, 0.1)):
-    from signer import Bucket, Credentials
-    from signer.service.completion import schedule_object_check
-    from signer.service.rules import Rules
-
-    caller = Rules(max_size=6 * MIB, allowed_content_types=("image/*",)).for_caller("alice")
-    schedule_object_check(lambda: Credentials(ACCESS_KEY, SECRET_KEY), Bucket(BUCKET, endpoint_url=s3_url), caller, key,
-                          upload_id, delays=delays, done=outcomes.append)
-
-
-def wait_for(outcomes, count):
-    deadline = time.monotonic() + 15
-    while len(outcomes) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def complete_with(store, key, upload_id, sizes):
-    parts = [{"PartNumber": n, "ETag": store.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=n,
-                                                         Body=b"x" * size)["ETag"]} for n, size in enumerate(sizes, 1)]
-    store.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
-
-
-def test_object_check_deletes_a_completed_object_that_breaks_the_rules(s3_url, store) -> None:
-    outcomes: list[str] = []
-    for key, sizes, type_ in (("uploads/alice/big.png", [5 * MIB, 2 * MIB], "image/png"),
-                              ("uploads/alice/ok.png", [10], "image/png"),
-                              ("uploads/alice/page.png", [10], "text/html")):
-        upload_id = store.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType=type_)["UploadId"]
-        complete_with(store, key, upload_id, sizes)
-        watch(s3_url, key, upload_id, outcomes)
-    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key="uploads/alice/gone.png")["UploadId"]
-    store.abort_multipart_upload(Bucket=BUCKET, Key="uploads/alice/gone.png", UploadId=upload_id)
-    watch(s3_url, "uploads/alice/gone.png", upload_id, outcomes)
-    wait_for(outcomes, 4)
-    assert sorted(outcomes) == ["absent", "deleted", "deleted", "ok"]
-    assert objects(store) == ["uploads/alice/ok.png"]
-
-
-def test_object_check_waits_for_the_upload_not_for_an_object_already_at_the_key(s3_url, store) -> None:
-    """A small object placed at the key first must not end the watch: the over-size complete
-    that follows is still caught."""
-    key = "uploads/alice/swap.png"
-    store.put_object(Bucket=BUCKET, Key=key, Body=b"small", ContentType="image/png")
-    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType="image/png")["UploadId"]
-    outcomes: list[str] = []
-    watch(s3_url, key, upload_id, outcomes, delays=(0.05, 0.6, 0.6))
-    time.sleep(0.3)
-    assert outcomes == []  # still watching: the upload is open
-    complete_with(store, key, upload_id, [5 * MIB, 2 * MIB])
-    wait_for(outcomes, 1)
-    assert outcomes == ["deleted"] and objects(store) == []
-
-
-def test_object_check_gives_up_on_an_upload_that_stays_open(s3_url, store) -> None:
-    upload_id = store.create_multipart_upload(Bucket=BUCKET, Key="uploads/alice/open.png")["UploadId"]
-    outcomes: list[str] = []
-    watch(s3_url, "uploads/alice/open.png", upload_id, outcomes, delays=(0.05, 0.05))
-    wait_for(outcomes, 1)
-    assert outcomes == ["open"]
-
-
 # --- Fine Uploader's complete: the same pre-completion size check (issue #9 item 4) -------
 
 def fine_uploader_complete(client, s3_url, key, upload_id):
@@ -309,3 +253,4 @@ def test_fine_uploader_complete_is_refused_and_aborted_over_size(s3_url, store) 
     refused = fine_uploader_complete(client, s3_url, key, upload_id)
     assert refused.status_code == 400 and refused.json["code"] == "too_large" and refused.json["invalid"] is True
     assert uploads(store) == [] and objects(store) == []
+    assert len(markers(store)) == 1  # the signed complete left its check in the store

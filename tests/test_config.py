@@ -120,7 +120,7 @@ def test_every_variable_the_readme_documents_is_known() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme.split("## Configuration", 1)[1].split("## Rules before signing", 1)[0]
     documented = set(re.findall(r"SIGNER_[A-Z0-9_]+", table))
-    documented |= {f"{name}_FILE" for name in documented if name in ("SIGNER_API_TOKENS", "SIGNER_COOKIE_SECRET")}
+    documented |= {f"{name}_FILE" for name in documented if name in ("SIGNER_API_TOKENS", "SIGNER_COOKIE_SECRET", "SIGNER_WEBHOOK_SECRET")}
     assert documented == set(KNOWN_VARIABLES)
     root = Path(__file__).resolve().parent.parent
     sources = [*root.joinpath("signer").rglob("*.py"), root / "gunicorn.conf.py", root / "wsgi.py"]
@@ -142,3 +142,34 @@ def test_the_credentials_provider_is_chosen_from_the_environment() -> None:
     assert "AWS_ACCESS_KEY_ID" in caught.value.message and "AWS_ROLE_ARN" in caught.value.message
     with pytest.raises(ConfigError, match="AWS_WEB_IDENTITY_TOKEN_FILE"):
         load_config(env_with(**no_keys, AWS_ROLE_ARN="arn:aws:iam::123456789012:role/x"))
+
+
+# --- the finish step's settings (issue #19) ---------------------------------------------
+
+WEBHOOK_SECRET = "a-webhook-secret-of-32-characters-at-least"
+
+
+def test_webhook_needs_its_secret_and_a_plain_url(tmp_path) -> None:
+    cfg = load_config(env_with(SIGNER_WEBHOOK_URL="https://hooks.example/uploads?app=1",
+                               SIGNER_WEBHOOK_SECRET=WEBHOOK_SECRET))
+    assert cfg.webhook is not None and cfg.webhook.url == "https://hooks.example/uploads?app=1"
+    assert WEBHOOK_SECRET not in repr(cfg) and WEBHOOK_SECRET not in repr(cfg.finish)
+    assert cfg.finish_interval == 10 and load_config(env_with()).webhook is None
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_text(WEBHOOK_SECRET + "\n")
+    from_file = load_config(env_with(SIGNER_WEBHOOK_URL="http://127.0.0.1:9/h", SIGNER_WEBHOOK_SECRET_FILE=str(secret_file)))
+    assert from_file.webhook is not None and from_file.webhook.secret == WEBHOOK_SECRET.encode()
+    for bad, variable in (
+        ({"SIGNER_WEBHOOK_URL": "https://hooks.example/"}, "SIGNER_WEBHOOK_SECRET"),
+        ({"SIGNER_WEBHOOK_URL": "https://hooks.example/", "SIGNER_WEBHOOK_SECRET": "short"}, "SIGNER_WEBHOOK_SECRET"),
+        ({"SIGNER_WEBHOOK_SECRET": WEBHOOK_SECRET}, "SIGNER_WEBHOOK_URL"),
+        ({"SIGNER_WEBHOOK_URL": "https://user:pw@hooks.example/", "SIGNER_WEBHOOK_SECRET": WEBHOOK_SECRET},
+         "SIGNER_WEBHOOK_URL"),
+        ({"SIGNER_WEBHOOK_URL": "ftp://hooks.example/", "SIGNER_WEBHOOK_SECRET": WEBHOOK_SECRET}, "SIGNER_WEBHOOK_URL"),
+        ({"SIGNER_WEBHOOK_URL": "https://hooks.example/#x", "SIGNER_WEBHOOK_SECRET": WEBHOOK_SECRET},
+         "SIGNER_WEBHOOK_URL"),
+        ({"SIGNER_FINISH_INTERVAL": "0"}, "SIGNER_FINISH_INTERVAL"),
+    ):
+        with pytest.raises(ConfigError, match=variable) as caught:
+            load_config(env_with(**bad))
+        assert WEBHOOK_SECRET not in caught.value.message

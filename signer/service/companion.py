@@ -21,6 +21,7 @@ from ..credentials import Credentials
 from ..s3 import Bucket
 from .completion import guard_parts
 from .errors import Refused
+from .finish import Expectation, Finish, expect_upload
 from .publish import PublishSettings, publish
 from .rules import CallerRules
 from .storage import abort_multipart_upload, complete_multipart_upload, create_multipart_upload, list_parts
@@ -42,12 +43,28 @@ class Companion:
     own binding of upload ids to keys (S3's, SeaweedFS') is what keeps callers apart."""
     publish: PublishSettings | None = None
     """With ``on_upload`` set, a completed upload is published and the answer says where."""
+    finish: Finish | None = None
+    """Where uploads are recorded for the finish step (None: not recorded, for tests of the protocol alone)."""
+    identity: str | None = None
+
+    def _finish_for_publish(self) -> Finish:
+        if self.finish is None:
+            raise TypeError("publishing on upload needs the finish step (Companion.finish)")
+        return self.finish
+
+    def _expect(self, key: str, signed_until: datetime, upload_id: str | None = None) -> None:
+        """Both Companion uploads are bounded by what the service signs and does: reported, not re-checked."""
+        if self.finish is not None:
+            expect_upload(self.finish, Expectation.of(self.caller, self.identity, key), protocol="companion",
+                          signed_until=signed_until, clock_skew=self.caller.rules.clock_skew, upload_id=upload_id,
+                          bounded=True, now=self.now)
 
     def params(self, filename: object, content_type: object) -> dict[str, Any]:
         """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""
         plan = self.caller.plan_post_policy(filename=filename, content_type=content_type or None, now=self.now,
                                             valid_until=self.credentials.expiration)
         form = plan.sign(self.credentials, self.bucket, self.now)
+        self._expect(plan.key, form.expires_at)
         return {"method": "POST", "url": form.url, "fields": form.fields, "key": plan.key,
                 "expires": plan.expires_in, "headers": {}}
 
@@ -110,6 +127,7 @@ class Companion:
         wanted = _parts(body.get("parts"), self.caller)
         chosen = guard_parts(self.credentials, self.bucket, self.caller, checked_key, checked_id, wanted,
                              timeout=self.timeout)
+        self._expect(checked_key, self.now, checked_id)  # before: a process ending in between loses nothing
         try:
             complete_multipart_upload(self.credentials, self.bucket, checked_key, checked_id,
                                       [(part.number, part.etag) for part in chosen], timeout=max(self.timeout, 30.0),
@@ -122,8 +140,8 @@ class Companion:
         answer: dict[str, Any] = {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name,
                                   "key": checked_key}
         if self.publish is not None and self.publish.on_upload:
-            published = publish(self.credentials, self.bucket, self.publish, self.caller, checked_key,
-                                timeout=self.timeout, now=self.now)
+            published = publish(self._finish_for_publish(), self.publish, self.caller, self.identity, checked_key,
+                                now=self.now)
             answer["published"] = {"key": published.key, "url": published.url}
         return answer
 

@@ -22,7 +22,9 @@ from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Refused
+from .finish import Finish
 from .networks import Network
+from .notify import Webhook, webhook_from
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, template_problem
 from .rules import IDENTITY, Rules, is_reserved
 
@@ -45,6 +47,8 @@ class Config:
     s3_timeout: float = 10.0
     cookie_secret: bytes = field(default=b"", repr=False)
     publish: PublishSettings | None = None  # None: SIGNER_PUBLISH_BUCKET is not set
+    webhook: Webhook | None = None
+    finish_interval: int = 10
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
     @property
@@ -55,6 +59,12 @@ class Config:
             return self.credentials_source.get()
         except CredentialsUnavailable as exc:
             raise Refused("credentials_unavailable", exc.message) from None
+
+    @property
+    def finish(self) -> Finish:
+        """The finish step's view of this configuration (signer/service/finish.py)."""
+        return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
+                      self.finish_interval, self.webhook)
 
     def allows_origin(self, origin: str | None) -> bool:
         """Whether a browser page from ``origin`` may call the service (CORS)."""
@@ -70,12 +80,12 @@ KNOWN_VARIABLES = frozenset({
     "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
     "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
-    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_KEY_PREFIX",
+    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_FINISH_INTERVAL", "SIGNER_KEY_PREFIX",
     "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_OVERWRITE", "SIGNER_PUBLISH_BUCKET",
     "SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD", "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE",
-    "SIGNER_PUBLISH_URL", "SIGNER_REQUIRE_CHECKSUM",
-    "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
-    "SIGNER_S3_TIMEOUT", "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WORKERS",
+    "SIGNER_PUBLISH_URL", "SIGNER_REQUIRE_CHECKSUM", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
+    "SIGNER_S3_TIMEOUT", "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WEBHOOK_SECRET",
+    "SIGNER_WEBHOOK_SECRET_FILE", "SIGNER_WEBHOOK_URL", "SIGNER_WORKERS",
 })
 
 
@@ -154,6 +164,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         credentials = credentials_chain(env, region)
         raw_tokens = read_secret(env, "SIGNER_API_TOKENS") or ""
         cookie_secret = read_secret(env, "SIGNER_COOKIE_SECRET")
+        webhook_secret = read_secret(env, "SIGNER_WEBHOOK_SECRET")
     except InvalidCredentials as exc:
         raise ConfigError(exc.message) from None
 
@@ -228,6 +239,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         max_body=_integer(env, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024),  # type: ignore[arg-type]
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
+        webhook=webhook_from(env.get("SIGNER_WEBHOOK_URL", "").strip() or None, webhook_secret, 5.0),
+        finish_interval=_integer(env, "SIGNER_FINISH_INTERVAL", 10, 1, 3600),  # type: ignore[arg-type]
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
         publish=_publish(env, bucket, prefix, secret),

@@ -164,6 +164,22 @@ class Doctor:
                        f"altered ({answer.status}): it does not verify signatures, so anyone can write or read "
                        "anything", "use a store that verifies SigV4 signatures (turn on its authentication)")
 
+    def conditional_writes(self) -> Finding:
+        """The finish step claims a marker with ``If-Match`` and records one with ``If-None-Match: *``
+        (signer/service/finish.py): a store that ignores them lets two sweepers work on one marker."""
+        absent = self._signed("PUT", self.source, PROBE_BODY, {"Content-Type": "text/plain", "If-None-Match": "*"})
+        changed = self._signed("PUT", self.source, PROBE_BODY, {"Content-Type": "text/plain",
+                                                                "If-Match": '"00000000000000000000000000000000"'})
+        ignored = [name for name, answer in (("If-None-Match: *", absent), ("If-Match", changed))
+                   if answer.status != 412]
+        if not ignored:
+            return Finding("conditional writes", True, "PUT with If-None-Match: * on an existing key and with a "
+                           "stale If-Match are refused (412): one sweeper claims each pending marker")
+        return Finding("conditional writes", False, f"the store ignores {' and '.join(ignored)} on PUT: two "
+                       "replicas may check one upload twice and send its webhook event twice (harmless, but "
+                       "not once)", "use a store that honours S3 conditional writes (AWS S3 does since 2024, "
+                       "SeaweedFS 4.48 does)")
+
     def unsigned_header(self) -> Finding:
         key = self.prefix + "copy-target.txt"
         url = self._presigned_put(key)
@@ -284,8 +300,8 @@ class Doctor:
         if answer is not None:
             findings.append(check_clock(answer.headers.get("Date"), self.now(), self.config.rules.clock_skew))
         if not found.ok:
-            names = ["tampered signature", "unsigned x-amz header", "checksum", "no overwrite", "post policy size",
-                     "cors"]
+            names = ["tampered signature", "unsigned x-amz header", "checksum", "no overwrite",
+                     "conditional writes", "post policy size", "cors"]
             return findings + [Finding(name, None, "not checked: the bucket is not reachable") for name in names]
         try:
             written = self._signed("PUT", self.source, PROBE_BODY, {"Content-Type": "text/plain"})
@@ -295,7 +311,7 @@ class Doctor:
                 return findings
             post_finding, post_url = self.post_policy()
             findings += [self.tampered_signature(), self.unsigned_header(), self.checksum(), self.no_overwrite(),
-                         post_finding, self.cors(post_url)]
+                         self.conditional_writes(), post_finding, self.cors(post_url)]
         except Refused as exc:
             findings.append(Finding("store", False, f"the checks stopped: {exc.message}"))
         finally:

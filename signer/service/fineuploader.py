@@ -157,6 +157,12 @@ class FineUploader:
             signed.append(["content-length-range", 0, rules.max_size])
         return stamp, signed, expiration
 
+    def policy_expires(self, document: dict[str, Any]) -> datetime:
+        """When a policy :meth:`sign_policy` accepted stops being valid (at the latest)."""
+        match = _EXPIRATION.fullmatch(document["expiration"])
+        assert match is not None  # checked by sign_policy
+        return utc_from_parts(match.groups())
+
     def _check_expiration(self, expiration: Any) -> str:
         """At most SIGNER_MAX_EXPIRES from server time (clock skew is for client dates,
         not for how long a signature lives); the expiration to sign, capped at the moment
@@ -304,6 +310,15 @@ class FineUploader:
                 _refuse("x-amz-server-side-encryption must be AES256 or aws:kms")
             if headers.get("x-amz-storage-class", "STANDARD") not in STORAGE_CLASSES:
                 _refuse("x-amz-storage-class is not a known class")
+
+
+def policy_key(conditions: list[Any]) -> str:
+    """The key of a policy :meth:`FineUploader.sign_policy` accepted (an exact ``key`` condition)."""
+    for raw in conditions:
+        name, operator, value = _condition(raw)
+        if name == "key" and operator == "eq":
+            return str(value)
+    raise Refused("invalid_input", "policy has no exact key condition")
 
 
 def _condition(condition: Any) -> tuple[str, str, Any]:

@@ -23,10 +23,10 @@ import string
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..credentials import Credentials
 from ..s3 import Bucket, encode_key
 from ..sigv4 import CONTROL_CHARACTERS, current_time
 from .errors import Refused
+from .finish import Expectation, Finish, check_object, queue_event
 from .rules import CallerRules
 from .storage import (
     MAX_COPY_SIZE,
@@ -150,27 +150,31 @@ def public_key(settings: PublishSettings, caller: CallerRules, source: Bucket, k
     return settings.prefix + "/".join(part for part in rendered.split("/") if part)
 
 
-def check_source(credentials: Credentials, bucket: Bucket, caller: CallerRules, key: object, *,
-                 timeout: float = 10.0) -> tuple[str, ObjectInfo]:
+def check_source(finish: Finish, caller: CallerRules, identity: str | None, key: object) -> tuple[Expectation, ObjectInfo]:
     """The caller's own finished object, within the rules: its key under the caller's folder
     (another caller's key is refused by its text alone, 403, whether or not it exists: nothing
-    leaks), a HEAD signed by us (404 when absent), then :meth:`Rules.check_object` (size, type).
-    Refusing copies nothing and deletes nothing."""
+    leaks), then the finish step's own check (:func:`signer.service.finish.check_object`: HEAD,
+    folder, size, type), so publish holds an upload to exactly what the sweeper would. 404 when
+    absent; an object that breaks the rules is deleted, as the finish step does, and refused."""
     if key is None:
         raise Refused("missing_field", "key is required: the uploaded object to publish")
-    checked = caller.check_key(key)
-    info = head_object(credentials, bucket, checked, timeout=timeout)
-    if info is None:
+    expected = Expectation.of(caller, identity, caller.check_key(key))
+    verdict = check_object(finish, expected)
+    if verdict.info is None:
         raise Refused("object_not_found", "the object to publish is not in the bucket (not uploaded yet?)")
-    caller.rules.check_object(info.size, info.content_type)
-    return checked, info
+    if verdict.code is not None:
+        queue_event(finish, "upload.rejected", expected, verdict.info, code=verdict.code, message=verdict.message)
+        raise Refused(verdict.code, f"{verdict.message}: the upload was deleted")
+    return expected, verdict.info
 
 
-def publish(credentials: Credentials, bucket: Bucket, settings: PublishSettings, caller: CallerRules, key: object,
-            filename: object = None, *, timeout: float = 10.0, now: datetime | None = None) -> Published:
+def publish(finish: Finish, settings: PublishSettings, caller: CallerRules, identity: str | None, key: object,
+            filename: object = None, *, now: datetime | None = None) -> Published:
     """Check the caller's object, copy it to the public name (unless this upload is already
-    there), delete the original when configured, and say where it is."""
-    checked, info = check_source(credentials, bucket, caller, key, timeout=timeout)
+    there), delete the original when configured, queue ``upload.published`` (once: a repeat
+    copies nothing and tells nothing) and say where it is."""
+    expected, info = check_source(finish, caller, identity, key)
+    checked, bucket, timeout, credentials = expected.key, finish.bucket, finish.timeout, finish.credentials()
     if info.size > MAX_OBJECT_SIZE:
         raise Refused("too_large", f"the object is {info.size} bytes, above S3's largest object")
     target = public_key(settings, caller, bucket, checked, info, filename, now or current_time())
@@ -185,8 +189,12 @@ def publish(credentials: Credentials, bucket: Bucket, settings: PublishSettings,
                                          content_type=info.content_type, source_etag=info.etag, timeout=timeout), True
     if settings.delete_source:
         delete_object(credentials, bucket, checked, timeout=timeout)
-    return Published(checked, settings.bucket.name, target, settings.url_of(target), info.size, info.content_type,
-                     _quoted(etag), copied)
+    published = Published(checked, settings.bucket.name, target, settings.url_of(target), info.size, info.content_type,
+                          _quoted(etag), copied)
+    if copied:
+        queue_event(finish, "upload.published", expected, info,
+                    extra={"published": {"bucket": published.bucket, "key": published.key, "url": published.url}})
+    return published
 
 
 def _quoted(etag: str | None) -> str | None:

@@ -39,6 +39,10 @@ IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 ANONYMOUS = "anonymous"  # reserved: no token or gateway user may take this name
 GATEWAY_FOLDER = "user"  # gateway users live under <prefix>user/<id>/
 RESERVED_NAMES = frozenset({ANONYMOUS, GATEWAY_FOLDER})
+SERVICE_FOLDER = ".signer/"
+"""``<SIGNER_KEY_PREFIX>.signer/``: the service's own objects (the finish step's pending markers).
+No identity can start with '.', so only a caller without a folder could reach it: every key
+and key prefix is checked against it (in any letter case)."""
 
 
 def is_reserved(name: str) -> bool:
@@ -102,6 +106,14 @@ class Rules:
     def for_caller(self, identity: str | None, names: FieldNames = JSON_FIELDS) -> CallerRules:
         """These rules bound to one caller (its key prefix) and to how it names fields."""
         return CallerRules(self, identity, names)
+
+    @property
+    def reserved_prefix(self) -> str:
+        """Where the service keeps its own objects; never signed for a caller."""
+        return f"{self.key_prefix}{SERVICE_FOLDER}"
+
+    def is_reserved_key(self, key: str) -> bool:
+        return key.lower().startswith(self.reserved_prefix.lower())
 
     def prefix_for(self, identity: str | None) -> str:
         """Where this caller may write: ``<prefix>`` or ``<prefix><identity>/``."""
@@ -302,6 +314,8 @@ class CallerRules:
         text = _check_key_text(key, name)
         if not text.startswith(self.prefix) or len(text) == len(self.prefix):
             raise Refused("key_not_allowed", f"{name} must start with {self.prefix!r} and name an object under it")
+        if self.rules.is_reserved_key(text):
+            raise Refused("key_not_allowed", f"{name} must not be under {self.rules.reserved_prefix!r}: the service's own folder")
         return text
 
     def check_key_prefix(self, key_prefix: object) -> str:
@@ -309,6 +323,10 @@ class CallerRules:
         text = _check_key_text(key_prefix, "key prefix")
         if not text.startswith(self.prefix):
             raise Refused("key_not_allowed", f"key prefix must start with {self.prefix!r}")
+        reserved = self.rules.reserved_prefix.lower()
+        if text.lower().startswith(reserved) or reserved.startswith(text.lower()):
+            raise Refused("key_not_allowed",
+                          f"key prefix must not admit {self.rules.reserved_prefix!r}: the service's own folder")
         return text
 
     def new_key(self, filename: object, now: datetime, name: str = "filename") -> str:

@@ -139,6 +139,81 @@ def list_objects(
     ]
 
 
+class PreconditionFailed(Refused):
+    """A conditional write lost: the key exists (``If-None-Match: *``) or changed (``If-Match``)."""
+
+    def __init__(self) -> None:
+        super().__init__("storage_error", "the store refused a conditional write (someone else wrote first)")
+
+
+def store_time(answer: Answer) -> datetime | None:
+    """The store's own clock, from its ``Date`` header: one clock for every replica."""
+    try:
+        moment = parsedate_to_datetime(answer.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def put_object(
+    credentials: Credentials, bucket: Bucket, key: str, body: bytes, *, content_type: str = "application/json",
+    if_none_match: bool = False, if_match: str | None = None, timeout: float = 10.0, now: datetime | None = None,
+) -> str | None:
+    """Write one small object, optionally only when absent (``If-None-Match: *``) or unchanged
+    since ``if_match`` (its ETag); a lost condition raises :class:`PreconditionFailed`.
+    AWS S3 and SeaweedFS (4.48, tests/test_finish.py) honour both. Returns the new ETag."""
+    headers = {"Content-Type": content_type}
+    if if_none_match:
+        headers["If-None-Match"] = "*"
+    if if_match is not None:
+        headers["If-Match"] = if_match
+    answer = signed_request(credentials, bucket, "PUT", bucket.object_url(key), headers=headers, body=body,
+                            timeout=timeout, now=now)
+    if answer.status in (409, 412) or (if_match is not None and answer.status == 404):
+        raise PreconditionFailed()
+    if answer.status != 200:
+        raise StorageError(f"S3 PUT answered {answer.status}")
+    return answer.headers.get("ETag")
+
+
+def get_object(
+    credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None,
+) -> tuple[bytes, str | None] | None:
+    """A small object's body and ETag (at most 4 MiB are read), or None when it does not exist."""
+    answer = signed_request(credentials, bucket, "GET", bucket.object_url(key), timeout=timeout, now=now)
+    if answer.status == 404:
+        return None
+    if answer.status != 200:
+        raise StorageError(f"S3 GET answered {answer.status}")
+    return answer.body, answer.headers.get("ETag")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of ListObjectsV2: keys in order, the token for the next page, the store's time."""
+
+    keys: list[str]
+    next_token: str | None
+    time: datetime | None
+
+
+def list_keys(
+    credentials: Credentials, bucket: Bucket, prefix: str, *, token: str | None = None, max_keys: int = 1000,
+    timeout: float = 10.0, now: datetime | None = None,
+) -> Listing:
+    """One page of keys under ``prefix`` (S3 lists them in UTF-8 byte order)."""
+    params = {"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}
+    if token:
+        params["continuation-token"] = token
+    query = urlencode(sorted(params.items()), quote_via=quote, safe="")
+    answer = signed_request(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout=timeout, now=now)
+    _check(answer, "list")
+    root, ns = _xml(answer, "list")
+    keys = [item.findtext(f"{ns}Key") or "" for item in root.iter(f"{ns}Contents")]
+    truncated = (root.findtext(f"{ns}IsTruncated") or "").lower() == "true"
+    return Listing(keys, root.findtext(f"{ns}NextContinuationToken") if truncated else None, store_time(answer))
+
+
 # --- multipart uploads ---------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from signer.service.storage import list_objects
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN
 from tests.e2e.conftest import FINE_UPLOADER, require_node_peers, service, virtual_hosted
 from tests.seaweedfs import SeaweedFS
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, serving
 
 ARTIFACTS = ROOT / ".ci-artifacts"
 MiB = 1024 * 1024
@@ -82,15 +81,8 @@ class PageHandler(SimpleHTTPRequestHandler):
 
 @contextmanager
 def serve_test_page() -> Iterator[str]:
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(PageHandler, directory=str(FINE_UPLOADER)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", free_port()), partial(PageHandler, directory=str(FINE_UPLOADER)))) as url:
+        yield url
 
 
 def chromium_path() -> str:

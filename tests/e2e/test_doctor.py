@@ -53,7 +53,8 @@ def test_seaweedfs_passes_every_check_and_keeps_nothing(weed, style) -> None:
     findings = run_doctor(load_config(env_with(**weed.signer_env(style))))
     assert healthy(findings), report(findings)
     assert [f.check for f in findings] == ["bucket", "clock", "tampered signature", "unsigned x-amz header",
-                                           "checksum", "no overwrite", "post policy size", "cors", "cleanup"]
+                                           "checksum", "no overwrite", "conditional writes", "post policy size", "cors",
+                                           "cleanup"]
     assert all(f.ok for f in findings), report(findings)
     assert "EntityTooLarge" in by_check(findings)["post policy size"].message
     assert "BadDigest" in by_check(findings)["checksum"].message
@@ -105,7 +106,7 @@ def test_an_unreachable_endpoint_is_named() -> None:
 
 def test_moto_fails_the_laxness_checks_and_keeps_nothing(moto) -> None:
     findings = by_check(run_doctor(load_config(env_with(SIGNER_ENDPOINT_URL=moto))))
-    assert findings["bucket"].ok and findings["clock"].ok
+    assert findings["bucket"].ok and findings["clock"].ok and findings["conditional writes"].ok
     for name in ("tampered signature", "unsigned x-amz header", "checksum", "post policy size", "cors"):
         assert findings[name].ok is False and findings[name].fix, name
     assert "x-amz-checksum-sha256" in findings["checksum"].message  # moto 5.2.1 stores other bytes

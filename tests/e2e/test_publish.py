@@ -112,6 +112,9 @@ def test_refusals_copy_nothing(signer, stores) -> None:
         answer = publish(signer, token, **body)
         assert (answer.status_code, answer.json()["code"]) == (status, code), (body, answer.text)
     assert listing(public) == before
+    # what breaks the rules is deleted, as the finish step deletes it; another caller's request touches nothing
+    assert uploads.get_object("uploads/alice/too-big.png") is None and uploads.get_object("uploads/alice/page.html") is None
+    assert uploads.get_object("uploads/alice/mine.png") == b"\x89PNG alice's"
     assert requests.post(f"{signer}/v1/uploads/publish", json={"key": "uploads/alice/mine.png"}, timeout=10).status_code == 401
 
 

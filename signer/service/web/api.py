@@ -10,10 +10,11 @@ from flask import Blueprint, Response
 from ...sigv4 import current_time
 from ..callers import Caller
 from ..checksums import CHECKSUM_FIELDS
-from ..completion import guard_parts, schedule_object_check
+from ..completion import guard_parts
 from ..config import Config
 from ..doctor import healthy, run_doctor
 from ..errors import Refused
+from ..finish import Expectation, expect_upload
 from ..publish import publish, required
 from ..rules import SIGN_REQUEST_FIELDS, PostPlan
 from ..storage import list_objects
@@ -42,11 +43,15 @@ def presign_answer(cfg: Config, who: Caller, body: dict[str, Any]) -> dict[str, 
     now = current_time()
     plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
     url = plan.sign(credentials, cfg.bucket, now)
-    log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
-    return {
+    answer = {
         "method": plan.method, "url": url.url, "headers": url.headers, "bucket": cfg.bucket.name,
         "key": plan.key, "expires_at": iso(url.expires_at),
     }
+    if plan.method == "PUT" and cfg.webhook is not None:  # bounded: only reported; the hot path skips it all
+        expect_upload(cfg.finish, Expectation.of(rules, who.identity, plan.key), protocol="presign",
+                      signed_until=url.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now)
+    log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
+    return answer
 
 
 @api.post("/v1/post-policy")
@@ -58,6 +63,8 @@ def post_policy() -> Response:
     now = current_time()
     plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
     form = plan.sign(credentials, cfg.bucket, now)
+    expect_upload(cfg.finish, Expectation.of(rules, who.identity, plan.key), protocol="post-policy",
+                  signed_until=form.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now)
     log.info("signed POST policy for %s (%s)", who.identity or "-", who.via)
     return json_response({
         "url": form.url, "fields": form.fields, "bucket": cfg.bucket.name, "key": plan.key,
@@ -85,13 +92,17 @@ def sign_request() -> Response:
     if step.operation == "complete":
         assert step.upload_id is not None
         guard_parts(credentials, cfg.bucket, rules, step.plan.key, step.upload_id, timeout=cfg.s3_timeout)
-        schedule_object_check(lambda: cfg.credentials, cfg.bucket, rules, step.plan.key, step.upload_id,
-                              timeout=cfg.s3_timeout)
     log.info("signed %s for %s (%s)", step.operation, who.identity or "-", who.via)
+    expected = Expectation.of(rules, who.identity, step.plan.key)
     if isinstance(step.plan, PostPlan):
         form = step.plan.sign(credentials, cfg.bucket, now)
+        expect_upload(cfg.finish, expected, protocol="sign-request", signed_until=form.expires_at,
+                      clock_skew=cfg.rules.clock_skew, bounded=True, now=now)
         return json_response({"url": form.url, "fields": form.fields, "key": step.plan.key})
     url = step.plan.sign(credentials, cfg.bucket, now)
+    if step.operation == "complete":  # the browser sends it: checked once it has happened
+        expect_upload(cfg.finish, expected, protocol="sign-request", signed_until=url.expires_at,
+                      clock_skew=cfg.rules.clock_skew, upload_id=step.upload_id, now=now)
     return json_response({"url": url.url, "headers": url.headers, "key": step.plan.key})
 
 
@@ -102,8 +113,7 @@ def publish_upload() -> Response:
     who, rules = caller(cfg), caller_rules(cfg)
     body = json_body({"key", "filename"})
     settings = required(cfg.publish)
-    published = publish(cfg.credentials, cfg.bucket, settings, rules, body.get("key"), body.get("filename"),
-                        timeout=cfg.s3_timeout)
+    published = publish(cfg.finish, settings, rules, who.identity, body.get("key"), body.get("filename"))
     log.info("published an upload for %s (%s)%s", who.identity or "-", who.via, "" if published.copied else ", again")
     return json_response(published.as_json())
 
@@ -113,7 +123,8 @@ def objects() -> Response:
     """The caller's own objects (at most 100), for the demo page and quick checks."""
     caller()
     cfg, prefix = config(), caller_rules().prefix
-    items = list_objects(cfg.credentials, cfg.bucket, prefix, timeout=cfg.s3_timeout)
+    items = [item for item in list_objects(cfg.credentials, cfg.bucket, prefix, timeout=cfg.s3_timeout)
+             if not cfg.rules.is_reserved_key(str(item["key"]))]  # the service's own markers are not the caller's
     return json_response({"prefix": prefix, "objects": items})
 
 

@@ -34,9 +34,9 @@ def _add_converter(state: BlueprintSetupState) -> None:
 
 def _companion() -> Companion:
     cfg = config()
-    caller()
+    who = caller()
     return Companion(cfg.credentials, cfg.bucket, caller_rules(), current_time(), cfg.s3_timeout, cfg.cookie_secret,
-                     cfg.publish)
+                     cfg.publish, cfg.finish, who.identity)
 
 
 @companion.get("/s3/params")

@@ -8,11 +8,12 @@ import logging
 from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
-from ..completion import guard_parts, refuse_existing, schedule_object_check
+from ..completion import guard_parts, refuse_existing
 from ..errors import Refused
-from ..fineuploader import FineUploader
+from ..fineuploader import FineUploader, policy_key
+from ..finish import Expectation, check_object, expect_upload
 from ..publish import publish
-from ..storage import delete_object, head_object
+from ..storage import delete_object
 from .context import caller, caller_rules, config, json_body
 from .responses import json_response
 
@@ -37,26 +38,33 @@ def signature() -> Response:
         adapter = _adapter()
         call = adapter.check_multipart(body["headers"])
         if call.kind == "complete":
-            _guard_complete(call.key, call.upload_id, call.conditional)
+            _guard_complete(adapter, call.key, call.upload_id, call.conditional)
         answer = adapter.sign_call(call)
     else:
-        answer = _adapter().sign_policy(body)
+        adapter = _adapter()
+        answer = adapter.sign_policy(body)
+        cfg = config()
+        expect_upload(cfg.finish, Expectation.of(adapter.caller, who.identity, policy_key(body["conditions"])),
+                      protocol="fine-uploader", signed_until=adapter.policy_expires(body), bounded=True,
+                      clock_skew=cfg.rules.clock_skew, now=adapter.now)
     log.info("signed Fine Uploader %s for %s", "headers" if "headers" in body else "policy", who.identity or "-")
     return json_response(answer)
 
 
-def _guard_complete(key: str, upload_id: str | None, conditional: bool) -> None:
+def _guard_complete(adapter: FineUploader, key: str, upload_id: str | None, conditional: bool) -> None:
     """Before signing a complete the client will send itself: refuse (and abort) when the
-    parts already uploaded exceed the size limit, and check the finished object shortly after,
-    in case the client never calls /s3/success (see README, "the remaining window"). Under
+    parts already uploaded exceed the size limit, and record the check of the finished object
+    (signer/service/finish.py), in case the client never calls /s3/success. The string's date
+    may be up to SIGNER_CLOCK_SKEW from now: the marker's deadline allows for it. Under
     SIGNER_OVERWRITE=deny a complete without ``if-none-match:*`` (Fine Uploader cannot send
     one) is refused when the key already holds an object."""
     cfg = config()
     assert upload_id is not None  # a complete always names its upload
     if cfg.rules.deny_overwrite and not conditional:
         refuse_existing(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
-    guard_parts(cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
-    schedule_object_check(lambda: cfg.credentials, cfg.bucket, caller_rules(), key, upload_id, timeout=cfg.s3_timeout)
+    guard_parts(cfg.credentials, cfg.bucket, adapter.caller, key, upload_id, timeout=cfg.s3_timeout)
+    expect_upload(cfg.finish, Expectation.of(adapter.caller, caller().identity, key), protocol="fine-uploader",
+                  signed_until=adapter.now, clock_skew=cfg.rules.clock_skew, upload_id=upload_id, now=adapter.now)
 
 
 def _form_field(name: str) -> str:
@@ -78,23 +86,20 @@ def _checked_key() -> str:
 def success() -> Response:
     """Confirm the upload landed, and remove it if it breaks the rules after all
     (a chunked upload's total size cannot be bounded by its signatures)."""
-    caller()
+    who = caller()
     cfg = config()
     key = _checked_key()
-    info = head_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
-    if info is None:
+    if cfg.publish is not None and cfg.publish.on_upload:  # publishing checks it as the finish step does
+        published = publish(cfg.finish, cfg.publish, caller_rules(), who.identity, key,
+                            request.values.get("name") or None)
+        return json_response({"success": True, "key": key, "size": published.size,
+                              "published": {"key": published.key, "url": published.url}})
+    verdict = check_object(cfg.finish, Expectation.of(caller_rules(), who.identity, key))
+    if verdict.info is None:
         raise Refused("object_not_found", "the object was not found in the bucket")
-    try:
-        cfg.rules.check_object(info.size, info.content_type)
-    except Refused:
-        delete_object(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
-        raise
-    answer: dict[str, object] = {"success": True, "key": key, "size": info.size}
-    if cfg.publish is not None and cfg.publish.on_upload:
-        published = publish(cfg.credentials, cfg.bucket, cfg.publish, caller_rules(), key, request.values.get("name") or None,
-                            timeout=cfg.s3_timeout)
-        answer["published"] = {"key": published.key, "url": published.url}
-    return json_response(answer)
+    if verdict.code is not None:
+        raise Refused(verdict.code, verdict.message or "the upload broke the rules and was deleted")
+    return json_response({"success": True, "key": key, "size": verdict.info.size})
 
 
 @fineuploader.delete("/s3/files/<uuid>")

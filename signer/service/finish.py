@@ -1,0 +1,382 @@
+"""The end of an upload, owned by the service and kept in the store, not in a process.
+
+When the service signs something whose outcome it must check (a complete the client sends
+itself) or report (any upload, when ``SIGNER_WEBHOOK_URL`` is set), it first writes a
+*marker*: a small JSON object at ``<SIGNER_KEY_PREFIX>.signer/pending/<due>-<id>`` (a folder
+no caller may sign for, see rules.SERVICE_FOLDER) holding the key, the caller and the rules that
+applied. Every worker of every replica runs a :class:`Sweeper` that lists the due markers
+(the due time, in whole seconds of the store's clock, leads the name, so a listing in key
+order stops at the first one not due), claims one by a conditional write of a short lease
+into it (``If-Match`` its ETag: one winner), then:
+
+* **check** (:func:`check_object`): HEAD the object, compare size, type and folder with the
+  rules it was signed under, delete what breaks them; not there yet: look again later, until
+  no signature we gave can still produce it;
+* **tell the app**: the outcome becomes an event (``upload.verified``, ``upload.rejected``;
+  ``upload.published`` via :func:`queue_event`), POSTed to the webhook (signer/service/notify.py)
+  until it answers 2xx, with backoff; the event id is the marker's, so a repeat is recognisable.
+
+A marker is rescheduled by writing it under its new due time and deleting the old name, and
+removed when done. A replica that dies mid-way leaves its lease to expire; whoever claims the
+marker next does the work again, which is harmless: checking is idempotent and delivery is at
+least once. Nothing lives in the process: restarts, recycling and scale-in lose nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..credentials import Credentials
+from ..s3 import Bucket
+from ..sigv4 import current_time
+from .errors import Refused
+from .notify import Webhook, deliver
+from .rules import SERVICE_FOLDER, CallerRules, Rules
+from .storage import (
+    ObjectInfo,
+    PreconditionFailed,
+    UploadNotFound,
+    delete_object,
+    get_object,
+    head_object,
+    list_keys,
+    list_parts,
+    put_object,
+)
+
+log = logging.getLogger("signer")
+
+CHECK_DELAYS = (2, 5, 15, 40, 240)
+"""Seconds between looks at an upload not finished yet (the client completes right away), then every 600."""
+LATER = 600
+SETTLE = 900 + 60
+"""After the last signature we gave expires: S3 accepts a date 15 minutes off, plus a minute."""
+LEASE = 60
+"""Seconds a claim holds a marker: more than one marker's work (a few S3 calls and one POST)."""
+MAX_PER_SWEEP = 50
+"""Markers one sweep works on: bounded work, whatever the backlog; the rest wait for the next."""
+BACKOFF_CAP = 3600
+GIVE_UP = 3 * 86400
+"""An event not delivered for three days is dropped (logged as an error)."""
+_NAME = re.compile(r"(?P<due>[0-9]{10})-(?P<id>[0-9a-f]{32})")
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What the finish step needs: the bucket, the service's credentials (read at each use:
+    they rotate), its S3 timeout, the sweep interval and the webhook, if any."""
+
+    credentials: Callable[[], Credentials]
+    bucket: Bucket
+    key_prefix: str
+    timeout: float = 10.0
+    interval: int = 10
+    webhook: Webhook | None = None
+
+    @property
+    def pending_prefix(self) -> str:
+        return f"{self.key_prefix}{SERVICE_FOLDER}pending/"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What an upload was signed under, kept in its marker and checked once it has finished."""
+
+    key: str
+    identity: str | None
+    folder: str
+    max_size: int | None
+    content_types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, caller: CallerRules, identity: str | None, key: str) -> Expectation:
+        return cls(key, identity, caller.prefix, caller.rules.max_size, caller.rules.allowed_content_types)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "identity": self.identity, "folder": self.folder, "max_size": self.max_size,
+                "content_types": list(self.content_types)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Expectation:
+        return cls(str(data["key"]), data.get("identity"), str(data["folder"]), data.get("max_size"),
+                   tuple(data.get("content_types") or ()))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``verified`` (kept), ``rejected`` (deleted: ``code`` and ``message`` say why) or ``absent``."""
+
+    outcome: str
+    info: ObjectInfo | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+def check_object(finish: Finish, expected: Expectation) -> Verdict:
+    """HEAD the finished object (signed by us) and hold it to the rules it was signed under:
+    inside the caller's folder, not in the service's own, size and type allowed. What breaks
+    them is deleted. The same for every protocol, the sweeper and the publish step."""
+    credentials = finish.credentials()
+    info = head_object(credentials, finish.bucket, expected.key, timeout=finish.timeout)
+    if info is None:
+        return Verdict("absent")
+    try:
+        if not expected.key.startswith(expected.folder) or Rules(key_prefix=finish.key_prefix).is_reserved_key(
+                expected.key):
+            raise Refused("key_not_allowed", "the object is outside the caller's folder")
+        Rules(max_size=expected.max_size, allowed_content_types=expected.content_types).check_object(
+            info.size, info.content_type)
+    except Refused as exc:
+        delete_object(credentials, finish.bucket, expected.key, timeout=finish.timeout)
+        log.warning("deleted a finished upload that broke the rules: %s", exc.code)
+        return Verdict("rejected", info, exc.code, exc.message)
+    return Verdict("verified", info)
+
+
+# --- recording what to finish (request threads) -----------------------------------------
+
+def _marker_key(finish: Finish, due: int, marker_id: str) -> str:
+    return f"{finish.pending_prefix}{due:010d}-{marker_id}"
+
+
+def _write(finish: Finish, key: str, marker: dict[str, Any], *, fresh: bool = True) -> None:
+    body = json.dumps(marker, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    put_object(finish.credentials(), finish.bucket, key, body, if_none_match=fresh, timeout=finish.timeout)
+
+
+def expect_upload(
+    finish: Finish, expected: Expectation, *, protocol: str, signed_until: datetime, clock_skew: int,
+    upload_id: str | None = None, bounded: bool = False, now: datetime | None = None,
+) -> str | None:
+    """Record, before the signature leaves, that this upload must be finished: checked (a
+    complete the client sends itself: ``upload_id``; ``bounded=False``) and reported (with a
+    webhook). An upload whose signature binds size and type (``bounded``: a PUT URL, a POST
+    policy, a complete the service sent itself) needs a marker only when there is a webhook
+    to tell. Returns the event id, or None when nothing is recorded. A store that cannot take
+    the marker refuses the request (fail closed). ``signed_until``: when the last signature
+    for it expires; ``clock_skew``: how far a client's date may be ahead."""
+    if bounded and finish.webhook is None:
+        return None
+    now = now or current_time()
+    if upload_id is not None:  # every complete signed for one upload shares the event id
+        marker_id = hashlib.sha256(f"{finish.bucket.name}\n{expected.key}\n{upload_id}".encode()).hexdigest()[:32]
+    else:
+        marker_id = uuid.uuid4().hex
+    marker = {
+        "v": 1, "id": marker_id, "state": "check", "protocol": protocol, "expect": expected.as_json(),
+        "upload_id": upload_id, "looks": 0, "attempts": 0,
+        "deadline": int(signed_until.timestamp()) + clock_skew + SETTLE, "lease_until": 0,
+    }
+    due = int(now.timestamp()) + CHECK_DELAYS[0]
+    try:
+        _write(finish, _marker_key(finish, due, marker_id), marker)
+    except PreconditionFailed:
+        pass  # the same complete, signed twice within a second: one marker is enough
+    return marker_id
+
+
+def queue_event(
+    finish: Finish, kind: str, expected: Expectation, info: ObjectInfo | None, *,
+    code: str | None = None, message: str | None = None, extra: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """Queue one event (``upload.published`` from the publish step, say) for durable delivery
+    by the sweepers; the caller's thread never talks to the receiver. Returns its id, or None
+    without a webhook."""
+    if finish.webhook is None:
+        return None
+    now = now or current_time()
+    marker_id = uuid.uuid4().hex
+    marker = {"v": 1, "id": marker_id, "state": "notify", "attempts": 0, "lease_until": 0,
+              "event": make_event(marker_id, kind, expected, info, now, code=code, message=message, extra=extra)}
+    _write(finish, _marker_key(finish, int(now.timestamp()), marker_id), marker)
+    return marker_id
+
+
+def make_event(
+    event_id: str, kind: str, expected: Expectation, info: ObjectInfo | None, now: datetime, *,
+    code: str | None = None, message: str | None = None, extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The webhook's JSON: what happened to which key of whose, with the object's facts."""
+    event: dict[str, Any] = {
+        "id": event_id, "type": kind, "time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "key": expected.key, "identity": expected.identity,
+        "size": info.size if info else None, "content_type": info.content_type if info else None,
+        "etag": info.etag.strip('"') if info and info.etag else None,
+    }
+    if code is not None:
+        event["reason"] = {"code": code, "message": message}
+    event.update(extra or {})
+    return event
+
+
+# --- sweeping (any worker of any replica) -------------------------------------------------
+
+def _due_of(key: str, finish: Finish) -> int:
+    match = _NAME.fullmatch(key[len(finish.pending_prefix):])
+    return int(match["due"]) if match else 0  # a name we did not write: due now, then dropped
+
+
+def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int = 1000) -> tuple[list[str], datetime]:
+    """Up to ``want`` due marker keys, earliest first, and the store's time. Pages are followed
+    until a marker is not due: the listing is in due order, so no more is read than needed."""
+    found: list[str] = []
+    token: str | None = None
+    clock = now
+    while True:
+        page = list_keys(finish.credentials(), finish.bucket, finish.pending_prefix, token=token,
+                         max_keys=page_size, timeout=finish.timeout)
+        clock = clock or page.time or current_time()
+        for key in page.keys:
+            if _due_of(key, finish) > clock.timestamp() or len(found) >= want:
+                return found, clock
+            found.append(key)
+        token = page.next_token
+        if not token:
+            return found, clock
+
+
+def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP, page_size: int | None = None,
+          rng: random.Random | None = None, stop: threading.Event | None = None) -> int:
+    """One pass: work on at most ``limit`` due markers, picked at random among the earliest
+    (so replicas sweeping at once mostly take different ones), until ``stop`` is set.
+    Returns how many were claimed."""
+    want = limit * 4
+    keys, clock = due_markers(finish, now, want, page_size or min(1000, want + 1))
+    (rng or random).shuffle(keys)
+    started, claimed = time.monotonic(), 0
+    for key in keys[:limit]:
+        if stop is not None and stop.is_set():
+            break
+        moment = clock + timedelta(seconds=time.monotonic() - started)
+        try:
+            claimed += _work(finish, key, moment)
+        except Refused as exc:  # the store failed for this one: the lease expires and it is retried
+            log.warning("finish step: %s", exc.message)
+    return claimed
+
+
+def _work(finish: Finish, key: str, now: datetime) -> int:
+    """Claim one marker (conditional write of a lease); 0 when another sweeper holds it."""
+    credentials = finish.credentials()
+    found = get_object(credentials, finish.bucket, key, timeout=finish.timeout)
+    if found is None:
+        return 0
+    body, etag = found
+    try:
+        marker = json.loads(body)
+        if not isinstance(marker, dict) or not _NAME.fullmatch(key[len(finish.pending_prefix):]):
+            raise ValueError("not a marker")
+    except ValueError:
+        log.error("finish step: dropped an unreadable marker")
+        delete_object(credentials, finish.bucket, key, timeout=finish.timeout)
+        return 0
+    if int(marker.get("lease_until", 0)) > now.timestamp():
+        return 0
+    marker["lease_until"] = int(now.timestamp()) + LEASE
+    try:
+        put_object(credentials, finish.bucket, key, json.dumps(marker).encode(), if_match=etag or "*",
+                   timeout=finish.timeout)
+    except PreconditionFailed:
+        return 0  # another sweeper claimed it first
+    try:
+        due = _advance(finish, marker, now)
+    except (KeyError, TypeError, ValueError):
+        log.error("finish step: dropped a marker it cannot read")
+        due = None
+    marker["lease_until"] = 0
+    if due is not None:
+        _write(finish, _marker_key(finish, due, marker["id"]), marker, fresh=False)
+    if due is None or _marker_key(finish, due, marker["id"]) != key:
+        delete_object(finish.credentials(), finish.bucket, key, timeout=finish.timeout)
+    return 1
+
+
+def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | None:
+    """Do the marker's next step; the due time of the one after, or None when it is done."""
+    moment = int(now.timestamp())
+    if marker["state"] == "check":
+        expected = Expectation.from_json(marker["expect"])
+        later = _next_look(marker, moment)
+        if marker.get("upload_id"):
+            try:
+                list_parts(finish.credentials(), finish.bucket, expected.key, marker["upload_id"],
+                           timeout=finish.timeout)
+                return later  # still open: not completed yet
+            except UploadNotFound:
+                pass
+        verdict = check_object(finish, expected)
+        if verdict.outcome == "absent":
+            return later  # not uploaded yet; None once no signature can still make it
+        if finish.webhook is None:
+            return None
+        kind = "upload.verified" if verdict.outcome == "verified" else "upload.rejected"
+        marker.update(state="notify", attempts=0, event=make_event(
+            marker["id"], kind, expected, verdict.info, now, code=verdict.code, message=verdict.message))
+    if finish.webhook is None:
+        log.error("finish step: an event is waiting but SIGNER_WEBHOOK_URL is not set; dropped")
+        return None
+    if deliver(finish.webhook, marker["event"], now=now):
+        return None
+    marker["attempts"] = attempts = int(marker.get("attempts", 0)) + 1
+    first = datetime.strptime(marker["event"]["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    if (now - first).total_seconds() > GIVE_UP:
+        log.error("finish step: gave up delivering %s %s after %d attempts", marker["event"]["type"],
+                  marker["id"], attempts)
+        return None
+    return moment + min(finish.interval * 2 ** (attempts - 1), BACKOFF_CAP)  # type: ignore[no-any-return]
+
+
+def _next_look(marker: dict[str, Any], moment: int) -> int | None:
+    """When to look again at an upload not finished yet, or None past its deadline."""
+    looks = int(marker.get("looks", 0))
+    marker["looks"] = looks + 1
+    delay = CHECK_DELAYS[looks + 1] if looks + 1 < len(CHECK_DELAYS) else LATER
+    deadline = int(marker["deadline"])
+    if moment >= deadline:
+        return None
+    return min(moment + delay, deadline)
+
+
+class Sweeper:
+    """One daemon thread per worker process, started after gunicorn forks (gunicorn.conf.py):
+    a sweep every ``interval`` seconds, give or take half, so workers and replicas spread out."""
+
+    def __init__(self, finish: Finish) -> None:
+        self.finish = finish
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="signer-finish-sweeper", daemon=True)
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.finish.interval * random.uniform(0.5, 1.5)):  # noqa: S311 - spread, not secrecy
+            try:
+                sweep(self.finish, stop=self._stop)
+            except Refused as exc:
+                log.warning("finish step: sweep failed: %s", exc.message)
+            except Exception:  # a bug must not stop the sweeping silently
+                log.exception("finish step: sweep failed")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the marker in hand (a worker leaving: gunicorn's worker_exit)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+def start_sweeper(finish: Finish) -> Sweeper:
+    return Sweeper(finish).start()

@@ -1,0 +1,87 @@
+"""Telling the app: one signed JSON POST to the one configured URL (``SIGNER_WEBHOOK_URL``).
+
+The receiver checks ``Signer-Signature: t=<unix seconds>,v1=<hex>``, where ``<hex>`` is
+HMAC-SHA256 with ``SIGNER_WEBHOOK_SECRET`` over ``<t>.<raw body>`` (README, "Tell the app"):
+the timestamp is signed, so an old event cannot be replayed as new, and ``Signer-Event-Id``
+(also the body's ``id``) lets it drop a repeat (delivery is at least once). The URL comes
+from the configuration only: no caller's input chooses where the service connects, and
+redirects are not followed. Only the sweeper (signer/service/finish.py) calls this, never a
+request thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..sigv4 import current_time
+from .errors import ConfigError
+from .storage import StorageError, exchange
+
+log = logging.getLogger("signer")
+
+SIGNATURE_HEADER = "Signer-Signature"
+EVENT_ID_HEADER = "Signer-Event-Id"
+MIN_SECRET_LENGTH = 32
+_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where events go and the key that signs them (never in a repr, an event or a log line)."""
+
+    url: str
+    secret: bytes = field(repr=False)
+    timeout: float = 5.0
+
+
+def webhook_from(url: str | None, secret: str | None, timeout: float) -> Webhook | None:
+    """``SIGNER_WEBHOOK_URL`` and its secret, both or neither; a URL with user info is refused
+    (the credentials would sit in the configuration's plain text and in every error)."""
+    if not url:
+        if secret:
+            raise ConfigError("SIGNER_WEBHOOK_SECRET is set but SIGNER_WEBHOOK_URL is not")
+        return None
+    if not _URL.fullmatch(url):
+        raise ConfigError("SIGNER_WEBHOOK_URL must be http(s)://host[:port][/path], with no user name or fragment")
+    if not secret or len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"SIGNER_WEBHOOK_SECRET (or _FILE) of at least {MIN_SECRET_LENGTH} characters is required "
+                          "with SIGNER_WEBHOOK_URL")
+    return Webhook(url, secret.encode("utf-8"), timeout)
+
+
+def signature_header(secret: bytes, timestamp: int, body: bytes) -> str:
+    """``t=<timestamp>,v1=<HMAC-SHA256(secret, "<timestamp>." + body) in hex>``."""
+    mac = hmac.new(secret, f"{timestamp}.".encode("ascii") + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def event_body(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def deliver(webhook: Webhook, event: dict[str, Any], *, now: datetime | None = None) -> bool:
+    """POST one event; True when the receiver answered 2xx. Failures are logged with the
+    status or the kind of error only (no body, no URL query, no secret)."""
+    body = event_body(event)
+    timestamp = int((now or current_time()).timestamp())
+    headers = {
+        "Content-Type": "application/json", "User-Agent": "sigv4-signer-webhook",
+        SIGNATURE_HEADER: signature_header(webhook.secret, timestamp, body), EVENT_ID_HEADER: str(event["id"]),
+    }
+    try:
+        answer = exchange("POST", webhook.url, headers, body, webhook.timeout)
+    except StorageError:
+        log.warning("webhook delivery of %s failed: the receiver did not answer", event["type"])
+        return False
+    if 200 <= answer.status < 300:
+        log.info("webhook delivered %s %s", event["type"], event["id"])
+        return True
+    log.warning("webhook delivery of %s failed: the receiver answered %d", event["type"], answer.status)
+    return False
