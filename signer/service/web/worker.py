@@ -41,6 +41,8 @@ from .framing import Progress, Ready, readiness
 
 LOG_INTERVAL = 60.0  # seconds: one line per peer and interval
 SWEEP_INTERVAL = 0.5  # seconds between looks for requests past their deadline
+LINGER = 2.0  # seconds a closed connection is drained for the client's FIN (gunicorn's close_graceful)
+LINGER_DRAIN = 65536  # bytes drained at most
 FD_MARGIN = 64  # descriptors kept for listeners, logs, pipes beyond the connections
 
 _REASONS = {408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests",
@@ -100,8 +102,9 @@ class Connection(TConn):  # type: ignore[misc]
     """gthread's connection, with the bytes of the request being read and whom it is counted for."""
 
     def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, peer: str | None,
-                 release: Callable[[Connection], None]) -> None:
+                 release: Callable[[Connection], None], linger: Callable[[socket.socket], None]) -> None:
         super().__init__(cfg, sock, client, server)
+        self.linger = linger
         self.peer = peer  # counted against the per-peer cap while open (untrusted TCP peers)
         self.forwarded: str | None = None  # counted while its request is in progress (behind a trusted proxy)
         self.release = release
@@ -111,8 +114,14 @@ class Connection(TConn):  # type: ignore[misc]
         self.whole: bytes | None = None  # the request read, for the thread
 
     def close(self, graceful: bool = False) -> None:
+        """gthread closes gracefully (FIN, then drain until the client's FIN, up to 2 s) in its event
+        loop, blocking it: a client that never closes stalled every connection of the worker. Here
+        the drain waits in the event loop instead."""
         self.release(self)
-        super().close(graceful)
+        if graceful:
+            self.linger(self.sock)
+        else:
+            super().close()
 
 
 class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
@@ -129,6 +138,7 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         self.open_per_peer: Counter[str] = Counter()
         self.in_progress: Counter[str] = Counter()
         self.next_sweep = 0.0
+        self.lingering: dict[socket.socket, tuple[float, int]] = {}  # socket -> (deadline, bytes drained)
         self.peer_log = PeerLog(lambda line: self.log.warning("sigv4-signer: %s", line))
 
     def init_process(self) -> None:
@@ -149,13 +159,14 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         if address and not is_trusted(address, self.trusted):
             if self.open_per_peer[address] >= self.per_peer:
                 self.say(sock, TOO_MANY)
-                sock.close()
+                self.linger(sock)
                 self.peer_log.event(address, "too_many_connections")
                 return
             self.open_per_peer[address] += 1
             peer = address
         self.nr_conns += 1
-        self.start_reading(Connection(self.cfg, sock, client, listener.getsockname(), peer, self.release))
+        self.start_reading(Connection(self.cfg, sock, client, listener.getsockname(), peer, self.release,
+                                      self.linger))
 
     def release(self, conn: Connection) -> None:
         """The connection closes: it no longer counts for its peer."""
@@ -253,6 +264,9 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         if now < self.next_sweep and self.alive:
             return
         self.next_sweep = now + SWEEP_INTERVAL
+        for sock, (deadline, _) in list(self.lingering.items()):
+            if deadline <= now or not self.alive:
+                self.end_linger(sock)
         for conn in list(self.reading):
             if conn.deadline > now and self.alive:
                 break
@@ -267,7 +281,7 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
     def refuse(self, conn: Connection, answer: bytes, peer: str, what: str) -> None:
         self.say(conn.sock, answer)
         self.peer_log.event(peer, what)
-        self.drop(conn)
+        self.drop(conn, graceful=True)
 
     @staticmethod
     def say(sock: socket.socket, answer: bytes) -> None:
@@ -275,7 +289,6 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         try:
             sock.setblocking(False)
             sock.send(answer)
-            sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
@@ -286,10 +299,45 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         except (KeyError, ValueError, OSError):
             pass
 
-    def drop(self, conn: Connection) -> None:
+    def drop(self, conn: Connection, graceful: bool = False) -> None:
         self.stop_reading(conn)
         self.nr_conns -= 1
-        conn.close()
+        conn.close(graceful)
+
+    # --- closing without blocking the loop --------------------------------------------------------
+
+    def linger(self, sock: socket.socket) -> None:
+        """Send FIN, then read until the client's (or LINGER seconds, LINGER_DRAIN bytes), so
+        unread bytes do not make the kernel answer with a reset that can destroy the answer."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self.on_linger_readable)
+        except (OSError, ValueError, KeyError):
+            sock.close()
+            return
+        self.lingering[sock] = (time.monotonic() + LINGER, 0)
+
+    def on_linger_readable(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        deadline, drained = self.lingering[sock]
+        if not data or drained + len(data) >= LINGER_DRAIN:
+            self.end_linger(sock)
+        else:
+            self.lingering[sock] = (deadline, drained + len(data))
+
+    def end_linger(self, sock: socket.socket) -> None:
+        self.lingering.pop(sock, None)
+        try:
+            self.poller.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        sock.close()
 
 
 def fd_room(connections: int) -> int:
