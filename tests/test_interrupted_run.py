@@ -41,7 +41,7 @@ def members(groups: set[int]) -> dict[int, tuple[int, str]]:
     return {pid: info for pid, info in processes().items() if info[0] in groups}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_leaves_no_server_running(tmp_path: Path, sig: signal.Signals) -> None:
     require_weed()
     require_tool("nginx", "install it with: apt-get install nginx")
