@@ -7,7 +7,10 @@ a parent-death signal (Linux ``PR_SET_PDEATHSIG``: the kernel SIGKILLs it when t
 that started it dies, even by SIGKILL). :func:`stop_all_at_exit` (tests/conftest.py calls
 it) kills every group still running when the interpreter exits, and turns SIGTERM into
 KeyboardInterrupt after killing them, so pytest still tears its fixtures down as after Ctrl-C.
-tests/test_interrupted_run.py interrupts a real run both ways and looks for survivors.
+A run killed outright (SIGKILL) leaves the groups' other members (nginx's workers outlive their
+master): each group is noted in .test-servers/ with the run that started it, and the next run
+kills the groups of runs that are gone. tests/test_interrupted_run.py interrupts a real run
+each way and looks for survivors.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ from __future__ import annotations
 import atexit
 import ctypes
 import functools
+import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
 RUNNING: dict[int, subprocess.Popen] = {}  # type: ignore[type-arg]  # process group -> its leader, until stopped
+NOTES = Path(__file__).resolve().parent.parent / ".test-servers"  # one file per group a test run started
+_noting = False  # only test runs note their groups (scripts/run.sh uses the launchers too)
 
 
 def _die_with(parent: int) -> None:
@@ -38,7 +45,52 @@ def spawn(command: list[str], **options: Any) -> subprocess.Popen:  # type: igno
     remembered until :func:`stop`."""
     process = subprocess.Popen(command, start_new_session=True, preexec_fn=functools.partial(_die_with, os.getpid()), **options)  # noqa: PLW1509
     RUNNING[process.pid] = process
+    if _noting:
+        NOTES.mkdir(exist_ok=True)
+        (NOTES / str(process.pid)).write_text(json.dumps({"run": os.getpid(), "started": _start_time(os.getpid())}))
     return process
+
+
+def _start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot): a PID and its start time name one process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _forget(group: int) -> None:
+    RUNNING.pop(group, None)
+    (NOTES / str(group)).unlink(missing_ok=True)
+
+
+def reap_leftovers() -> None:
+    """Kill the groups noted by runs that are gone (killed before they could stop them)."""
+    for note in NOTES.glob("*") if NOTES.is_dir() else ():
+        try:
+            run = json.loads(note.read_text())
+            group = int(note.name)
+        except (OSError, ValueError):
+            note.unlink(missing_ok=True)
+            continue
+        if run["started"] is not None and _start_time(run["run"]) == run["started"]:
+            continue  # that run is still going (another terminal)
+        if _session_leaders(group):
+            _kill_group(group)
+        note.unlink(missing_ok=True)
+
+
+def _session_leaders(group: int) -> bool:
+    """Whether processes of ``group`` are still in the session it was started as (a group a
+    reused PID made since would not be)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and int(fields[3]) == group:
+            return True
+    return False
 
 
 def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
@@ -55,7 +107,7 @@ def stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
             continue
     process.wait(timeout=10)
     _kill_group(process.pid)  # workers the leader left behind (it is gone; they share its group)
-    RUNNING.pop(process.pid, None)
+    _forget(process.pid)
 
 
 def _kill_group(group: int) -> None:
@@ -69,7 +121,7 @@ def kill_all() -> None:
     """SIGKILL every group still running (the run is ending: no time for graceful stops)."""
     for group in list(RUNNING):
         _kill_group(group)
-        RUNNING.pop(group, None)
+        _forget(group)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -79,6 +131,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def stop_all_at_exit() -> None:
-    """Servers die with this process: at exit, and on SIGTERM (see the module's docstring)."""
+    """Servers die with this process: at exit, on SIGTERM, and, if it is killed outright, at the
+    next run (see the module's docstring)."""
+    global _noting
+    _noting = True
+    reap_leftovers()
     atexit.register(kill_all)
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from signer.service.web.worker import PeerLog, peer_name
 from tests.conftest import ALICE_TOKEN, env_with
 from tests.servers import free_port, running
 
@@ -326,3 +327,29 @@ def test_a_request_not_all_there_in_time_is_answered_408(tmp_path) -> None:
         assert first_line(chunks) == b"HTTP/1.1 413 Content Too Large"
         pipelined = raw(port, "127.0.0.2", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
         assert first_line(pipelined) == b"HTTP/1.1 200 OK"
+
+
+def test_cuts_are_logged_once_per_peer_per_minute_with_their_counts() -> None:
+    lines: list[str] = []
+    clock = [1000.0]
+    log = PeerLog(lines.append, now=lambda: clock[0])
+    log.event("127.0.0.2", "request_timeout")
+    log.event("127.0.0.2", "request_timeout")
+    log.event("127.0.0.2", "too_many_connections")
+    log.event("127.0.0.3", "too_large")
+    clock[0] += 59.9
+    log.event("127.0.0.2", "request_timeout")
+    assert [json.loads(line) for line in lines] == [
+        {"event": "client_cut", "peer": "127.0.0.2", "request_timeout": 1, "since_s": 60.0},
+        {"event": "client_cut", "peer": "127.0.0.3", "too_large": 1, "since_s": 60.0}]
+    clock[0] += 0.2
+    log.event("127.0.0.2", "request_timeout")
+    assert json.loads(lines[-1]) == {"event": "client_cut", "peer": "127.0.0.2", "request_timeout": 3,
+                                     "too_many_connections": 1, "since_s": 60.0}  # all since its last line
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("198.51.100.7", "198.51.100.7"), (" 2001:DB8::1 ", "2001:db8::1"),
+    ("198.51.100.7:443", None), ('evil"\n{', None), ("", None), (None, None)])
+def test_a_forwarded_address_is_named_only_as_a_parsed_ip(text: str | None, name: str | None) -> None:
+    assert peer_name(text) == name
