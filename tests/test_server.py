@@ -1,8 +1,9 @@
 """The server setup in gunicorn.conf.py, run for real: its settings, and slow clients.
 
 Fifty connections that send half a request line and stall must not stop /healthz and
-/v1/presign from answering within a second (issue #9, item 8): the default workers are
-threaded, so a stalled client holds one thread, not a whole worker.
+/v1/presign from answering within a second (issue #9, item 8): the worker reads each whole
+request before a thread sees it, so a stalled client holds no thread (more in
+tests/test_slow_clients.py).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
@@ -68,6 +68,7 @@ def address_of(client: object) -> str | None:
     return client[0] if isinstance(client, tuple) and client and isinstance(client[0], str) else None
 
 
+@lru_cache(maxsize=4096)
 def peer_name(text: str | None) -> str | None:
     """A forwarded address as a parsed IP (never the client's own text), or None."""
     try:
@@ -96,6 +97,26 @@ class PeerLog:
         self.write(json.dumps({"event": "client_cut", "peer": peer, **counts, "since_s": self.interval}))
         if len(self.last) > 10000:  # forget peers quiet for an interval
             self.last = {p: t for p, t in self.last.items() if now - t < self.interval}
+
+
+class PeerCounts:
+    """How many connections (or requests) each peer has, against one cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.counts: Counter[str] = Counter()
+
+    def take(self, peer: str) -> bool:
+        """Count one more for ``peer``; False (and nothing counted) when it is at the cap."""
+        if self.counts[peer] >= self.cap:
+            return False
+        self.counts[peer] += 1
+        return True
+
+    def give_back(self, peer: str) -> None:
+        self.counts[peer] -= 1
+        if self.counts[peer] <= 0:
+            del self.counts[peer]
 
 
 class Connection(TConn):  # type: ignore[misc]
@@ -131,15 +152,15 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         settings = server_settings(os.environ)  # checked by gunicorn.conf.py already
         self.request_timeout = float(settings.request_timeout)
-        self.per_peer = settings.connections_per_peer
         self.max_body = settings.max_body
         self.trusted = settings.trusted_proxies
         self.reading: dict[Connection, None] = {}  # in order of deadline (each is now + the same timeout)
-        self.open_per_peer: Counter[str] = Counter()
-        self.in_progress: Counter[str] = Counter()
+        self.open_per_peer = PeerCounts(settings.connections_per_peer)  # direct peers: open connections
+        self.in_progress = PeerCounts(settings.connections_per_peer)  # behind a proxy: requests being read or served
         self.next_sweep = 0.0
         self.lingering: dict[socket.socket, tuple[float, int]] = {}  # socket -> (deadline, bytes drained)
         self.peer_log = PeerLog(lambda line: self.log.warning("sigv4-signer: %s", line))
+        self.is_trusted = lru_cache(maxsize=4096)(partial(is_trusted, networks=self.trusted))  # per connection
 
     def init_process(self) -> None:
         self.worker_connections = fd_room(int(self.cfg.worker_connections))
@@ -156,13 +177,12 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
             raise
         address = address_of(client)
         peer = None
-        if address and not is_trusted(address, self.trusted):
-            if self.open_per_peer[address] >= self.per_peer:
+        if address and not self.is_trusted(address):
+            if not self.open_per_peer.take(address):
                 self.say(sock, TOO_MANY)
                 self.linger(sock)
                 self.peer_log.event(address, "too_many_connections")
                 return
-            self.open_per_peer[address] += 1
             peer = address
         self.nr_conns += 1
         self.start_reading(Connection(self.cfg, sock, client, listener.getsockname(), peer, self.release,
@@ -171,17 +191,13 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
     def release(self, conn: Connection) -> None:
         """The connection closes: it no longer counts for its peer."""
         if conn.peer is not None:
-            self.open_per_peer[conn.peer] -= 1
-            if self.open_per_peer[conn.peer] <= 0:
-                del self.open_per_peer[conn.peer]
+            self.open_per_peer.give_back(conn.peer)
             conn.peer = None
         self.end_request(conn)
 
     def end_request(self, conn: Connection) -> None:
         if conn.forwarded is not None:
-            self.in_progress[conn.forwarded] -= 1
-            if self.in_progress[conn.forwarded] <= 0:
-                del self.in_progress[conn.forwarded]
+            self.in_progress.give_back(conn.forwarded)
             conn.forwarded = None
 
     # --- reading the request without a thread ---------------------------------------------------
@@ -205,12 +221,9 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
             self.advance(conn)
 
     def on_request_bytes(self, conn: Connection, sock: socket.socket) -> None:
-        try:
-            data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
+        data = received(sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self.drop(conn)  # the client went away
             return
@@ -225,10 +238,9 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
             # behind a trusted proxy: the forwarded client counts, per request, from its headers on
             client = peer_name(head.forwarded_for) or peer_name(address_of(conn.client))
             if client is not None:
-                if self.in_progress[client] >= self.per_peer:
+                if not self.in_progress.take(client):
                     self.refuse(conn, TOO_MANY, client, "too_many_connections")
                     return
-                self.in_progress[client] += 1
                 conn.forwarded = client
         if ready is Ready.WAIT:
             return
@@ -264,9 +276,10 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         if now < self.next_sweep and self.alive:
             return
         self.next_sweep = now + SWEEP_INTERVAL
-        for sock, (deadline, _) in list(self.lingering.items()):
-            if deadline <= now or not self.alive:
-                self.end_linger(sock)
+        for sock, (deadline, _) in list(self.lingering.items()):  # in order of deadline too
+            if deadline > now and self.alive:
+                break
+            self.end_linger(sock)
         for conn in list(self.reading):
             if conn.deadline > now and self.alive:
                 break
@@ -312,6 +325,9 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         try:
             sock.shutdown(socket.SHUT_WR)
             sock.setblocking(False)
+            if received(sock) == b"":  # the client has closed already (as most have by now): done
+                sock.close()
+                return
             self.poller.register(sock, selectors.EVENT_READ, self.on_linger_readable)
         except (OSError, ValueError, KeyError):
             sock.close()
@@ -319,12 +335,9 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         self.lingering[sock] = (time.monotonic() + LINGER, 0)
 
     def on_linger_readable(self, sock: socket.socket) -> None:
-        try:
-            data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
+        data = received(sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         deadline, drained = self.lingering[sock]
         if not data or drained + len(data) >= LINGER_DRAIN:
             self.end_linger(sock)
@@ -338,6 +351,17 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         except (KeyError, ValueError, OSError):
             pass
         sock.close()
+
+
+def received(sock: socket.socket) -> bytes | None:
+    """What a readable socket has: bytes, b"" once the client has gone (closed or reset), None
+    when nothing after all."""
+    try:
+        return sock.recv(65536)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
 
 
 def fd_room(connections: int) -> int:
