@@ -353,3 +353,24 @@ def test_cuts_are_logged_once_per_peer_per_minute_with_their_counts() -> None:
     ("198.51.100.7:443", None), ('evil"\n{', None), ("", None), (None, None)])
 def test_a_forwarded_address_is_named_only_as_a_parsed_ip(text: str | None, name: str | None) -> None:
     assert peer_name(text) == name
+
+
+def test_a_stopping_worker_still_reads_and_answers_the_requests_it_has(tmp_path) -> None:
+    """max_requests recycles workers: a request half-read when its worker begins to stop still
+    gets its time (within the graceful timeout) and its answer, as with gthread's threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with service(tmp_path, "--max-requests", "30", "--max-requests-jitter", "1", SIGNER_WORKERS="1") as base:
+        port = int(base.rsplit(":", 1)[1])
+
+        def one(_: int) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+                sock.sendall(trickling_head(port))
+                time.sleep(0.05)  # the body a moment later: the request is being read meanwhile
+                sock.sendall(PRESIGN_BODY)
+                return sock.recv(4096).split(b"\r\n", 1)[0]
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(one, range(120)))
+    assert answers == [b"HTTP/1.1 200 OK"] * 120
+    assert (tmp_path / "gunicorn.log").read_text().count("Autorestarting worker") >= 3

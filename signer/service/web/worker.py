@@ -269,19 +269,20 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
     # --- deadlines, refusals ----------------------------------------------------------------------
 
     def murder_pending(self) -> None:
-        """gthread's sweep, once a loop turn: also cut requests past their deadline (all of the
-        half-read ones when the worker stops: none of them is being served)."""
+        """gthread's sweep, once a loop turn: also cut requests past their deadline. A stopping
+        worker (max_requests, SIGTERM) does the same: requests being read still get their time,
+        within gunicorn's graceful timeout, as gthread's threads gave theirs."""
         super().murder_pending()
         now = time.monotonic()
-        if now < self.next_sweep and self.alive:
+        if now < self.next_sweep:
             return
         self.next_sweep = now + SWEEP_INTERVAL
         for sock, (deadline, _) in list(self.lingering.items()):  # in order of deadline too
-            if deadline > now and self.alive:
+            if deadline > now:
                 break
             self.end_linger(sock)
         for conn in list(self.reading):
-            if conn.deadline > now and self.alive:
+            if conn.deadline > now:
                 break
             if conn.buffer:
                 self.refuse(conn, TIMED_OUT, self.peer_of(conn), "request_timeout")
