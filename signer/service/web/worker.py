@@ -133,6 +133,7 @@ class Connection(TConn):  # type: ignore[misc]
         self.progress = Progress()
         self.deadline = 0.0
         self.whole: bytes | None = None  # the request read, for the thread
+        self.registered = False  # with the worker's poller, while it waits for request bytes
 
     def close(self, graceful: bool = False) -> None:
         """gthread closes gracefully (FIN, then drain until the client's FIN, up to 2 s) in its event
@@ -216,9 +217,16 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         conn.buffer, conn.progress = bytearray(ahead), Progress()
         conn.deadline = time.monotonic() + self.request_timeout
         self.reading[conn] = None
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
-        if ahead or self.cfg.is_ssl:  # TLS is read by the thread (the service's config has none)
-            self.advance(conn)
+        if not self.cfg.is_ssl:  # TLS is read by the thread (the service's config has none)
+            data = received(conn.sock)  # often the whole request is here already: no turn of the loop
+            if data:
+                conn.buffer += data
+            elif data == b"" and not conn.buffer:
+                self.drop(conn)  # the client went away
+                return
+        if self.advance(conn):
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
+            conn.registered = True
 
     def on_request_bytes(self, conn: Connection, sock: socket.socket) -> None:
         data = received(sock)
@@ -230,8 +238,8 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
         conn.buffer += data
         self.advance(conn)
 
-    def advance(self, conn: Connection) -> None:
-        """Look at what has arrived: wait for more, refuse, or hand the whole request on."""
+    def advance(self, conn: Connection) -> bool:
+        """Look at what has arrived: wait for more (True), or refuse, or hand the whole request on."""
         ready = Ready.WHOLE if self.cfg.is_ssl else readiness(conn.buffer, self.max_body, conn.progress)
         head = conn.progress.head
         if head is not None and conn.peer is None and conn.forwarded is None and not self.cfg.is_ssl:
@@ -240,17 +248,18 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
             if client is not None:
                 if not self.in_progress.take(client):
                     self.refuse(conn, TOO_MANY, client, "too_many_connections")
-                    return
+                    return False
                 conn.forwarded = client
         if ready is Ready.WAIT:
-            return
+            return True
         if ready is Ready.HEAD_TOO_LARGE or ready is Ready.BODY_TOO_LARGE:
             self.refuse(conn, HEAD_TOO_LARGE if ready is Ready.HEAD_TOO_LARGE else BODY_TOO_LARGE,
                         self.peer_of(conn), "too_large")
-            return
+            return False
         self.stop_reading(conn)
         conn.whole, conn.buffer = bytes(conn.buffer), bytearray()
         self.enqueue_req(conn)
+        return False
 
     def handle(self, conn: Connection) -> Any:
         """In the thread: gunicorn's parser reads the request from the bytes already here."""
@@ -308,10 +317,12 @@ class WholeRequestWorker(ThreadWorker):  # type: ignore[misc]
 
     def stop_reading(self, conn: Connection) -> None:
         self.reading.pop(conn, None)
-        try:
-            self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
+        if conn.registered:
+            conn.registered = False
+            try:
+                self.poller.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
 
     def drop(self, conn: Connection, graceful: bool = False) -> None:
         self.stop_reading(conn)
