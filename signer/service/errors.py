@@ -48,6 +48,7 @@ CODES: dict[str, tuple[int, str]] = {
     "body_too_large": (413, "the request body is above SIGNER_MAX_BODY"),
     "unsupported_media_type": (415, "the body must be application/json"),
     "too_many_connections": (429, "this address holds SIGNER_MAX_CONNECTIONS_PER_PEER connections already"),
+    "headers_too_large": (431, "the request line and headers are above 16 KiB"),
     "internal_error": (500, "a bug; nothing was signed"),
     "storage_error": (502, "the store could not be reached or answered something unusable"),
     "invalid_credentials": (503, "the signing credentials are unusable"),

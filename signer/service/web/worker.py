@@ -60,7 +60,7 @@ def refusal(status: int, code: str, message: str) -> bytes:
 TIMED_OUT = refusal(408, "request_timeout", CODES["request_timeout"][1])
 TOO_MANY = refusal(429, "too_many_connections", CODES["too_many_connections"][1])
 BODY_TOO_LARGE = refusal(413, "body_too_large", CODES["body_too_large"][1])
-HEAD_TOO_LARGE = refusal(431, "invalid_header", "the request line and headers are above 16 KiB")
+HEAD_TOO_LARGE = refusal(431, "headers_too_large", CODES["headers_too_large"][1])
 
 
 def address_of(client: object) -> str | None:
