@@ -1,9 +1,9 @@
 """gunicorn defaults for the signing service; every value can be overridden on the
 command line or with GUNICORN_CMD_ARGS.
 
-Threaded workers (gthread): a client that sends half a request and stalls holds one thread,
-not a whole worker, so /healthz and /v1/presign keep answering (tests/test_server.py);
-workers x threads bounds how many stalled clients that holds for (see README, Deploy).
+Threaded workers that read each whole request before a thread sees it: a client that sends half a
+request and stalls, or trickles it, holds a socket until SIGNER_REQUEST_TIMEOUT, never a thread, so
+/healthz and /v1/presign keep answering (tests/test_server.py; see README, Deploy).
 Default workers: the CPUs this process may use (affinity and cgroup quota) + 1."""
 
 import json
@@ -24,13 +24,16 @@ except ConfigError as exc:
 
 bind = _settings.bind
 workers = _settings.workers
-worker_class = "gthread"
+# gthread, except that a request is read whole (headers and body, under SIGNER_REQUEST_TIMEOUT) in
+# the worker's event loop before a thread sees it, and one peer holds at most
+# SIGNER_MAX_CONNECTIONS_PER_PEER connections per worker (signer/service/web/worker.py).
+worker_class = "signer.service.web.worker.WholeRequestWorker"
 threads = _settings.threads
-# A worker takes no more connections than it has threads: one whose threads are all held (by
-# stalled clients, say) stops accepting, and the other workers take the new connections, instead
-# of queueing them behind the stalled ones. So no kept-alive idle connections (sync workers had
-# none either); a proxy in front keeps its own client connections alive.
-worker_connections = threads
+# Connections being read, or kept alive, hold a socket and at most SIGNER_MAX_BODY + 16 KiB of
+# memory, not a thread: a worker holds this many (the worker raises its open-file limit to fit).
+worker_connections = 512
+# No kept-alive idle connections by default (a proxy in front keeps its own client connections
+# alive); with --keep-alive N they wait in the event loop, not in a thread, and are closed after N s.
 keepalive = 0
 timeout = 30
 # Below the 10 s a container runtime (docker/podman stop) waits before SIGKILL; Kubernetes'

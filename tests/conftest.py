@@ -90,6 +90,7 @@ import logging  # noqa: E402
 import werkzeug.test  # noqa: E402
 
 from tests.fake_aws import CONTAINER_AUTH, IMDS_SESSION, SECRET_MARK, WEB_IDENTITY_JWT  # noqa: E402
+from tests.processes import stop_all_at_exit  # noqa: E402
 from tests.servers import SERVER_LOGS  # noqa: E402
 
 # Session tokens are not here: a presigned URL carries its token by design. The credential
@@ -111,6 +112,7 @@ class _RecordEverything(logging.Handler):
 
 
 def pytest_configure() -> None:
+    stop_all_at_exit()  # servers die with the run, however it ends (tests/processes.py)
     handler = _RecordEverything(level=logging.DEBUG)
     logging.getLogger().addHandler(handler)
     logging.getLogger("signer").setLevel(logging.DEBUG)

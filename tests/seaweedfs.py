@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from signer import Bucket, Credentials, sign_headers
-from tests.processes import stop
+from tests.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,8 +205,8 @@ def seaweedfs(data_dir: Path, access_key: str, secret_key: str, bucket: str, *, 
     config_path.chmod(0o600)
     store = SeaweedFS(port, bucket, Credentials(access_key, secret_key))
     log_file = open(log, "ab") if isinstance(log, Path) else log
-    process = subprocess.Popen(
-        command(weed, data_dir, config_path, bucket, port), cwd=data_dir, start_new_session=True,
+    process = spawn(
+        command(weed, data_dir, config_path, bucket, port), cwd=data_dir,
         stdout=log_file or subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     store.process = process

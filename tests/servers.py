@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import stop
+from tests.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_LOGS: list[Path] = []  # every server log of the run, scanned for secrets at the end (conftest.py)
@@ -48,11 +48,11 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 @contextmanager
 def running(command: list[str], ready_url: str, env: dict[str, str] | None = None, log_path: Path | None = None,
             timeout: float = 30.0, cwd: Path = ROOT) -> Iterator[subprocess.Popen]:
-    """Run ``command`` in its own process group until the block ends; kill it by PID."""
+    """Run ``command`` in its own process group until the block ends, or this process does; kill it by PID."""
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     if log_path:
         SERVER_LOGS.append(log_path)
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = spawn(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_http(ready_url, timeout, process)
         yield process

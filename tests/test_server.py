@@ -1,8 +1,9 @@
 """The server setup in gunicorn.conf.py, run for real: its settings, and slow clients.
 
 Fifty connections that send half a request line and stall must not stop /healthz and
-/v1/presign from answering within a second (issue #9, item 8): the default workers are
-threaded, so a stalled client holds one thread, not a whole worker.
+/v1/presign from answering within a second (issue #9, item 8): the worker reads each whole
+request before a thread sees it, so a stalled client holds no thread (more in
+tests/test_slow_clients.py).
 """
 
 from __future__ import annotations
@@ -40,12 +41,19 @@ def test_server_settings_defaults_and_overrides() -> None:
     assert (settings.bind, settings.workers) == ("0.0.0.0:8080", 3)
     settings = server_settings({"SIGNER_BIND": "[::1]:9000", "SIGNER_WORKERS": "5", "SIGNER_THREADS": "8"}, cpus=2)
     assert (settings.bind, settings.workers, settings.threads) == ("[::1]:9000", 5, 8)
+    assert (settings.request_timeout, settings.connections_per_peer, settings.max_body) == (5, 64, 65536)
+    settings = server_settings({"SIGNER_REQUEST_TIMEOUT": "12", "SIGNER_MAX_CONNECTIONS_PER_PEER": "3",
+                                "SIGNER_MAX_BODY": "2048", "SIGNER_TRUSTED_PROXIES": "10.1.0.0/16"}, cpus=2)
+    assert (settings.request_timeout, settings.connections_per_peer, settings.max_body) == (12, 3, 2048)
+    assert [str(network) for network in settings.trusted_proxies] == ["10.1.0.0/16"]
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("SIGNER_WORKERS", "abc"), ("SIGNER_WORKERS", "0"), ("SIGNER_WORKERS", "\u0663"), ("SIGNER_THREADS", "-1"),
-     ("SIGNER_BIND", "8091"), ("SIGNER_BIND", "0.0.0.0:99999"), ("SIGNER_BIND", ":8080"), ("SIGNER_BIND", "host")],
+     ("SIGNER_BIND", "8091"), ("SIGNER_BIND", "0.0.0.0:99999"), ("SIGNER_BIND", ":8080"), ("SIGNER_BIND", "host"),
+     ("SIGNER_REQUEST_TIMEOUT", "0"), ("SIGNER_REQUEST_TIMEOUT", "2.5"), ("SIGNER_MAX_CONNECTIONS_PER_PEER", "0"),
+     ("SIGNER_MAX_CONNECTIONS_PER_PEER", "many"), ("SIGNER_TRUSTED_PROXIES", "10.0.0.0/33")],
 )
 def test_server_settings_refuse_bad_values(variable: str, value: str) -> None:
     with pytest.raises(ConfigError) as caught:

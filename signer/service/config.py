@@ -75,16 +75,17 @@ class Config:
         return self.credentials_source.status()
 
 
-# Every SIGNER_* variable anything reads (gunicorn.conf.py reads SIGNER_BIND and SIGNER_WORKERS).
+# Every SIGNER_* variable anything reads (gunicorn.conf.py and the worker read server_settings()).
 KNOWN_VARIABLES = frozenset({
     "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
     "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
     "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_FINISH_INTERVAL", "SIGNER_KEY_PREFIX",
-    "SIGNER_MAX_BODY", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE", "SIGNER_OVERWRITE", "SIGNER_PUBLISH_BUCKET",
-    "SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD", "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE",
-    "SIGNER_PUBLISH_URL", "SIGNER_REQUIRE_CHECKSUM", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME",
-    "SIGNER_S3_TIMEOUT", "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WEBHOOK_SECRET",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_CONNECTIONS_PER_PEER", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE",
+    "SIGNER_OVERWRITE", "SIGNER_PUBLISH_BUCKET", "SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD",
+    "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE", "SIGNER_PUBLISH_URL", "SIGNER_REQUEST_TIMEOUT",
+    "SIGNER_REQUIRE_CHECKSUM", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME", "SIGNER_S3_TIMEOUT",
+    "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WEBHOOK_SECRET",
     "SIGNER_WEBHOOK_SECRET_FILE", "SIGNER_WEBHOOK_URL", "SIGNER_WORKERS",
 })
 
@@ -155,6 +156,21 @@ def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(tokens)
 
 
+def trusted_proxies(environ: Mapping[str, str]) -> tuple[Network, ...]:
+    """SIGNER_TRUSTED_PROXIES: the peers whose X-Forwarded-* headers count (default 127.0.0.1)."""
+    try:
+        return tuple(
+            ipaddress.ip_network(item, strict=False) for item in _items(environ, "SIGNER_TRUSTED_PROXIES") or ["127.0.0.1"]
+        )
+    except ValueError as exc:
+        raise ConfigError(f"SIGNER_TRUSTED_PROXIES: {exc}") from None
+
+
+def max_body(environ: Mapping[str, str]) -> int:
+    """SIGNER_MAX_BODY: the largest request body read (the app's and the worker's limit)."""
+    return _integer(environ, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024)  # type: ignore[return-value]
+
+
 def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = True) -> Config:
     """Build the whole configuration from ``environ`` (default: ``os.environ``). ``serving=False``
     (the CLI, which has no callers to authenticate) does not require a way to identify callers."""
@@ -219,12 +235,6 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
     for origin in origins:
         if origin != "*" and not _ORIGIN.fullmatch(origin):
             raise ConfigError(f"SIGNER_CORS_ORIGINS: {origin!r} must be scheme://host[:port]")
-    try:
-        proxies = tuple(
-            ipaddress.ip_network(item, strict=False) for item in _items(env, "SIGNER_TRUSTED_PROXIES") or ["127.0.0.1"]
-        )
-    except ValueError as exc:
-        raise ConfigError(f"SIGNER_TRUSTED_PROXIES: {exc}") from None
     secret = _cookie_secret(cookie_secret, credentials, anonymous and serving,
                             "SIGNER_PUBLISH_BUCKET" if env.get("SIGNER_PUBLISH_BUCKET", "").strip() else None)
     return Config(
@@ -235,8 +245,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         user_header=user_header,
         allow_anonymous=anonymous,
         cors_origins=origins,
-        trusted_proxies=proxies,
-        max_body=_integer(env, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024),  # type: ignore[arg-type]
+        trusted_proxies=trusted_proxies(env),
+        max_body=max_body(env),
         demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
         s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
         webhook=webhook_from(env.get("SIGNER_WEBHOOK_URL", "").strip() or None, webhook_secret, 5.0),
@@ -319,13 +329,23 @@ def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, n
 DEFAULT_THREADS = 32
 
 
+DEFAULT_REQUEST_TIMEOUT = 5
+DEFAULT_CONNECTIONS_PER_PEER = 64
+
+
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where gunicorn listens and how many workers and threads per worker it runs."""
+    """Where gunicorn listens, how many workers and threads per worker it runs, and what the
+    worker (signer.service.web.worker) allows a client: the seconds a whole request may take to
+    arrive, the connections one peer may hold open in one worker, the largest body."""
 
     bind: str
     workers: int
     threads: int
+    request_timeout: int = DEFAULT_REQUEST_TIMEOUT
+    connections_per_peer: int = DEFAULT_CONNECTIONS_PER_PEER
+    max_body: int = 64 * 1024
+    trusted_proxies: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
 
 
 def available_cpus(affinity: int, quota: int | None, period: int | None) -> int:
@@ -367,7 +387,9 @@ _BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{
 
 
 def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> ServerSettings:
-    """Read ``SIGNER_BIND``, ``SIGNER_WORKERS`` and ``SIGNER_THREADS``; :class:`ConfigError` names
+    """Read ``SIGNER_BIND``, ``SIGNER_WORKERS``, ``SIGNER_THREADS``, ``SIGNER_REQUEST_TIMEOUT``,
+    ``SIGNER_MAX_CONNECTIONS_PER_PEER`` (and the body limit and trusted proxies the worker applies
+    too); :class:`ConfigError` names
     the variable. Default workers: the available CPUs + 1 (threaded workers; the CPU-bound
     signing gains nothing from more processes than cores)."""
     bind = environ.get("SIGNER_BIND", "").strip() or "0.0.0.0:8080"
@@ -381,4 +403,12 @@ def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> Serv
     default_workers = (cpus if cpus is not None else cpus_of_this_process()) + 1
     workers = _integer(environ, "SIGNER_WORKERS", default_workers, 1, 256)
     threads = _integer(environ, "SIGNER_THREADS", DEFAULT_THREADS, 1, 1024)
-    return ServerSettings(bind=bind, workers=workers, threads=threads)  # type: ignore[arg-type]
+    return ServerSettings(
+        bind=bind, workers=workers, threads=threads,  # type: ignore[arg-type]
+        request_timeout=_integer(environ, "SIGNER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, 1, 300),  # type: ignore[arg-type]
+        connections_per_peer=_integer(  # type: ignore[arg-type]
+            environ, "SIGNER_MAX_CONNECTIONS_PER_PEER", DEFAULT_CONNECTIONS_PER_PEER, 1, 100000
+        ),
+        max_body=max_body(environ),
+        trusted_proxies=trusted_proxies(environ),
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from signer import Credentials
 from tests.e2e.conftest import require_weed
+from tests.processes import spawn, stop
 from tests.seaweedfs import SeaweedFS, port_is_free
 from tests.servers import ROOT, SERVER_LOGS, free_port, require_tool, wait_for_http
 
@@ -42,8 +43,7 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
     log = tmp_path / "run-sh.log"
     SERVER_LOGS.append(log)
     with open(log, "wb") as output:
-        run = subprocess.Popen(["scripts/run.sh"], cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        run = spawn(["scripts/run.sh"], cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"http://127.0.0.1:{service_port}/healthz", timeout=300, process=run)
         for _ in range(100):  # the banner comes right after the first answer
@@ -104,7 +104,16 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
             os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
             assert run.wait(timeout=30) == 0
         finally:
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
+            stop(run)  # whatever is left of its group
     assert "stopped SeaweedFS and the service" in log.read_text()
     assert port_is_free(s3_port) and port_is_free(service_port)  # both stopped
+
+
+def test_the_cli_blocks_environment_passes_check_config() -> None:
+    """Issue #22, item 4: the README's CLI environment is the service's, complete: its export lines,
+    as written, satisfy `check-config` (which failed for want of a way to know callers)."""
+    exports = "\n".join(line for line in readme_block("From the command line").splitlines()
+                        if line.startswith("export "))
+    assert "SIGNER_BUCKET=" in exports, exports
+    result = bash(f"{exports}\n{ROOT / '.venv/bin/python'} -m signer check-config", ROOT, clean_env())
+    assert result.returncode == 0, result.stderr
