@@ -10,8 +10,9 @@ import json
 import os
 import sys
 
-from signer.service.config import load_config, server_settings
+from signer.service.config import load_config
 from signer.service.errors import ConfigError
+from signer.service.server import server_settings
 
 # Refuse to start half-configured: check the whole environment once, as gunicorn reads this
 # file, before it logs or binds anything. The one line names the variable; the exit code is 2.

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(serving=args.command == "check-config")
         if args.command == "check-config":
-            from .service.config import server_settings
+            from .service.server import server_settings
 
             server_settings(os.environ)
             for warning in config.warnings:

@@ -55,3 +55,9 @@ class CredentialsUnavailable(SigningError):
     signed until a refresh succeeds (fail closed)."""
 
     code = "credentials_unavailable"
+
+
+class InvalidSetting(SigningError):
+    """An environment variable's value is not one the setting takes (raised at start-up)."""
+
+    code = "invalid_setting"

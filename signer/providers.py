@@ -34,6 +34,8 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from .credentials import Credentials, Provider, credentials_from_env
+from .environment import flag as _flag
+from .environment import text as _set
 from .errors import CredentialsUnavailable, InvalidCredentials
 from .headers import sign_headers
 from .refresh import RefreshingCredentials
@@ -283,14 +285,6 @@ class AssumeRoleProvider:
 
 
 # --- the chain ------------------------------------------------------------------------
-
-
-def _set(environ: Mapping[str, str], name: str) -> str | None:
-    return environ.get(name, "").strip() or None
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    return (environ.get(name, "").strip().lower()) in ("1", "true", "yes", "on")
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:

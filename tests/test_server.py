@@ -19,7 +19,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from signer.service.config import ConfigError, available_cpus, server_settings
+from signer.service.config import ConfigError
+from signer.service.server import available_cpus, server_settings
 from tests.conftest import ALICE_TOKEN, env_with
 from tests.servers import ROOT, free_port, running
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..credentials import Credentials, read_secret
-from ..errors import CredentialsUnavailable, InvalidCredentials, SigningError
+from ..environment import choice, flag, integer, items, optional_integer
+from ..errors import CredentialsUnavailable, InvalidCredentials, InvalidSetting, SigningError
 from ..post_policy import CANNED_ACLS
 from ..providers import credentials_chain
 from ..refresh import CredentialsStatus, RefreshingCredentials
@@ -99,40 +100,6 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     ]
 
 
-def _integer(environ: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    raw = environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _overwrite(environ: Mapping[str, str]) -> str:
-    """SIGNER_OVERWRITE: ``deny`` (the default) or ``allow``."""
-    value = environ.get("SIGNER_OVERWRITE", "").strip().lower() or "deny"
-    if value not in ("deny", "allow"):
-        raise ConfigError("SIGNER_OVERWRITE must be 'deny' or 'allow'")
-    return value
-
-
-def _items(environ: Mapping[str, str], name: str) -> list[str]:
-    return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
-
-
 def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:
     tokens: list[tuple[str, bytes]] = []
     for number, item in enumerate((part.strip() for part in raw.split(",")), start=1):
@@ -160,7 +127,7 @@ def trusted_proxies(environ: Mapping[str, str]) -> tuple[Network, ...]:
     """SIGNER_TRUSTED_PROXIES: the peers whose X-Forwarded-* headers count (default 127.0.0.1)."""
     try:
         return tuple(
-            ipaddress.ip_network(item, strict=False) for item in _items(environ, "SIGNER_TRUSTED_PROXIES") or ["127.0.0.1"]
+            ipaddress.ip_network(item, strict=False) for item in items(environ, "SIGNER_TRUSTED_PROXIES") or ["127.0.0.1"]
         )
     except ValueError as exc:
         raise ConfigError(f"SIGNER_TRUSTED_PROXIES: {exc}") from None
@@ -168,13 +135,19 @@ def trusted_proxies(environ: Mapping[str, str]) -> tuple[Network, ...]:
 
 def max_body(environ: Mapping[str, str]) -> int:
     """SIGNER_MAX_BODY: the largest request body read (the app's and the worker's limit)."""
-    return _integer(environ, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024)  # type: ignore[return-value]
+    return integer(environ, "SIGNER_MAX_BODY", 64 * 1024, 1024, 10 * 1024 * 1024)
 
 
 def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = True) -> Config:
     """Build the whole configuration from ``environ`` (default: ``os.environ``). ``serving=False``
     (the CLI, which has no callers to authenticate) does not require a way to identify callers."""
-    env = dict(os.environ if environ is None else environ)
+    try:
+        return _load(dict(os.environ if environ is None else environ), serving)
+    except InvalidSetting as exc:
+        raise ConfigError(exc.message) from None
+
+
+def _load(env: dict[str, str], serving: bool) -> Config:
     region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip() or "us-east-1"
     try:
         credentials = credentials_chain(env, region)
@@ -188,9 +161,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
     if not bucket_name:
         raise ConfigError("SIGNER_BUCKET is required")
     endpoint = env.get("SIGNER_ENDPOINT_URL", "").strip() or None
-    style = env.get("SIGNER_ADDRESSING_STYLE", "").strip().lower() or ("path" if endpoint else "virtual")
-    if style not in ("virtual", "path"):
-        raise ConfigError("SIGNER_ADDRESSING_STYLE must be 'virtual' or 'path'")
+    style = choice(env, "SIGNER_ADDRESSING_STYLE", ("virtual", "path"), "path" if endpoint else "virtual")
     try:
         bucket = Bucket(bucket_name, region, endpoint, style)
     except SigningError as exc:
@@ -200,30 +171,30 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
     prefix = env.get("SIGNER_KEY_PREFIX", "uploads/")
     if prefix and (not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix.split("/")):
         raise ConfigError("SIGNER_KEY_PREFIX must end with '/' and not start with '/' (e.g. 'uploads/')")
-    types = tuple(t.lower() for t in _items(env, "SIGNER_ALLOWED_CONTENT_TYPES"))
+    types = tuple(t.lower() for t in items(env, "SIGNER_ALLOWED_CONTENT_TYPES"))
     for media in types:
         if not re.fullmatch(r"[a-z0-9!#$&^_.+-]+/([a-z0-9!#$&^_.+-]+|\*)|\*/\*", media):
             raise ConfigError(f"SIGNER_ALLOWED_CONTENT_TYPES: {media!r} is not type/subtype or type/*")
-    methods = frozenset(m.upper() for m in _items(env, "SIGNER_ALLOWED_METHODS")) or frozenset({"GET", "PUT", "HEAD"})
+    methods = frozenset(m.upper() for m in items(env, "SIGNER_ALLOWED_METHODS")) or frozenset({"GET", "PUT", "HEAD"})
     if not methods <= {"GET", "PUT", "HEAD", "DELETE"}:
         raise ConfigError("SIGNER_ALLOWED_METHODS may list only GET, PUT, HEAD and DELETE")
-    acls = frozenset(_items(env, "SIGNER_ALLOWED_ACLS")) or frozenset({"private"})
+    acls = frozenset(items(env, "SIGNER_ALLOWED_ACLS")) or frozenset({"private"})
     if not acls <= CANNED_ACLS:
         raise ConfigError(f"SIGNER_ALLOWED_ACLS may list only {', '.join(sorted(CANNED_ACLS))}")
     rules = Rules(
         key_prefix=prefix,
-        max_size=_integer(env, "SIGNER_MAX_SIZE", None, 1, 5 * 1024**4),
+        max_size=optional_integer(env, "SIGNER_MAX_SIZE", 1, 5 * 1024**4),
         allowed_content_types=types,
-        max_expires=_integer(env, "SIGNER_MAX_EXPIRES", 3600, 1, MAX_EXPIRES),  # type: ignore[arg-type]
+        max_expires=integer(env, "SIGNER_MAX_EXPIRES", 3600, 1, MAX_EXPIRES),
         allowed_methods=methods,
         allowed_acls=acls,
-        clock_skew=_integer(env, "SIGNER_CLOCK_SKEW", 900, 0, 3600),  # type: ignore[arg-type]
-        require_checksum=_flag(env, "SIGNER_REQUIRE_CHECKSUM"),
-        overwrite=_overwrite(env),
+        clock_skew=integer(env, "SIGNER_CLOCK_SKEW", 900, 0, 3600),
+        require_checksum=flag(env, "SIGNER_REQUIRE_CHECKSUM"),
+        overwrite=choice(env, "SIGNER_OVERWRITE", ("deny", "allow"), "deny"),
     )
 
     tokens = _tokens(raw_tokens)
-    anonymous = _flag(env, "SIGNER_ALLOW_ANONYMOUS")
+    anonymous = flag(env, "SIGNER_ALLOW_ANONYMOUS")
     user_header = env.get("SIGNER_USER_HEADER", "").strip() or None
     if user_header and not re.fullmatch(r"[A-Za-z0-9-]+", user_header):
         raise ConfigError("SIGNER_USER_HEADER must be a header name such as X-Auth-User")
@@ -231,7 +202,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         raise ConfigError(
             "SIGNER_API_TOKENS is required (or SIGNER_USER_HEADER behind a gateway, or SIGNER_ALLOW_ANONYMOUS=true)"
         )
-    origins = frozenset(o.rstrip("/") for o in _items(env, "SIGNER_CORS_ORIGINS"))
+    origins = frozenset(o.rstrip("/") for o in items(env, "SIGNER_CORS_ORIGINS"))
     for origin in origins:
         if origin != "*" and not _ORIGIN.fullmatch(origin):
             raise ConfigError(f"SIGNER_CORS_ORIGINS: {origin!r} must be scheme://host[:port]")
@@ -247,10 +218,10 @@ def load_config(environ: Mapping[str, str] | None = None, *, serving: bool = Tru
         cors_origins=origins,
         trusted_proxies=trusted_proxies(env),
         max_body=max_body(env),
-        demo_page=_flag(env, "SIGNER_DEMO_PAGE"),
-        s3_timeout=float(_integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),  # type: ignore[arg-type]
+        demo_page=flag(env, "SIGNER_DEMO_PAGE"),
+        s3_timeout=float(integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),
         webhook=webhook_from(env.get("SIGNER_WEBHOOK_URL", "").strip() or None, webhook_secret, 5.0),
-        finish_interval=_integer(env, "SIGNER_FINISH_INTERVAL", 10, 1, 3600),  # type: ignore[arg-type]
+        finish_interval=integer(env, "SIGNER_FINISH_INTERVAL", 10, 1, 3600),
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
         publish=_publish(env, bucket, prefix, secret),
@@ -291,7 +262,7 @@ def _publish(env: Mapping[str, str], uploads: Bucket, key_prefix: str, secret: b
         public_url = public_url if public_url.endswith("/") else public_url + "/"
     return PublishSettings(
         bucket=bucket, secret=secret, prefix=prefix, template=template, public_url=public_url,
-        delete_source=_flag(env, "SIGNER_PUBLISH_DELETE_SOURCE"), on_upload=_flag(env, "SIGNER_PUBLISH_ON_UPLOAD"),
+        delete_source=flag(env, "SIGNER_PUBLISH_DELETE_SOURCE"), on_upload=flag(env, "SIGNER_PUBLISH_ON_UPLOAD"),
     )
 
 
@@ -322,93 +293,3 @@ def _cookie_secret(configured: str | None, credentials: RefreshingCredentials, n
         )
     label = b"sigv4-signer anonymous visitor cookie v1"
     return hmac.new(credentials.get().secret_key.encode("utf-8"), label, hashlib.sha256).digest()
-
-
-# --- The server's own settings (gunicorn.conf.py and `check-config` read them) ----------------
-
-DEFAULT_THREADS = 32
-
-
-DEFAULT_REQUEST_TIMEOUT = 5
-DEFAULT_CONNECTIONS_PER_PEER = 64
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """Where gunicorn listens, how many workers and threads per worker it runs, and what the
-    worker (signer.service.web.worker) allows a client: the seconds a whole request may take to
-    arrive, the connections one peer may hold open in one worker, the largest body."""
-
-    bind: str
-    workers: int
-    threads: int
-    request_timeout: int = DEFAULT_REQUEST_TIMEOUT
-    connections_per_peer: int = DEFAULT_CONNECTIONS_PER_PEER
-    max_body: int = 64 * 1024
-    trusted_proxies: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
-
-
-def available_cpus(affinity: int, quota: int | None, period: int | None) -> int:
-    """CPUs this process may really use: its affinity set, capped by a cgroup CPU quota
-    (``cpu.max`` "200000 100000" is 2 CPUs), rounded up, at least 1. ``os.cpu_count()`` counts
-    the host's CPUs, which in a container overstates what the quota allows."""
-    cpus = max(affinity, 1)
-    if quota and period and quota > 0 and period > 0:
-        cpus = min(cpus, -(-quota // period))
-    return max(cpus, 1)
-
-
-def _cgroup_quota(root: str = "/sys/fs/cgroup") -> tuple[int | None, int | None]:
-    """The CPU quota and period of this process's cgroup (v2 ``cpu.max`` or v1 CFS), if any."""
-    candidates = ((f"{root}/cpu.max", None), (f"{root}/cpu/cpu.cfs_quota_us", f"{root}/cpu/cpu.cfs_period_us"),
-                  (f"{root}/cpu,cpuacct/cpu.cfs_quota_us", f"{root}/cpu,cpuacct/cpu.cfs_period_us"))
-    for quota_file, period_file in candidates:
-        try:
-            with open(quota_file, encoding="ascii") as handle:
-                fields = handle.read().split()
-            if period_file is not None:
-                with open(period_file, encoding="ascii") as handle:
-                    fields.append(handle.read().strip())
-        except OSError:
-            continue
-        if len(fields) == 2 and fields[0] not in ("max", "-1") and fields[0].isascii() and fields[0].isdigit():
-            return int(fields[0]), int(fields[1]) if fields[1].isascii() and fields[1].isdigit() else None
-        return None, None
-    return None, None
-
-
-def cpus_of_this_process() -> int:
-    """:func:`available_cpus` for the running process."""
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return available_cpus(affinity, *_cgroup_quota())
-
-
-_BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})|unix:/\S+")
-
-
-def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> ServerSettings:
-    """Read ``SIGNER_BIND``, ``SIGNER_WORKERS``, ``SIGNER_THREADS``, ``SIGNER_REQUEST_TIMEOUT``,
-    ``SIGNER_MAX_CONNECTIONS_PER_PEER`` (and the body limit and trusted proxies the worker applies
-    too); :class:`ConfigError` names
-    the variable. Default workers: the available CPUs + 1 (threaded workers; the CPU-bound
-    signing gains nothing from more processes than cores)."""
-    bind = environ.get("SIGNER_BIND", "").strip() or "0.0.0.0:8080"
-    match = _BIND.fullmatch(bind)
-    if not match or (match["port"] is not None and not 1 <= int(match["port"]) <= 65535):
-        raise ConfigError(f"SIGNER_BIND must be host:port (e.g. 0.0.0.0:8080) or unix:/path, got {bind!r}")
-    for name in ("SIGNER_WORKERS", "SIGNER_THREADS"):
-        raw = environ.get(name, "").strip()
-        if raw and not (raw.isascii() and raw.isdigit()):
-            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
-    default_workers = (cpus if cpus is not None else cpus_of_this_process()) + 1
-    workers = _integer(environ, "SIGNER_WORKERS", default_workers, 1, 256)
-    threads = _integer(environ, "SIGNER_THREADS", DEFAULT_THREADS, 1, 1024)
-    return ServerSettings(
-        bind=bind, workers=workers, threads=threads,  # type: ignore[arg-type]
-        request_timeout=_integer(environ, "SIGNER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, 1, 300),  # type: ignore[arg-type]
-        connections_per_peer=_integer(  # type: ignore[arg-type]
-            environ, "SIGNER_MAX_CONNECTIONS_PER_PEER", DEFAULT_CONNECTIONS_PER_PEER, 1, 100000
-        ),
-        max_body=max_body(environ),
-        trusted_proxies=trusted_proxies(environ),
-    )

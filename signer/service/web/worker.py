@@ -34,9 +34,9 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
 
-from ..config import server_settings
 from ..errors import CODES
 from ..networks import is_trusted
+from ..server import server_settings
 from .framing import Progress, Ready, readiness
 
 LOG_INTERVAL = 60.0  # seconds: one line per peer and interval

@@ -1,0 +1,101 @@
+"""The server's own settings: where gunicorn listens, how many workers and threads it runs (sized
+from the CPUs this process may really use: affinity and cgroup quota), and what the worker
+(:mod:`signer.service.web.worker`) allows a client. Read by gunicorn.conf.py, the worker and
+``check-config``; the service's own configuration is :mod:`signer.service.config`."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..environment import integer
+from ..errors import InvalidSetting
+from .config import max_body, trusted_proxies
+from .errors import ConfigError
+from .networks import Network
+
+DEFAULT_THREADS = 32
+DEFAULT_REQUEST_TIMEOUT = 5
+DEFAULT_CONNECTIONS_PER_PEER = 64
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where gunicorn listens, how many workers and threads per worker it runs, and what the
+    worker (signer.service.web.worker) allows a client: the seconds a whole request may take to
+    arrive, the connections one peer may hold open in one worker, the largest body."""
+
+    bind: str
+    workers: int
+    threads: int
+    request_timeout: int = DEFAULT_REQUEST_TIMEOUT
+    connections_per_peer: int = DEFAULT_CONNECTIONS_PER_PEER
+    max_body: int = 64 * 1024
+    trusted_proxies: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
+
+
+def available_cpus(affinity: int, quota: int | None, period: int | None) -> int:
+    """CPUs this process may really use: its affinity set, capped by a cgroup CPU quota
+    (``cpu.max`` "200000 100000" is 2 CPUs), rounded up, at least 1. ``os.cpu_count()`` counts
+    the host's CPUs, which in a container overstates what the quota allows."""
+    cpus = max(affinity, 1)
+    if quota and period and quota > 0 and period > 0:
+        cpus = min(cpus, -(-quota // period))
+    return max(cpus, 1)
+
+
+def _cgroup_quota(root: str = "/sys/fs/cgroup") -> tuple[int | None, int | None]:
+    """The CPU quota and period of this process's cgroup (v2 ``cpu.max`` or v1 CFS), if any."""
+    candidates = ((f"{root}/cpu.max", None), (f"{root}/cpu/cpu.cfs_quota_us", f"{root}/cpu/cpu.cfs_period_us"),
+                  (f"{root}/cpu,cpuacct/cpu.cfs_quota_us", f"{root}/cpu,cpuacct/cpu.cfs_period_us"))
+    for quota_file, period_file in candidates:
+        try:
+            with open(quota_file, encoding="ascii") as handle:
+                fields = handle.read().split()
+            if period_file is not None:
+                with open(period_file, encoding="ascii") as handle:
+                    fields.append(handle.read().strip())
+        except OSError:
+            continue
+        if len(fields) == 2 and fields[0] not in ("max", "-1") and fields[0].isascii() and fields[0].isdigit():
+            return int(fields[0]), int(fields[1]) if fields[1].isascii() and fields[1].isdigit() else None
+        return None, None
+    return None, None
+
+
+def cpus_of_this_process() -> int:
+    """:func:`available_cpus` for the running process."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return available_cpus(affinity, *_cgroup_quota())
+
+
+_BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})|unix:/\S+")
+
+
+def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> ServerSettings:
+    """Read ``SIGNER_BIND``, ``SIGNER_WORKERS``, ``SIGNER_THREADS``, ``SIGNER_REQUEST_TIMEOUT``,
+    ``SIGNER_MAX_CONNECTIONS_PER_PEER`` (and the body limit and trusted proxies the worker applies
+    too); :class:`ConfigError` names
+    the variable. Default workers: the available CPUs + 1 (threaded workers; the CPU-bound
+    signing gains nothing from more processes than cores)."""
+    bind = environ.get("SIGNER_BIND", "").strip() or "0.0.0.0:8080"
+    match = _BIND.fullmatch(bind)
+    if not match or (match["port"] is not None and not 1 <= int(match["port"]) <= 65535):
+        raise ConfigError(f"SIGNER_BIND must be host:port (e.g. 0.0.0.0:8080) or unix:/path, got {bind!r}")
+    try:
+        default_workers = (cpus if cpus is not None else cpus_of_this_process()) + 1
+        return ServerSettings(
+            bind=bind,
+            workers=integer(environ, "SIGNER_WORKERS", default_workers, 1, 256),
+            threads=integer(environ, "SIGNER_THREADS", DEFAULT_THREADS, 1, 1024),
+            request_timeout=integer(environ, "SIGNER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, 1, 300),
+            connections_per_peer=integer(environ, "SIGNER_MAX_CONNECTIONS_PER_PEER", DEFAULT_CONNECTIONS_PER_PEER,
+                                         1, 100000),
+            max_body=max_body(environ),
+            trusted_proxies=trusted_proxies(environ),
+        )
+    except InvalidSetting as exc:
+        raise ConfigError(exc.message) from None
