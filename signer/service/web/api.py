@@ -18,6 +18,7 @@ from ..finish import Expectation, expect_upload
 from ..publish import publish, required
 from ..rules import SIGN_REQUEST_FIELDS, PostPlan
 from ..storage import list_objects
+from . import fields
 from .context import caller, caller_rules, config, json_body
 from .responses import iso, json_response
 
@@ -25,8 +26,7 @@ log = logging.getLogger("signer")
 api = Blueprint("api", __name__)
 
 
-PRESIGN_FIELDS = frozenset({"method", "key", "filename", "content_type", "content_length", "expires_in",
-                            *CHECKSUM_FIELDS})
+PRESIGN_FIELDS = fields.PRESIGN.names
 
 
 @api.post("/v1/presign")
@@ -58,7 +58,7 @@ def presign_answer(cfg: Config, who: Caller, body: dict[str, Any]) -> dict[str, 
 def post_policy() -> Response:
     cfg = config()
     who, rules = caller(cfg), caller_rules(cfg)
-    body = json_body({"key", "filename", "content_type", "max_size", "expires_in", *CHECKSUM_FIELDS})
+    body = json_body(fields.POST_POLICY.names)
     credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
     now = current_time()
     plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
@@ -78,7 +78,7 @@ def sign_request() -> Response:
     is answered with a POST form (its policy carries the size range); a complete is signed
     only after the uploaded parts fit the size limit, and the object is checked afterwards."""
     who = caller()
-    body = json_body({"method", "key", "contentType", "uploadId", "partNumber", "checksum_algorithm", *CHECKSUM_FIELDS})
+    body = json_body(fields.SIGN_REQUEST.names)
     cfg = config()
     rules = cfg.rules.for_caller(who.folder, SIGN_REQUEST_FIELDS)
     credentials = cfg.credentials  # first: a refresh may take a moment, and the date is signed after it
@@ -111,7 +111,7 @@ def publish_upload() -> Response:
     """Copy the caller's own finished upload to the public bucket (server-side, checked first)."""
     cfg = config()
     who, rules = caller(cfg), caller_rules(cfg)
-    body = json_body({"key", "filename"})
+    body = json_body(fields.PUBLISH.names)
     settings = required(cfg.publish)
     published = publish(cfg.finish, settings, rules, who.identity, body.get("key"), body.get("filename"))
     log.info("published an upload for %s (%s)%s", who.identity or "-", who.via, "" if published.copied else ", again")

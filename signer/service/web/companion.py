@@ -13,6 +13,7 @@ from werkzeug.routing import BaseConverter
 
 from ...sigv4 import current_time
 from ..companion import Companion
+from . import fields
 from .context import caller, caller_rules, config, json_body
 from .responses import json_response
 
@@ -47,7 +48,7 @@ def params() -> Response:
 @companion.post("/s3/multipart")
 def create() -> Response:
     adapter = _companion()  # authenticate before reading the body
-    body = json_body({"filename", "type", "metadata"})
+    body = json_body(fields.COMPANION_CREATE.names)
     answer = adapter.create(body.get("filename"), body.get("type"))
     log.info("created a multipart upload for %s", caller().identity or "-")
     return json_response(answer)
@@ -71,7 +72,7 @@ def parts(upload_id: str) -> Response:
 @companion.post("/s3/multipart/<upload_id>/complete")
 def complete(upload_id: str) -> Response:
     adapter = _companion()  # authenticate before reading the body
-    return json_response(adapter.complete(upload_id, request.args.get("key"), json_body({"parts"})))
+    return json_response(adapter.complete(upload_id, request.args.get("key"), json_body(fields.COMPANION_COMPLETE.names)))
 
 
 @companion.delete("/s3/multipart/<upload_id>")

@@ -14,6 +14,7 @@ from ..fineuploader import FineUploader, policy_key
 from ..finish import Expectation, check_object, expect_upload
 from ..publish import publish
 from ..storage import delete_object
+from . import fields
 from .context import caller, caller_rules, config, json_body
 from .responses import json_response
 
@@ -31,7 +32,7 @@ def signature() -> Response:
     who = caller()
     if request.args.get("v4") != "true":
         raise Refused("signature_version", "only signature version 4 is supported: set signature.version to 4 in Fine Uploader")
-    body = json_body({"headers", "expiration", "conditions"})
+    body = json_body(fields.FINE_UPLOADER_SIGNATURE.names)
     if "headers" in body:
         if len(body) != 1:
             raise Refused("invalid_input", "a 'headers' request must have no other fields")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ... import __version__
-from ..checksums import DIGEST_BYTES, base64_length
 from ..errors import CODES
+from . import fields
 
 _ERROR = {
     "type": "object",
@@ -23,17 +23,6 @@ _ERROR = {
                     "and /s3/multipart*, Uppy's Companion endpoints, whose status text carries the message)."},
     },
 }
-_EXPIRES = {"type": "integer", "minimum": 1, "maximum": 604800, "description": "Seconds; at most SIGNER_MAX_EXPIRES."}
-_KEY = {"type": "string", "minLength": 1, "description": "Object key under your prefix (see /v1/whoami)."}
-_FILENAME = {"type": "string", "minLength": 1, "description": "Let the service choose the key; only the extension is kept."}
-_CHECKSUMS = {
-    f"checksum_{algorithm}": {"type": "string", "minLength": base64_length(size), "maxLength": base64_length(size),
-                              "description": f"Base64 of the {algorithm.upper()} digest ({size} bytes); signed as "
-                              f"x-amz-checksum-{algorithm}. At most one checksum."}
-    for algorithm, size in DIGEST_BYTES.items()
-}
-
-
 _SUCCESS = {"type": "object", "required": ["success"], "properties": {"success": {"type": "boolean"}}}
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -85,10 +74,7 @@ def _companion_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
         "/s3/multipart": {"post": {
             "summary": "Create a multipart upload (the service creates it, Content-Type signed)", "tags": tag,
             "security": secured,
-            "requestBody": {"required": True, **_json({
-                "type": "object", "additionalProperties": False, "required": ["filename"],
-                "properties": {"filename": _FILENAME, "type": {"type": "string"}, "metadata": {"type": "object"}},
-            })},
+            "requestBody": {"required": True, **_json(fields.COMPANION_CREATE.schema())},
             "responses": {"200": {"description": "Created", **_json({
                 "type": "object", "required": ["key", "uploadId"],
                 "properties": {"key": {"type": "string"}, "uploadId": {"type": "string"}},
@@ -124,13 +110,7 @@ def _companion_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
         "/s3/multipart/{uploadId}/complete": {"post": {
             "summary": "Complete: the service sums exactly these parts, aborts over SIGNER_MAX_SIZE, else completes",
             "tags": tag, "security": secured, "parameters": [_UPLOAD_ID, _UPLOAD_KEY],
-            "requestBody": {"required": True, **_json({
-                "type": "object", "additionalProperties": False, "required": ["parts"],
-                "properties": {"parts": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["PartNumber", "ETag"],
-                    "properties": {"PartNumber": {"type": "integer"}, "ETag": {"type": "string"}},
-                }}},
-            })},
+            "requestBody": {"required": True, **_json(fields.COMPANION_COMPLETE.schema())},
             "responses": {"200": {"description": "Completed", **_json({
                 "type": "object", "required": ["location", "bucket", "key"],
                 "properties": {**{name: {"type": "string"} for name in ("location", "bucket", "key")},
@@ -161,22 +141,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "A presigned URL for one S3 call",
                     "security": secured,
-                    "requestBody": {"required": True, **_json({
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["method"],
-                        "oneOf": [{"required": ["key"]}, {"required": ["filename"]}],
-                        "properties": {
-                            "method": {"type": "string", "enum": ["GET", "PUT", "HEAD", "DELETE"]},
-                            "key": _KEY,
-                            "filename": _FILENAME,
-                            "content_type": {"type": "string", "description": "PUT only; signed, so send it as given."},
-                            "content_length": {"type": "integer", "minimum": 0,
-                                               "description": "PUT only; required when SIGNER_MAX_SIZE is set."},
-                            **_CHECKSUMS,
-                            "expires_in": _EXPIRES,
-                        },
-                    })},
+                    "requestBody": {"required": True, **_json(fields.PRESIGN.schema())},
                     "responses": {
                         "200": {"description": "Signed", **_json(_signed_answer(
                             method={"type": "string"}, headers=_STRING_MAP,
@@ -189,19 +154,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "A signed browser POST form (policy + fields)",
                     "security": secured,
-                    "requestBody": {"required": True, **_json({
-                        "type": "object",
-                        "additionalProperties": False,
-                        "oneOf": [{"required": ["key"]}, {"required": ["filename"]}],
-                        "properties": {
-                            "key": _KEY,
-                            "filename": _FILENAME,
-                            "content_type": {"type": "string"},
-                            "max_size": {"type": "integer", "minimum": 0},
-                            **_CHECKSUMS,
-                            "expires_in": _EXPIRES,
-                        },
-                    })},
+                    "requestBody": {"required": True, **_json(fields.POST_POLICY.schema())},
                     "responses": {
                         "200": {"description": "Signed; send fields first and the file last",
                                 **_json(_signed_answer(fields=_STRING_MAP))},
@@ -213,22 +166,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "post": {
                     "summary": "One step of Uppy's signRequest mode (simple upload or any multipart step)",
                     "security": secured,
-                    "requestBody": {"required": True, **_json({
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["method", "key"],
-                        "properties": {
-                            "method": {"type": "string", "enum": ["GET", "PUT", "POST", "DELETE", "HEAD"]},
-                            "key": {"type": "string", "minLength": 1, "description": "Uppy's proposed key; outside your "
-                                    "prefix the service chooses one and answers it in key."},
-                            "contentType": {"type": "string"},
-                            "uploadId": {"type": "string"},
-                            "partNumber": {"type": "integer", "minimum": 1},
-                            **_CHECKSUMS,
-                            "checksum_algorithm": {"type": "string", "enum": ["SHA256", "CRC32", "CRC32C", "CRC64NVME"],
-                                                   "description": "Creating a multipart upload only."},
-                        },
-                    })},
+                    "requestBody": {"required": True, **_json(fields.SIGN_REQUEST.schema())},
                     "responses": {
                         "200": {"description": "Signed: {url, headers, key}, or {url, fields, key} (a POST form) for a "
                                 "simple PUT", **_json({
@@ -245,16 +183,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "summary": "Publish the caller's own finished upload: checked, then copied by S3 to the public "
                                "bucket under a name the service chooses (SIGNER_PUBLISH_BUCKET)",
                     "security": secured,
-                    "requestBody": {"required": True, **_json({
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["key"],
-                        "properties": {
-                            "key": _KEY,
-                            "filename": {"type": "string", "minLength": 1, "description": "Makes the public name "
-                                         "readable (a-z, 0-9 and hyphens are kept); the extension comes from the type."},
-                        },
-                    })},
+                    "requestBody": {"required": True, **_json(fields.PUBLISH.schema())},
                     "responses": {
                         "200": {"description": "Published (copied is false when it already was)", **_json({
                             "type": "object",
@@ -332,10 +261,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "parameters": [
                         {"name": "v4", "in": "query", "required": True, "schema": {"type": "string", "enum": ["true"]}},
                     ],
-                    "requestBody": {"required": True, **_json({
-                        "type": "object",
-                        "description": "A policy document {expiration, conditions} or {headers: <string to sign>}.",
-                    })},
+                    "requestBody": {"required": True, **_json(fields.FINE_UPLOADER_SIGNATURE.schema())},
                     "responses": {
                         "200": {"description": "Signed", **_json({
                             "type": "object",
