@@ -74,12 +74,12 @@ def start_upload(weed: SeaweedFS, key: str, first_part: int) -> tuple[str, str]:
     return upload_id, etag
 
 
-def send_complete(url: str, etags: list[str]) -> None:
-    """The client's complete, with the URL the service signed (its body is not signed)."""
+def send_complete(signed: dict, etags: list[str]) -> None:
+    """The client's complete, with the URL and headers the service signed (its body is not signed)."""
     body = "<CompleteMultipartUpload>" + "".join(
         f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>" for n, etag in enumerate(etags, 1)
     ) + "</CompleteMultipartUpload>"
-    answer = requests.post(url, data=body.encode(), timeout=60)
+    answer = requests.post(signed["url"], data=body.encode(), headers=signed["headers"], timeout=60)
     assert answer.status_code == 200 and b"<Error>" not in answer.content, answer.text
 
 
@@ -105,8 +105,8 @@ def test_a_replica_started_later_finishes_what_a_killed_one_signed(weed: Seaweed
         with signer(weed, tmp_path, prefix, SIGNER_WEBHOOK_URL=hook.url, SIGNER_WEBHOOK_SECRET=SECRET) as (url, a):
             big_id, big_first = start_upload(weed, big, 5 * MIB)
             fits_id, fits_first = start_upload(weed, fits, 5 * MIB)
-            big_complete = sign(url, method="POST", key=big, uploadId=big_id)["url"]  # 5 MiB so far: signed
-            fits_complete = sign(url, method="POST", key=fits, uploadId=fits_id)["url"]
+            big_complete = sign(url, method="POST", key=big, uploadId=big_id)  # 5 MiB so far: signed
+            fits_complete = sign(url, method="POST", key=fits, uploadId=fits_id)
             posted = requests.post(f"{url}/v1/post-policy", json={"filename": "cat.png", "content_type": "image/png"},
                                    headers=bearer(ALICE_TOKEN), timeout=30).json()
             kept = requests.post(f"{url}/v1/post-policy", json={"filename": "dog.png", "content_type": "image/png"},
@@ -146,7 +146,7 @@ def test_a_recycled_worker_loses_no_pending_check(weed: SeaweedFS, tmp_path: Pat
     key = f"{prefix}alice/big.png"
     with signer(weed, tmp_path, prefix, "--max-requests", "3", "--max-requests-jitter", "0") as (url, process):
         upload_id, first = start_upload(weed, key, 5 * MIB)
-        complete = sign(url, method="POST", key=key, uploadId=upload_id)["url"]
+        complete = sign(url, method="POST", key=key, uploadId=upload_id)
         for _ in range(6):  # the worker that signed is recycled after 3 requests
             requests.get(f"{url}/healthz", timeout=10)
         log = (tmp_path / f"service-{url.rsplit(':', 1)[1]}.log")
