@@ -11,6 +11,7 @@ from .errors import (
     InvalidHeader,
     InvalidInput,
     InvalidKey,
+    InvalidSetting,
     InvalidTime,
     SigningError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidHeader",
     "InvalidInput",
     "InvalidKey",
+    "InvalidSetting",
     "InvalidTime",
     "PostForm",
     "PresignedRequest",

@@ -59,7 +59,7 @@ def sha256_argument(text: str) -> str:
     import hashlib
 
     from .service.checksums import check_checksum
-    from .service.errors import Refused
+    from .service.errors import Malformed, Refused
 
     try:
         return check_checksum("checksum_sha256", text, "--checksum-sha256")[1]
@@ -71,7 +71,7 @@ def sha256_argument(text: str) -> str:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
     except OSError as exc:
-        raise Refused("invalid_checksum", f"--checksum-sha256 {text!r} is neither a base64 SHA-256 (44 characters) "
+        raise Malformed("invalid_checksum", f"--checksum-sha256 {text!r} is neither a base64 SHA-256 (44 characters) "
                       f"nor a readable file: {exc.strerror.lower() if exc.strerror else 'unreadable'}") from None
     return base64.b64encode(digest.digest()).decode("ascii")
 
@@ -79,7 +79,7 @@ def sha256_argument(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .service.config import load_config
-    from .service.errors import ConfigError, Refused
+    from .service.errors import ConfigError, Malformed, Refused
     from .service.rules import IDENTITY, is_reserved
     from .sigv4 import current_time
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps([f.as_json() for f in findings], indent=2) if args.json else report(findings))
             return 0 if healthy(findings) else 1
         if args.identity is not None and (not IDENTITY.fullmatch(args.identity) or is_reserved(args.identity)):
-            raise Refused("invalid_input",
+            raise Malformed("invalid_input",
                           "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous' or 'user')")
         checksum = None if args.checksum_sha256 is None else sha256_argument(args.checksum_sha256)
         credentials = config.credentials

@@ -11,7 +11,8 @@ import pytest
 
 from signer import Bucket, Credentials
 from signer.errors import SigningError
-from signer.service.errors import Refused, status_of
+from signer.service.errors import Refused
+from signer.service.web.statuses import status_of
 
 NOW = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
 FROZEN = "2026-11-23 08:00:00"  # NOW for freezegun

@@ -445,7 +445,7 @@ def test_secrets_never_in_responses(client) -> None:
 
 def test_every_error_code_is_in_the_openapi_document(client) -> None:
     """One table: each code the service can send is listed once, with its status, in /openapi.json."""
-    from signer.service.errors import CODES
+    from signer.service.web.statuses import CODES
 
     document = client.get("/openapi.json").json
     listed = document["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
@@ -458,16 +458,22 @@ def test_every_error_code_is_in_the_openapi_document(client) -> None:
 
 
 def test_every_raised_code_is_listed() -> None:
-    """Refused(...) with a literal code anywhere in the service must name a listed code."""
+    """A refusal raised with a literal code anywhere in the service names a code of its own kind
+    (NotAllowed("key_not_allowed", …)), and every such code is listed with a status."""
     import re
     from pathlib import Path
 
-    from signer.service.errors import CODES
+    from signer.service import errors
+    from signer.service.web import statuses
+    from signer.service.web.statuses import CODES
 
+    kinds = {kind.__name__: kind for kind in (*errors.KINDS, statuses.Envelope)}
     root = Path(__file__).resolve().parent.parent / "signer"
     raised = {match for path in root.rglob("*.py")
-              for match in re.findall(r'Refused\(\s*"([a-z_]+)"', path.read_text(encoding="utf-8"))}
-    assert raised and raised <= set(CODES), raised - set(CODES)
+              for match in re.findall(rf'\b({"|".join(kinds)})\(\s*"([a-z_]+)"', path.read_text(encoding="utf-8"))}
+    assert len(raised) > 25
+    assert {(kind, code) for kind, code in raised if code not in kinds[kind].CODES} == set()
+    assert {code for _, code in raised} <= set(CODES)
 
 
 @pytest.mark.parametrize("key", ["uploads/alice/${filename}", "uploads/alice/a${x}b.png"])

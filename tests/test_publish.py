@@ -25,6 +25,7 @@ from signer.service.publish import (
 )
 from signer.service.rules import Rules
 from signer.service.storage import Answer, ObjectInfo, SourceChanged, StorageError, _copy_result, copy_part_ranges
+from signer.service.web.statuses import status_of
 from tests.conftest import env_with
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
@@ -100,7 +101,7 @@ def test_a_result_with_its_etag_is_a_success_and_412_means_the_source_changed() 
     assert _copy_result(answer(200, ok), "copy object", "CopyObjectResult") == '"abc"'
     with pytest.raises(SourceChanged):
         _copy_result(answer(412, b"<Error><Code>PreconditionFailed</Code></Error>"), "copy object", "CopyObjectResult")
-    assert SourceChanged().status == 409
+    assert status_of(SourceChanged().code) == 409
 
 
 # --- public names ------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def test_templates_are_checked() -> None:
 def test_not_configured_is_a_clear_refusal() -> None:
     with pytest.raises(Refused) as caught:
         required(None)
-    assert caught.value.code == "publish_not_configured" and caught.value.status == 403
+    assert caught.value.code == "publish_not_configured" and status_of(caught.value.code) == 403
     assert "SIGNER_PUBLISH_BUCKET" in caught.value.message
 
 

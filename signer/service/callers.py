@@ -23,7 +23,7 @@ from typing import Protocol
 from itsdangerous import BadSignature, Signer
 
 from .config import Config
-from .errors import Refused
+from .errors import Unauthenticated
 from .networks import is_trusted
 from .rules import ANONYMOUS, GATEWAY_FOLDER, IDENTITY
 
@@ -103,7 +103,7 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None, coo
         user = headers.get(config.user_header)
         if user is not None:
             if not IDENTITY.fullmatch(user) or user.lower() == ANONYMOUS:
-                raise Refused("unauthorized",
+                raise Unauthenticated("unauthorized",
                               f"{config.user_header} must be 1-64 letters, digits, '.', '_', '@' or '-'")
             return Caller(user, "gateway", f"{GATEWAY_FOLDER}/{user}")
 
@@ -111,12 +111,12 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None, coo
     if authorization:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
-            raise Refused("unauthorized", "Authorization must be 'Bearer <token>'")
+            raise Unauthenticated("unauthorized", "Authorization must be 'Bearer <token>'")
         name = _matching_token_name(config, presented.strip().encode("utf-8", "replace"))
         if name is None:
-            raise Refused("unauthorized", "the bearer token is not valid")
+            raise Unauthenticated("unauthorized", "the bearer token is not valid")
         return Caller(name, "token", name)
 
     if config.allow_anonymous:
         return anonymous_caller(config, cookie)
-    raise Refused("unauthorized", "authentication required: send 'Authorization: Bearer <token>'")
+    raise Unauthenticated("unauthorized", "authentication required: send 'Authorization: Bearer <token>'")

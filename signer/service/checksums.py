@@ -15,7 +15,7 @@ import binascii
 import re
 from collections.abc import Mapping
 
-from .errors import Refused
+from .errors import Malformed
 
 DIGEST_BYTES = {"sha256": 32, "crc32": 4, "crc32c": 4, "crc64nvme": 8}
 """Each algorithm S3 takes for a checksum we sign, and the size of its digest."""
@@ -39,14 +39,14 @@ def check_checksum(field: str, value: object, name: str | None = None) -> tuple[
     size, label = DIGEST_BYTES[algorithm], name or field
     expected = base64_length(size)
     if not isinstance(value, str) or len(value) != expected or not _BASE64.fullmatch(value):
-        raise Refused("invalid_checksum", f"{label} must be the base64 of the {size}-byte {algorithm.upper()} digest: "
+        raise Malformed("invalid_checksum", f"{label} must be the base64 of the {size}-byte {algorithm.upper()} digest: "
                       f"{expected} characters of A-Z, a-z, 0-9, '+', '/', padded with '='")
     try:
         digest = base64.b64decode(value, validate=True)
     except binascii.Error:
-        raise Refused("invalid_checksum", f"{label} is not valid base64") from None
+        raise Malformed("invalid_checksum", f"{label} is not valid base64") from None
     if len(digest) != size or base64.b64encode(digest).decode("ascii") != value:
-        raise Refused("invalid_checksum", f"{label} is not the canonical base64 of a {size}-byte digest")
+        raise Malformed("invalid_checksum", f"{label} is not the canonical base64 of a {size}-byte digest")
     return f"x-amz-checksum-{algorithm}", value
 
 
@@ -56,12 +56,12 @@ def declared_checksum(values: Mapping[str, object], names: Mapping[str, str] | N
     given = {field: value for field, value in values.items() if field in CHECKSUM_FIELDS and value is not None}
     label = {field: (names or {}).get(field, field) for field in given}
     if len(given) > 1:
-        raise Refused("invalid_checksum", f"give one checksum, not {' and '.join(label.values())}")
+        raise Malformed("invalid_checksum", f"give one checksum, not {' and '.join(label.values())}")
     return dict(check_checksum(field, value, label[field]) for field, value in given.items())
 
 
 def check_algorithm(value: object, name: str = "checksum_algorithm") -> str:
     """An ``x-amz-checksum-algorithm`` for CreateMultipartUpload: SHA256, CRC32, CRC32C or CRC64NVME."""
     if not isinstance(value, str) or value not in ALGORITHM_NAMES:
-        raise Refused("invalid_checksum", f"{name} must be one of {', '.join(ALGORITHM_NAMES)}")
+        raise Malformed("invalid_checksum", f"{name} must be one of {', '.join(ALGORITHM_NAMES)}")
     return value

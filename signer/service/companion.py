@@ -20,7 +20,7 @@ from typing import Any
 from ..credentials import Credentials
 from ..s3 import Bucket
 from .completion import guard_parts
-from .errors import Refused
+from .errors import Malformed, NotAllowed, NotFound, Refused
 from .finish import Expectation, Finish, expect_upload
 from .publish import PublishSettings, publish
 from .rules import CallerRules
@@ -91,7 +91,7 @@ class Companion:
             return checked_key, checked
         upload_id, _, mac = checked.rpartition(".")
         if not upload_id or not hmac.compare_digest(mac, self._seal(checked_key, upload_id)):
-            raise Refused("upload_not_found", "this uploadId was not created for this key")
+            raise NotFound("upload_not_found", "this uploadId was not created for this key")
         return checked_key, upload_id
 
     def sign_part(self, upload_id: object, part_number: object, key: object) -> dict[str, Any]:
@@ -103,10 +103,10 @@ class Companion:
     def sign_batch(self, upload_id: object, part_numbers: object, key: object) -> dict[str, Any]:
         """The older ``/batch?partNumbers=1,2,3`` call of ``@uppy/aws-s3-multipart``."""
         if not isinstance(part_numbers, str) or not part_numbers:
-            raise Refused("missing_field", "partNumbers is required: a comma-separated list")
+            raise Malformed("missing_field", "partNumbers is required: a comma-separated list")
         numbers = part_numbers.split(",")
         if len(numbers) > MAX_BATCH:
-            raise Refused("invalid_input", f"at most {MAX_BATCH} part numbers at once")
+            raise Malformed("invalid_input", f"at most {MAX_BATCH} part numbers at once")
         urls = {}
         checked_key, store_id = self._upload(key, upload_id)
         for number in numbers:
@@ -156,15 +156,15 @@ class Companion:
 
 def _parts(raw: object, caller: CallerRules) -> list[tuple[int, str]]:
     if not isinstance(raw, list) or not raw:
-        raise Refused("invalid_input", "parts must be a non-empty list of {PartNumber, ETag}")
+        raise Malformed("invalid_input", "parts must be a non-empty list of {PartNumber, ETag}")
     if len(raw) > caller.max_part_number:
-        raise Refused("too_large", f"at most {caller.max_part_number} parts fit the size limit")
+        raise NotAllowed("too_large", f"at most {caller.max_part_number} parts fit the size limit")
     parts = []
     for item in raw:
         if not isinstance(item, dict) or set(item) - {"PartNumber", "ETag", "Size"}:
-            raise Refused("invalid_input", "each part must be {PartNumber, ETag}")
+            raise Malformed("invalid_input", "each part must be {PartNumber, ETag}")
         etag = item.get("ETag")
         if not isinstance(etag, str) or not 0 < len(etag) <= 200:
-            raise Refused("invalid_input", "each part needs its ETag")
+            raise Malformed("invalid_input", "each part needs its ETag")
         parts.append((caller.check_part_number(item.get("PartNumber"), "PartNumber"), etag))
     return parts

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..credentials import Credentials
 from ..s3 import Bucket
-from .errors import Refused
+from .errors import Conflict, Malformed, NotAllowed, Refused
 from .rules import CallerRules
 from .storage import Part, abort_multipart_upload, head_object, list_parts
 
@@ -38,13 +38,13 @@ def guard_parts(
         for number, etag in wanted:
             part = by_number.get(number)
             if part is None or _etag(part.etag) != _etag(etag):
-                raise Refused("invalid_input", f"part {number} with this ETag was not uploaded")
+                raise Malformed("invalid_input", f"part {number} with this ETag was not uploaded")
             chosen.append(part)
         if len({part.number for part in chosen}) != len(chosen):
-            raise Refused("invalid_input", "a part number is listed twice")
+            raise Malformed("invalid_input", "a part number is listed twice")
     if len(chosen) > caller.max_part_number:
         _abort(credentials, bucket, key, upload_id, timeout)
-        raise Refused("too_large", f"{len(chosen)} parts is more than the size limit allows: the upload was aborted")
+        raise NotAllowed("too_large", f"{len(chosen)} parts is more than the size limit allows: the upload was aborted")
     try:
         caller.check_completed_size([part.size for part in chosen])
     except Refused:
@@ -58,7 +58,7 @@ def refuse_existing(credentials: Credentials, bucket: Bucket, key: str, *, timeo
     ``If-None-Match`` (Fine Uploader 5.16.2): an object at ``key`` is refused (409) before
     signing. The window left is an object created between this HEAD and the complete."""
     if head_object(credentials, bucket, key, timeout=timeout) is not None:
-        raise Refused("object_exists", "an object already exists at this key and SIGNER_OVERWRITE=deny")
+        raise Conflict("object_exists", "an object already exists at this key and SIGNER_OVERWRITE=deny")
 
 
 def _abort(credentials: Credentials, bucket: Bucket, key: str, upload_id: str, timeout: float) -> None:

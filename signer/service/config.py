@@ -22,7 +22,7 @@ from ..providers import credentials_chain
 from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
-from .errors import ConfigError, Refused
+from .errors import ConfigError, Unavailable
 from .finish import Finish
 from .networks import Network
 from .notify import Webhook, webhook_from
@@ -59,7 +59,7 @@ class Config:
         try:
             return self.credentials_source.get()
         except CredentialsUnavailable as exc:
-            raise Refused("credentials_unavailable", exc.message) from None
+            raise Unavailable("credentials_unavailable", exc.message) from None
 
     @property
     def finish(self) -> Finish:

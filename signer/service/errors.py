@@ -1,84 +1,127 @@
-"""The service's refusals: one exception, one table of codes.
+"""The service's refusals, by meaning (as the library's ``signer/errors.py``).
 
-Every code the service can send is listed here once, with its HTTP status and what it
-means; the Flask layer turns a :class:`Refused` (or a library
-:class:`signer.errors.SigningError`, by its ``code``) into JSON through this table, and
-``/openapi.json`` lists it. Nothing else decides a status.
+Each class is one kind of refusal and lists the codes it may carry, with what each means; a
+code names the rule, and the message says it for a human (no secret in it). No HTTP status in
+here: the web layer maps each kind to a status (``web/responses.py``), and each protocol's
+blueprint shapes its own error answers. :func:`refusal` builds the right kind for a code known
+only at run time (a check's verdict, a protocol's answer).
 """
 
 from __future__ import annotations
 
-CODES: dict[str, tuple[int, str]] = {
-    # 400: the request is malformed
-    "invalid_input": (400, "a field is malformed"),
-    "invalid_json": (400, "the body is not a strict JSON object (UTF-8, no duplicate keys)"),
-    "missing_field": (400, "a required field is missing"),
-    "unknown_field": (400, "a field this endpoint does not take"),
-    "invalid_key": (400, "the key is not a usable object key"),
-    "invalid_expiry": (400, "expires_in is not a whole number of seconds >= 1"),
-    "invalid_time": (400, "a time is malformed"),
-    "invalid_header": (400, "a header name or value cannot be signed"),
-    "invalid_bucket": (400, "a bucket name is malformed"),
-    "content_length_required": (400, "a size limit is set, so the exact size must be signed"),
-    "invalid_checksum": (400, "a checksum is not the strict base64 of its algorithm's digest, or more than one is given"),
-    "checksum_required": (400, "SIGNER_REQUIRE_CHECKSUM is on, so a PUT must declare a checksum"),
-    "signature_version": (400, "only signature version 4 is signed"),
-    # 401: who is calling is unknown
-    "unauthorized": (401, "authentication is missing or wrong"),
-    # 403: well formed, outside the rules
-    "key_not_allowed": (403, "the key is outside the caller's prefix or breaks the key rules"),
-    "content_type_not_allowed": (403, "the content type is missing or not allowed"),
-    "too_large": (403, "the size is above SIGNER_MAX_SIZE, or no size limit would be signed"),
-    "expiry_too_long": (403, "the lifetime is above SIGNER_MAX_EXPIRES"),
-    "expired": (403, "the request's expiration is in the past"),
-    "method_not_allowed": (403, "the method is not in SIGNER_ALLOWED_METHODS"),
-    "acl_not_allowed": (403, "the ACL is not in SIGNER_ALLOWED_ACLS"),
-    "clock_skew": (403, "a client-chosen date is too far from server time"),
-    "policy_not_allowed": (403, "a POST policy condition is not allowed"),
-    "bucket_not_allowed": (403, "another bucket or host than the configured one"),
-    "header_not_allowed": (403, "a header that may not be signed for this call"),
-    "operation_not_allowed": (403, "an S3 operation this endpoint does not sign"),
-    "credential_mismatch": (403, "the credential scope or session token is not this service's"),
-    "cors_origin_not_allowed": (403, "the browser origin is not in SIGNER_CORS_ORIGINS"),
-    "doctor_not_allowed": (403, "only bearer-token callers may run the store checks"),
-    "publish_not_configured": (403, "publishing is not set up: SIGNER_PUBLISH_BUCKET is not set"),
-    # other statuses
-    "object_not_found": (404, "the object is not in the bucket"),
-    "upload_not_found": (404, "no such multipart upload for this key (finished, aborted, or another caller's)"),
-    "no_such_route": (404, "no endpoint at this path"),
-    "wrong_http_method": (405, "the endpoint does not take this HTTP method"),
-    "request_timeout": (408, "the whole request did not arrive within SIGNER_REQUEST_TIMEOUT seconds"),
-    "object_exists": (409, "an object exists at this key and SIGNER_OVERWRITE=deny"),
-    "object_changed": (409, "the object changed while it was being published; publish it again"),
-    "body_too_large": (413, "the request body is above SIGNER_MAX_BODY"),
-    "unsupported_media_type": (415, "the body must be application/json"),
-    "too_many_connections": (429, "this address holds SIGNER_MAX_CONNECTIONS_PER_PEER connections already"),
-    "headers_too_large": (431, "the request line and headers are above 16 KiB"),
-    "internal_error": (500, "a bug; nothing was signed"),
-    "storage_error": (502, "the store could not be reached or answered something unusable"),
-    "invalid_credentials": (503, "the signing credentials are unusable"),
-    "credentials_unavailable": (503, "the signing credentials expired and could not be refreshed; retry later"),
-}
-
-
-def status_of(code: str) -> int:
-    """The HTTP status for ``code``; an unlisted code is a bug, answered as one."""
-    return CODES.get(code, (500, ""))[0]
+from collections.abc import Mapping
+from typing import ClassVar
 
 
 class Refused(Exception):
-    """The service will not do what was asked; ``code`` is a key of :data:`CODES`."""
+    """The service will not do what was asked; ``code`` is one of the class's :attr:`CODES`."""
+
+    CODES: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, code: str, message: str) -> None:
-        if code not in CODES:
-            raise KeyError(f"unlisted error code {code!r}")
+        if code not in type(self).CODES:
+            raise KeyError(f"{code!r} is not a code of {type(self).__name__}")
         super().__init__(message)
         self.code = code
         self.message = message
 
-    @property
-    def status(self) -> int:
-        return status_of(self.code)
+
+class Malformed(Refused):
+    """The request is malformed: a field, header, time or key that cannot be read or signed."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "invalid_input": "a field is malformed",
+        "invalid_json": "the body is not a strict JSON object (UTF-8, no duplicate keys)",
+        "missing_field": "a required field is missing",
+        "unknown_field": "a field this endpoint does not take",
+        "invalid_key": "the key is not a usable object key",
+        "invalid_expiry": "expires_in is not a whole number of seconds >= 1",
+        "invalid_time": "a time is malformed",
+        "invalid_header": "a header name or value cannot be signed",
+        "invalid_bucket": "a bucket name is malformed",
+        "content_length_required": "a size limit is set, so the exact size must be signed",
+        "invalid_checksum": "a checksum is not the strict base64 of its algorithm's digest, or more than one is given",
+        "checksum_required": "SIGNER_REQUIRE_CHECKSUM is on, so a PUT must declare a checksum",
+        "signature_version": "only signature version 4 is signed",
+    }
+
+
+class Unauthenticated(Refused):
+    """Who is calling is unknown: authentication is missing or wrong."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "unauthorized": "authentication is missing or wrong",
+    }
+
+
+class NotAllowed(Refused):
+    """Well formed, but outside the rules (SIGNER_* settings, the caller's folder, the protocol)."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "key_not_allowed": "the key is outside the caller's prefix or breaks the key rules",
+        "content_type_not_allowed": "the content type is missing or not allowed",
+        "too_large": "the size is above SIGNER_MAX_SIZE, or no size limit would be signed",
+        "expiry_too_long": "the lifetime is above SIGNER_MAX_EXPIRES",
+        "expired": "the request's expiration is in the past",
+        "method_not_allowed": "the method is not in SIGNER_ALLOWED_METHODS",
+        "acl_not_allowed": "the ACL is not in SIGNER_ALLOWED_ACLS",
+        "clock_skew": "a client-chosen date is too far from server time",
+        "policy_not_allowed": "a POST policy condition is not allowed",
+        "bucket_not_allowed": "another bucket or host than the configured one",
+        "header_not_allowed": "a header that may not be signed for this call",
+        "operation_not_allowed": "an S3 operation this endpoint does not sign",
+        "credential_mismatch": "the credential scope or session token is not this service's",
+        "cors_origin_not_allowed": "the browser origin is not in SIGNER_CORS_ORIGINS",
+        "doctor_not_allowed": "only bearer-token callers may run the store checks",
+        "publish_not_configured": "publishing is not set up: SIGNER_PUBLISH_BUCKET is not set",
+    }
+
+
+class NotFound(Refused):
+    """What the request names is not there (an object, a multipart upload)."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "object_not_found": "the object is not in the bucket",
+        "upload_not_found": "no such multipart upload for this key (finished, aborted, or another caller's)",
+    }
+
+
+class Conflict(Refused):
+    """The store holds something else than the request expects (an existing key, a changed object)."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "object_exists": "an object exists at this key and SIGNER_OVERWRITE=deny",
+        "object_changed": "the object changed while it was being published; publish it again",
+    }
+
+
+class StoreFailed(Refused):
+    """The store could not be reached or answered something unusable."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "storage_error": "the store could not be reached or answered something unusable",
+    }
+
+
+class Unavailable(Refused):
+    """The service cannot sign now (its credentials)."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "invalid_credentials": "the signing credentials are unusable",
+        "credentials_unavailable": "the signing credentials expired and could not be refreshed; retry later",
+    }
+
+
+KINDS: tuple[type[Refused], ...] = (Malformed, Unauthenticated, NotAllowed, NotFound, Conflict, StoreFailed, Unavailable)
+"""Every kind of refusal the service core raises, in the order /openapi.json lists their codes."""
+
+
+def refusal(code: str, message: str) -> Refused:
+    """The refusal of the kind that carries ``code`` (for a code known only at run time)."""
+    for kind in KINDS:
+        if code in kind.CODES:
+            return kind(code, message)
+    raise KeyError(f"unlisted error code {code!r}")
 
 
 class ConfigError(Exception):

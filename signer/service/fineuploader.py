@@ -44,7 +44,7 @@ from ..sigv4 import (
     utc_from_parts,
 )
 from .checksums import DIGEST_BYTES, check_checksum
-from .errors import Refused
+from .errors import Malformed, NotAllowed, Unavailable, refusal
 from .rules import CallerRules
 
 MAX_CONDITIONS = 64
@@ -114,23 +114,23 @@ class FineUploader:
         client sent none: Fine Uploader only sends one when ``validation.sizeLimit`` is set)."""
         rules, bucket, credentials = self.caller.rules, self.bucket, self.credentials
         if set(document) != {"expiration", "conditions"}:
-            raise Refused("invalid_input", "policy must have exactly 'expiration' and 'conditions'")
+            raise Malformed("invalid_input", "policy must have exactly 'expiration' and 'conditions'")
         expiration = self._check_expiration(document["expiration"])
         conditions = document["conditions"]
         if not isinstance(conditions, list) or not 1 <= len(conditions) <= MAX_CONDITIONS:
-            raise Refused("invalid_input", f"policy conditions must be a list of 1 to {MAX_CONDITIONS} conditions")
+            raise Malformed("invalid_input", f"policy conditions must be a list of 1 to {MAX_CONDITIONS} conditions")
 
         seen: dict[str, Any] = {}
         for raw in conditions:
             name, operator, value = _condition(raw)
             if name in seen:
-                raise Refused("policy_not_allowed", f"policy has more than one condition on {name!r}")
+                raise NotAllowed("policy_not_allowed", f"policy has more than one condition on {name!r}")
             seen[name] = value
             if name == "content-length-range":
                 rules.size_range(*value)
                 continue
             if not isinstance(value, str) or CONTROL_CHARACTERS.search(value):
-                raise Refused("invalid_input", f"policy condition {name!r} must have a text value without control characters")
+                raise Malformed("invalid_input", f"policy condition {name!r} must have a text value without control characters")
             if operator == "starts-with" and name not in _STARTS_WITH_FIELDS:
                 _refuse(f"policy condition on {name!r} must be an exact match")
             self._check_policy_field(name, operator, value)
@@ -139,7 +139,7 @@ class FineUploader:
             if required not in seen:
                 _refuse(f"policy must have a {required!r} condition")
         if rules.allowed_content_types and "content-type" not in seen:
-            raise Refused(
+            raise NotAllowed(
                 "content_type_not_allowed",
                 "policy must have a Content-Type condition: " + rules.allowed_types_text(),
             )
@@ -148,7 +148,7 @@ class FineUploader:
         stamp = seen["x-amz-date"]
         expected = f"{credentials.access_key}/{credential_scope(stamp[:8], bucket.region, 's3')}"
         if seen["x-amz-credential"] != expected:
-            raise Refused(
+            raise NotAllowed(
                 "credential_mismatch",
                 f"x-amz-credential must be {expected!r} (our access key, the policy's date, region {bucket.region})",
             )
@@ -169,21 +169,21 @@ class FineUploader:
         temporary credentials expire (a policy never outlives its credentials)."""
         match = _EXPIRATION.fullmatch(expiration) if isinstance(expiration, str) else None
         if not match:
-            raise Refused("invalid_time", "policy expiration must look like 2026-01-31T12:00:00.000Z")
+            raise Malformed("invalid_time", "policy expiration must look like 2026-01-31T12:00:00.000Z")
         try:
             moment = utc_from_parts(match.groups())
         except ValueError:
-            raise Refused("invalid_time", "policy expiration is not a real date") from None
+            raise Malformed("invalid_time", "policy expiration is not a real date") from None
         remaining = (moment - self.now).total_seconds()
         max_expires = self.caller.rules.max_expires
         if remaining <= 0:
-            raise Refused("expired", "policy expiration is in the past")
+            raise NotAllowed("expired", "policy expiration is in the past")
         if remaining > max_expires:
-            raise Refused("expiry_too_long", f"policy expiration is more than {max_expires} seconds away")
+            raise NotAllowed("expiry_too_long", f"policy expiration is more than {max_expires} seconds away")
         valid_until = self.credentials.expiration
         if valid_until is not None and moment > valid_until:
             if valid_until <= self.now:
-                raise Refused("credentials_unavailable", "the signing credentials have expired")
+                raise Unavailable("credentials_unavailable", "the signing credentials have expired")
             return valid_until.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         return str(expiration)
 
@@ -233,21 +233,22 @@ class FineUploader:
         key of our bucket; return it with the canonical request hashed."""
         rules, bucket = self.caller.rules, self.bucket
         if not isinstance(raw, str) or len(raw) > 16384:
-            raise Refused("invalid_input", "'headers' must be a string of at most 16384 characters")
+            raise Malformed("invalid_input", "'headers' must be a string of at most 16384 characters")
         lines = raw.split("\n")
         if any(CONTROL_CHARACTERS.search(line) for line in lines):
-            raise Refused("invalid_input", "'headers' must not contain control characters other than newlines (CR/LF injection?)")
+            raise Malformed("invalid_input",
+                            "'headers' must not contain control characters other than newlines (CR/LF injection?)")
         if len(lines) < 10 or lines[0] != ALGORITHM:
-            raise Refused("invalid_input", f"'headers' must be a SigV4 string to sign starting with {ALGORITHM}")
+            raise Malformed("invalid_input", f"'headers' must be a SigV4 string to sign starting with {ALGORITHM}")
         stamp, scope, method, uri, query = lines[1], lines[2], lines[3], lines[4], lines[5]
         rules.check_amz_date(stamp, self.now)
         expected_scope = credential_scope(stamp[:8], bucket.region, "s3")
         if scope != expected_scope:
-            raise Refused("credential_mismatch", f"credential scope must be {expected_scope!r}")
+            raise NotAllowed("credential_mismatch", f"credential scope must be {expected_scope!r}")
         rest = lines[6:]
         blank = rest.index("") if "" in rest else -1
         if blank < 1 or len(rest) != blank + 3:
-            raise Refused(
+            raise Malformed(
                 "invalid_input", "canonical request must be: method, path, query, headers, blank line, signed headers, hash"
             )
         header_lines, signed, payload_hash = rest[:blank], rest[blank + 1], rest[blank + 2]
@@ -256,12 +257,12 @@ class FineUploader:
         for line in header_lines:
             name, sep, value = line.partition(":")
             if not sep or not HEADER_NAME.fullmatch(name) or name != name.lower() or name in headers:
-                raise Refused("invalid_input", f"canonical header line {line[:60]!r} is malformed or repeated")
+                raise Malformed("invalid_input", f"canonical header line {line[:60]!r} is malformed or repeated")
             headers[name] = value
         if list(headers) != sorted(headers) or signed != ";".join(headers):
-            raise Refused("invalid_input", "signed headers must list the canonical headers, sorted")
+            raise Malformed("invalid_input", "signed headers must list the canonical headers, sorted")
         if payload_hash != UNSIGNED_PAYLOAD and not HEX_SHA256.fullmatch(payload_hash):
-            raise Refused("invalid_input", "payload hash must be a hex SHA-256 or UNSIGNED-PAYLOAD")
+            raise Malformed("invalid_input", "payload hash must be a hex SHA-256 or UNSIGNED-PAYLOAD")
 
         kind, upload_id, part_number = _multipart_kind(method, query)
         if kind == "abort":
@@ -281,13 +282,13 @@ class FineUploader:
             if name not in _COMMON_HEADERS and name not in _EXTRA_HEADERS[kind] and not (
                 kind == "initiate" and name.startswith("x-amz-meta-")
             ):
-                raise Refused("header_not_allowed", f"header {name!r} may not be signed for this call")
+                raise NotAllowed("header_not_allowed", f"header {name!r} may not be signed for this call")
         if headers.get("host") != self.bucket.host:
-            raise Refused("bucket_not_allowed", f"host must be {self.bucket.host!r}")
+            raise NotAllowed("bucket_not_allowed", f"host must be {self.bucket.host!r}")
         if headers.get("x-amz-date") != stamp:
-            raise Refused("invalid_input", "x-amz-date header must equal the string's date")
+            raise Malformed("invalid_input", "x-amz-date header must equal the string's date")
         if headers.get("x-amz-content-sha256") != payload_hash:
-            raise Refused("invalid_input", "x-amz-content-sha256 header must equal the payload hash")
+            raise Malformed("invalid_input", "x-amz-content-sha256 header must equal the payload hash")
         if "x-amz-security-token" in headers or credentials.session_token:
             _check_token(headers.get("x-amz-security-token", ""), credentials)
         if headers.get("if-none-match", "*") != "*":
@@ -297,9 +298,9 @@ class FineUploader:
             for name, value in sums.items():
                 check_checksum("checksum_" + name.removeprefix("x-amz-checksum-"), value, name)
             if len(sums) > 1:
-                raise Refused("invalid_checksum", "give one x-amz-checksum-* header, not several")
+                raise Malformed("invalid_checksum", "give one x-amz-checksum-* header, not several")
             if not sums and rules.require_checksum:
-                raise Refused("checksum_required", "a checksum is required (SIGNER_REQUIRE_CHECKSUM): sign the "
+                raise Malformed("checksum_required", "a checksum is required (SIGNER_REQUIRE_CHECKSUM): sign the "
                               "part's x-amz-checksum-sha256 (Fine Uploader 5.16.2 cannot)")
         if kind == "initiate":
             # Fine Uploader v4 does not sign Content-Type on initiate; when it is signed it must be
@@ -318,7 +319,7 @@ def policy_key(conditions: list[Any]) -> str:
         name, operator, value = _condition(raw)
         if name == "key" and operator == "eq":
             return str(value)
-    raise Refused("invalid_input", "policy has no exact key condition")
+    raise Malformed("invalid_input", "policy has no exact key condition")
 
 
 def _condition(condition: Any) -> tuple[str, str, Any]:
@@ -336,7 +337,7 @@ def _condition(condition: Any) -> tuple[str, str, Any]:
         if (operator in ("eq", "starts-with") and isinstance(condition[1], str) and condition[1].startswith("$")
                 and condition[1][1:].lower() != "content-length-range"):
             return condition[1][1:].lower(), operator, condition[2]
-    raise Refused("invalid_input", f"policy condition {json.dumps(condition)[:80]} is not a form S3 accepts")
+    raise Malformed("invalid_input", f"policy condition {json.dumps(condition)[:80]} is not a form S3 accepts")
 
 
 def _size(value: Any) -> int:
@@ -345,7 +346,7 @@ def _size(value: Any) -> int:
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise Refused("invalid_input", "content-length-range bounds must be whole numbers")
+    raise Malformed("invalid_input", "content-length-range bounds must be whole numbers")
 
 
 def _multipart_kind(method: str, query: str) -> tuple[str, str | None, str | None]:
@@ -362,13 +363,13 @@ def _multipart_kind(method: str, query: str) -> tuple[str, str | None, str | Non
     elif method == "DELETE" and names == ["uploadId"]:
         kind = "abort"
     else:
-        raise Refused(
+        raise NotAllowed(
             "operation_not_allowed",
             "only multipart calls are signed: POST ?uploads, PUT ?partNumber=&uploadId=, POST ?uploadId=, "
             "DELETE ?uploadId=",
         )
     if not _UPLOAD_ID.fullmatch(values["uploadId"]):
-        raise Refused("invalid_input", "uploadId is missing or malformed")
+        raise Malformed("invalid_input", "uploadId is missing or malformed")
     return kind, unquote(values["uploadId"]), values.get("partNumber")
 
 
@@ -377,19 +378,19 @@ def _key_from_path(uri: str, bucket: Bucket) -> str:
     path-style. It must be encoded exactly as S3 will encode it, or S3 would refuse anyway."""
     prefix = "/" if bucket.virtual_hosted else f"/{bucket.name}/"
     if not uri.startswith(prefix) or len(uri) == len(prefix):
-        raise Refused("bucket_not_allowed", f"canonical path must be {prefix}<key> for bucket {bucket.name!r}")
+        raise NotAllowed("bucket_not_allowed", f"canonical path must be {prefix}<key> for bucket {bucket.name!r}")
     encoded = uri[len(prefix):]
     try:
         key = unquote(encoded, errors="strict")
     except UnicodeDecodeError:
-        raise Refused("invalid_key", "key in the canonical path is not UTF-8") from None
+        raise Malformed("invalid_key", "key in the canonical path is not UTF-8") from None
     if encode_key(key) != encoded:
-        raise Refused("invalid_key", "key in the canonical path must be percent-encoded the S3 way")
+        raise Malformed("invalid_key", "key in the canonical path must be percent-encoded the S3 way")
     return key
 
 
 def _refuse(message: str, code: str = "policy_not_allowed") -> NoReturn:
-    raise Refused(code, message)
+    raise refusal(code, message)
 
 
 def _check_token(value: str, credentials: Credentials) -> None:

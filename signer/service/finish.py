@@ -40,7 +40,7 @@ from typing import Any
 from ..credentials import Credentials
 from ..s3 import Bucket
 from ..sigv4 import current_time
-from .errors import Refused
+from .errors import NotAllowed, Refused
 from .notify import Webhook, deliver
 from .rules import SERVICE_FOLDER, CallerRules, Rules
 from .storage import (
@@ -134,7 +134,7 @@ def check_object(finish: Finish, expected: Expectation) -> Verdict:
     try:
         if not expected.key.startswith(expected.folder) or Rules(key_prefix=finish.key_prefix).is_reserved_key(
                 expected.key):
-            raise Refused("key_not_allowed", "the object is outside the caller's folder")
+            raise NotAllowed("key_not_allowed", "the object is outside the caller's folder")
         Rules(max_size=expected.max_size, allowed_content_types=expected.content_types).check_object(
             info.size, info.content_type)
     except Refused as exc:

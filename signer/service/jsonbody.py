@@ -8,7 +8,7 @@ import re
 from collections.abc import Set
 from typing import Any
 
-from .errors import Refused
+from .errors import Malformed
 
 # A lone surrogate can only come from a \uD800-\uDFFF escape (strict UTF-8 decoding refuses
 # encoded ones), so bodies without such an escape skip the walk over every string.
@@ -21,13 +21,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for name, _ in pairs:
             if name in seen:
-                raise Refused("invalid_json", f"JSON has the key {name!r} twice")
+                raise Malformed("invalid_json", f"JSON has the key {name!r} twice")
             seen.add(name)
     return result
 
 
 def _no_constants(name: str) -> Any:
-    raise Refused("invalid_json", f"JSON must not contain {name}")
+    raise Malformed("invalid_json", f"JSON must not contain {name}")
 
 
 # Made once: json.loads(..., object_pairs_hook=...) builds a new decoder and scanner per call.
@@ -42,11 +42,11 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
         document = _STRICT_JSON.decode(text)
     except (UnicodeDecodeError, ValueError):
-        raise Refused("invalid_json", "request body could not be parsed as UTF-8 JSON") from None
+        raise Malformed("invalid_json", "request body could not be parsed as UTF-8 JSON") from None
     except RecursionError:
-        raise Refused("invalid_json", "request body is nested too deeply") from None
+        raise Malformed("invalid_json", "request body is nested too deeply") from None
     if not isinstance(document, dict):
-        raise Refused("invalid_json", "request body must be a JSON object")
+        raise Malformed("invalid_json", "request body must be a JSON object")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         _check_unicode(document, "body")
     return document
@@ -60,7 +60,7 @@ def _check_unicode(value: Any, where: str) -> None:
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                raise Refused("invalid_input", f"{where} is not valid unicode (lone surrogate)") from None
+                raise Malformed("invalid_input", f"{where} is not valid unicode (lone surrogate)") from None
     elif isinstance(value, dict):
         for name, item in value.items():
             _check_unicode(name, "a field name")
@@ -75,8 +75,8 @@ def checked_fields(body: dict[str, Any], allowed: Set[str]) -> dict[str, Any]:
     field and a null one can never be confused)."""
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise Refused("unknown_field", f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise Malformed("unknown_field", f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     nulls = sorted(name for name, value in body.items() if value is None)
     if nulls:
-        raise Refused("invalid_input", f"{', '.join(nulls)} must not be null; leave a field out instead")
+        raise Malformed("invalid_input", f"{', '.join(nulls)} must not be null; leave a field out instead")
     return body

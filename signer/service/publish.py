@@ -25,7 +25,7 @@ from datetime import datetime
 
 from ..s3 import Bucket, encode_key
 from ..sigv4 import CONTROL_CHARACTERS, current_time
-from .errors import Refused
+from .errors import Malformed, NotAllowed, NotFound, refusal
 from .finish import Expectation, Finish, check_object, queue_event
 from .rules import CallerRules
 from .storage import (
@@ -128,7 +128,7 @@ def public_slug(secret: bytes, source: Bucket, key: str, etag: str | None, filen
     if filename is None:
         return code
     if not isinstance(filename, str) or not filename or len(filename) > 1024:
-        raise Refused("invalid_input", "filename must be a non-empty string of at most 1024 characters")
+        raise Malformed("invalid_input", "filename must be a non-empty string of at most 1024 characters")
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
     stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
     words = _SLUG_TEXT.sub("-", stem.lower()).strip("-")[:MAX_NAME_PART].strip("-")
@@ -157,14 +157,14 @@ def check_source(finish: Finish, caller: CallerRules, identity: str | None, key:
     folder, size, type), so publish holds an upload to exactly what the sweeper would. 404 when
     absent; an object that breaks the rules is deleted, as the finish step does, and refused."""
     if key is None:
-        raise Refused("missing_field", "key is required: the uploaded object to publish")
+        raise Malformed("missing_field", "key is required: the uploaded object to publish")
     expected = Expectation.of(caller, identity, caller.check_key(key))
     verdict = check_object(finish, expected)
     if verdict.info is None:
-        raise Refused("object_not_found", "the object to publish is not in the bucket (not uploaded yet?)")
+        raise NotFound("object_not_found", "the object to publish is not in the bucket (not uploaded yet?)")
     if verdict.code is not None:
         queue_event(finish, "upload.rejected", expected, verdict.info, code=verdict.code, message=verdict.message)
-        raise Refused(verdict.code, f"{verdict.message}: the upload was deleted")
+        raise refusal(verdict.code, f"{verdict.message}: the upload was deleted")
     return expected, verdict.info
 
 
@@ -176,7 +176,7 @@ def publish(finish: Finish, settings: PublishSettings, caller: CallerRules, iden
     expected, info = check_source(finish, caller, identity, key)
     checked, bucket, timeout, credentials = expected.key, finish.bucket, finish.timeout, finish.credentials()
     if info.size > MAX_OBJECT_SIZE:
-        raise Refused("too_large", f"the object is {info.size} bytes, above S3's largest object")
+        raise NotAllowed("too_large", f"the object is {info.size} bytes, above S3's largest object")
     target = public_key(settings, caller, bucket, checked, info, filename, now or current_time())
     existing = head_object(credentials, settings.bucket, target, timeout=timeout)
     if existing is not None:
@@ -205,5 +205,5 @@ def _quoted(etag: str | None) -> str | None:
 def required(settings: PublishSettings | None) -> PublishSettings:
     """The publish settings, or a clear refusal where publishing is not set up."""
     if settings is None:
-        raise Refused("publish_not_configured", "publishing is not set up here: SIGNER_PUBLISH_BUCKET is not set")
+        raise NotAllowed("publish_not_configured", "publishing is not set up here: SIGNER_PUBLISH_BUCKET is not set")
     return settings

@@ -29,7 +29,7 @@ from ..presign import PresignedURL, presign_url
 from ..s3 import MAX_KEY_BYTES, Bucket
 from ..sigv4 import CONTROL_CHARACTERS, DIGITS, MAX_EXPIRES, amz_date, parse_amz_date
 from .checksums import CHECKSUM_FIELDS, check_algorithm, declared_checksum
-from .errors import Refused
+from .errors import Malformed, NotAllowed, Unavailable
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 """S3's smallest part (every part but the last)."""
@@ -98,7 +98,7 @@ class Rules:
         SIGNER_REQUIRE_CHECKSUM is on."""
         header = declared_checksum(values, names)
         if not header and self.require_checksum:
-            raise Refused("checksum_required", f"a checksum is required (SIGNER_REQUIRE_CHECKSUM): give "
+            raise Malformed("checksum_required", f"a checksum is required (SIGNER_REQUIRE_CHECKSUM): give "
                           f"{names.get('checksum_sha256', 'checksum_sha256')}, the base64 SHA-256 of the file, or "
                           "a CRC32, CRC32C or CRC64NVME")
         return header
@@ -126,23 +126,23 @@ class Rules:
         (``image/*`` wildcards); parameters such as ``; charset=`` are allowed."""
         if content_type is None or content_type == "":
             if self.allowed_content_types and required:
-                raise Refused("content_type_not_allowed", f"{name} is required: " + self.allowed_types_text())
+                raise NotAllowed("content_type_not_allowed", f"{name} is required: " + self.allowed_types_text())
             return None
         if not isinstance(content_type, str) or len(content_type) > 255 or CONTROL_CHARACTERS.search(content_type):
-            raise Refused("invalid_input", f"{name} must be a short string without control characters")
+            raise Malformed("invalid_input", f"{name} must be a short string without control characters")
         media = content_type.split(";", 1)[0].strip().lower()
         if not _MEDIA_TYPE.fullmatch(media):
-            raise Refused("invalid_input", f"{name} {content_type!r} is not a type/subtype media type")
+            raise Malformed("invalid_input", f"{name} {content_type!r} is not a type/subtype media type")
         if self.allowed_content_types and not self._type_allowed(media):
-            raise Refused("content_type_not_allowed", f"content type {media!r} is not allowed: " + self.allowed_types_text())
+            raise NotAllowed("content_type_not_allowed", f"content type {media!r} is not allowed: " + self.allowed_types_text())
         return content_type
 
     def check_content_type_prefix(self, prefix: object) -> str:
         """A ``starts-with $Content-Type`` value: only ``type/`` when ``type/*`` is allowed."""
         if not isinstance(prefix, str) or CONTROL_CHARACTERS.search(prefix):
-            raise Refused("invalid_input", "Content-Type prefix must be text")
+            raise Malformed("invalid_input", "Content-Type prefix must be text")
         if self.allowed_content_types and f"{prefix.lower()}*" not in self.allowed_content_types:
-            raise Refused(
+            raise NotAllowed(
                 "content_type_not_allowed",
                 f"Content-Type starts-with {prefix!r} is wider than allowed: " + self.allowed_types_text(),
             )
@@ -150,7 +150,7 @@ class Rules:
         if self.allowed_content_types and "*/*" not in self.allowed_content_types and any(
             media not in self.allowed_content_types for media in excluded
         ):
-            raise Refused(
+            raise NotAllowed(
                 "content_type_not_allowed",
                 f"Content-Type starts-with {prefix!r} would admit {', '.join(excluded)}, which {prefix}* does not "
                 "include: sign the exact Content-Type instead",
@@ -174,37 +174,37 @@ class Rules:
         if expires_in is None:
             return min(300, self.max_expires)
         if isinstance(expires_in, bool) or not isinstance(expires_in, int):
-            raise Refused("invalid_expiry", f"{name} must be a whole number of seconds")
+            raise Malformed("invalid_expiry", f"{name} must be a whole number of seconds")
         if expires_in < 1:
-            raise Refused("invalid_expiry", f"{name} must be at least 1 second")
+            raise Malformed("invalid_expiry", f"{name} must be at least 1 second")
         if expires_in > self.max_expires:
-            raise Refused("expiry_too_long", f"{name} {expires_in} is above the maximum of {self.max_expires} seconds")
+            raise NotAllowed("expiry_too_long", f"{name} {expires_in} is above the maximum of {self.max_expires} seconds")
         return expires_in
 
     def check_size(self, size: object, what: str = "size") -> int:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise Refused("invalid_input", f"{what} must be a whole number of bytes >= 0")
+            raise Malformed("invalid_input", f"{what} must be a whole number of bytes >= 0")
         if self.max_size is not None and size > self.max_size:
-            raise Refused("too_large", f"{what} {size} is above the maximum of {self.max_size} bytes")
+            raise NotAllowed("too_large", f"{what} {size} is above the maximum of {self.max_size} bytes")
         return size
 
     def size_range(self, low: object, high: object) -> tuple[int, int]:
         low = self.check_size(low, "minimum size")
         high = self.check_size(high, "maximum size")
         if low > high:
-            raise Refused("invalid_input", "minimum size must not exceed maximum size")
+            raise Malformed("invalid_input", "minimum size must not exceed maximum size")
         return low, high
 
     def check_method(self, method: object, name: str = "method") -> str:
         verb = method_text(method, name, f": one of {', '.join(sorted(self.allowed_methods))}")
         if verb not in self.allowed_methods:
-            raise Refused("method_not_allowed", f"{name} must be one of {', '.join(sorted(self.allowed_methods))}")
+            raise NotAllowed("method_not_allowed", f"{name} must be one of {', '.join(sorted(self.allowed_methods))}")
         return verb
 
     def check_uploads_allowed(self) -> None:
         """Every upload (PUT, POST form, multipart) is a PUT as far as SIGNER_ALLOWED_METHODS goes."""
         if "PUT" not in self.allowed_methods:
-            raise Refused("method_not_allowed", "uploads are not allowed: SIGNER_ALLOWED_METHODS has no PUT")
+            raise NotAllowed("method_not_allowed", "uploads are not allowed: SIGNER_ALLOWED_METHODS has no PUT")
 
     def check_abort_allowed(self) -> None:
         """Aborting one's own unfinished multipart upload deletes no object, only its parts: it
@@ -212,7 +212,7 @@ class Rules:
         One rule for Fine Uploader, Companion and signRequest; an object DELETE stays
         governed by SIGNER_ALLOWED_METHODS alone (:meth:`check_method`)."""
         if not self.allowed_methods & {"PUT", "DELETE"}:
-            raise Refused("method_not_allowed",
+            raise NotAllowed("method_not_allowed",
                           "aborting a multipart upload is part of uploading, which SIGNER_ALLOWED_METHODS does not "
                           "allow (no PUT)")
 
@@ -223,7 +223,7 @@ class Rules:
 
     def check_acl(self, acl: object) -> str:
         if not isinstance(acl, str) or acl not in self.allowed_acls:
-            raise Refused("acl_not_allowed", f"acl must be one of {', '.join(sorted(self.allowed_acls))}")
+            raise NotAllowed("acl_not_allowed", f"acl must be one of {', '.join(sorted(self.allowed_acls))}")
         return acl
 
     def check_amz_date(self, stamp: object, now: datetime) -> str:
@@ -231,9 +231,9 @@ class Rules:
         try:
             moment = parse_amz_date(stamp)
         except InvalidTime as exc:
-            raise Refused("invalid_time", exc.message) from None
+            raise Malformed("invalid_time", exc.message) from None
         if abs((moment - now).total_seconds()) > self.clock_skew:
-            raise Refused(
+            raise NotAllowed(
                 "clock_skew",
                 f"x-amz-date {stamp} is more than {self.clock_skew} seconds from server time {amz_date(now)}",
             )
@@ -313,19 +313,20 @@ class CallerRules:
     def check_key(self, key: object, name: str = "key") -> str:
         text = _check_key_text(key, name)
         if not text.startswith(self.prefix) or len(text) == len(self.prefix):
-            raise Refused("key_not_allowed", f"{name} must start with {self.prefix!r} and name an object under it")
+            raise NotAllowed("key_not_allowed", f"{name} must start with {self.prefix!r} and name an object under it")
         if self.rules.is_reserved_key(text):
-            raise Refused("key_not_allowed", f"{name} must not be under {self.rules.reserved_prefix!r}: the service's own folder")
+            raise NotAllowed("key_not_allowed",
+                             f"{name} must not be under {self.rules.reserved_prefix!r}: the service's own folder")
         return text
 
     def check_key_prefix(self, key_prefix: object) -> str:
         """A ``starts-with $key`` value: it must itself lie inside the caller's prefix."""
         text = _check_key_text(key_prefix, "key prefix")
         if not text.startswith(self.prefix):
-            raise Refused("key_not_allowed", f"key prefix must start with {self.prefix!r}")
+            raise NotAllowed("key_not_allowed", f"key prefix must start with {self.prefix!r}")
         reserved = self.rules.reserved_prefix.lower()
         if text.lower().startswith(reserved) or reserved.startswith(text.lower()):
-            raise Refused("key_not_allowed",
+            raise NotAllowed("key_not_allowed",
                           f"key prefix must not admit {self.rules.reserved_prefix!r}: the service's own folder")
         return text
 
@@ -333,9 +334,9 @@ class CallerRules:
         """``<prefix>[<identity>/]<yyyy>/<mm>/<dd>/<uuid4><.ext>``: the caller names the file,
         we name the object (no collisions, nothing from the filename but its extension)."""
         if not isinstance(filename, str) or not filename or len(filename) > 1024:
-            raise Refused("invalid_input", f"{name} must be a non-empty string of at most 1024 characters")
+            raise Malformed("invalid_input", f"{name} must be a non-empty string of at most 1024 characters")
         if CONTROL_CHARACTERS.search(filename):
-            raise Refused("invalid_input", f"{name} must not contain control characters")
+            raise Malformed("invalid_input", f"{name} must not contain control characters")
         base = filename.replace("\\", "/").rsplit("/", 1)[-1]
         ext = base.rsplit(".", 1)[-1].lower() if "." in base.strip(".") else ""
         suffix = f".{ext}" if _EXTENSION.fullmatch(ext) else ""
@@ -345,9 +346,9 @@ class CallerRules:
         """The caller proposes a ``key`` (checked) or a ``filename`` (we choose the key)."""
         names = self.names
         if key is None and filename is None:
-            raise Refused("missing_field", f"give {names['key']} or {names['filename']}")
+            raise Malformed("missing_field", f"give {names['key']} or {names['filename']}")
         if key is not None and filename is not None:
-            raise Refused("invalid_input", f"give {names['key']} or {names['filename']}, not both")
+            raise Malformed("invalid_input", f"give {names['key']} or {names['filename']}, not both")
         if key is not None:
             return self.check_key(key, names["key"])
         return self.new_key(filename, now, names["filename"])
@@ -379,7 +380,7 @@ class CallerRules:
         rules, names = self.rules, self.names
         verb = rules.check_method(method, names["method"])
         if verb != "PUT" and filename is not None:
-            raise Refused("invalid_input", f"{verb} needs an existing object's {names['key']}, not a {names['filename']}")
+            raise Malformed("invalid_input", f"{verb} needs an existing object's {names['key']}, not a {names['filename']}")
         chosen = self.choose_key(key, filename, now)
         headers: dict[str, str] = {}
         if verb == "PUT":
@@ -389,7 +390,7 @@ class CallerRules:
             if content_length is not None:
                 headers["Content-Length"] = str(rules.check_size(content_length, names["content_length"]))
             elif rules.max_size is not None:
-                raise Refused(
+                raise Malformed(
                     "content_length_required",
                     f"{names['content_length']} is required: uploads are limited to {rules.max_size} bytes and "
                     "the signed length is how S3 enforces it",
@@ -397,9 +398,9 @@ class CallerRules:
             headers.update(rules.check_declared_checksum(checksums, names))
             headers.update(rules.no_overwrite_headers())
         elif content_type is not None or content_length is not None:
-            raise Refused("invalid_input", f"{names['content_type']} and {names['content_length']} apply to PUT, not {verb}")
+            raise Malformed("invalid_input", f"{names['content_type']} and {names['content_length']} apply to PUT, not {verb}")
         elif any(value is not None for value in checksums.values()):
-            raise Refused("invalid_input", f"a checksum applies to PUT, not {verb}")
+            raise Malformed("invalid_input", f"a checksum applies to PUT, not {verb}")
         return PresignPlan(verb, chosen, headers, self.expiry(expires_in, now, valid_until))
 
     def plan_post_policy(
@@ -440,7 +441,7 @@ class CallerRules:
             return seconds
         left = int((valid_until - now.replace(microsecond=0)).total_seconds())  # from X-Amz-Date, whole seconds
         if left < 1:
-            raise Refused("credentials_unavailable", "the signing credentials expire in less than a second")
+            raise Unavailable("credentials_unavailable", "the signing credentials expire in less than a second")
         return min(seconds, left)
 
     # --- multipart uploads (Companion protocol, signRequest mode) -------------------
@@ -457,7 +458,7 @@ class CallerRules:
         if isinstance(number, str) and DIGITS.fullmatch(number):
             number = int(number)
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= self.max_part_number:
-            raise Refused("invalid_input", f"{name} must be a whole number from 1 to {self.max_part_number}"
+            raise Malformed("invalid_input", f"{name} must be a whole number from 1 to {self.max_part_number}"
                           + (" (the size limit over S3's 5 MiB minimum part size)" if self.max_part_number < MAX_PARTS else ""))
         return number
 
@@ -466,7 +467,7 @@ class CallerRules:
         upload id to its key, so another caller's upload id is unknown under our key."""
         checked = self.check_key(key)
         if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
-            raise Refused("invalid_input", "uploadId is missing or malformed")
+            raise Malformed("invalid_input", "uploadId is missing or malformed")
         return checked, upload_id
 
     def service_key(self, key: object, now: datetime, name: str = "key") -> str:
@@ -498,7 +499,7 @@ class CallerRules:
         """The total of the parts being completed, refused above the size limit."""
         total = sum(sizes)
         if self.rules.max_size is not None and total > self.rules.max_size:
-            raise Refused("too_large", f"the uploaded parts total {total} bytes, above the maximum of "
+            raise NotAllowed("too_large", f"the uploaded parts total {total} bytes, above the maximum of "
                           f"{self.rules.max_size}: the upload was aborted")
         return total
 
@@ -517,12 +518,12 @@ class CallerRules:
         expires = self.expiry(None, now, valid_until)
         declared = {name: value for name, value in (checksums or {}).items() if value is not None}
         if declared and not (verb == "PUT" and (upload_id is None or part_number is not None)):
-            raise Refused("invalid_input", "a checksum applies to a simple upload (PUT) or a part, not this step")
+            raise Malformed("invalid_input", "a checksum applies to a simple upload (PUT) or a part, not this step")
         if checksum_algorithm is not None and not (verb == "POST" and upload_id is None):
-            raise Refused("invalid_input", "checksum_algorithm applies to creating a multipart upload (POST)")
+            raise Malformed("invalid_input", "checksum_algorithm applies to creating a multipart upload (POST)")
         if upload_id is None:
             if part_number is not None:
-                raise Refused("invalid_input", "partNumber needs an uploadId")
+                raise Malformed("invalid_input", "partNumber needs an uploadId")
             if verb == "PUT":
                 chosen = self.service_key(key, now)
                 return SignRequestPlan("post_object", self.plan_post_policy(
@@ -536,22 +537,22 @@ class CallerRules:
                     headers["x-amz-checksum-algorithm"] = check_algorithm(checksum_algorithm)
                 return SignRequestPlan("create", PresignPlan("POST", chosen, headers, expires, (("uploads", ""),)))
             if content_type is not None:
-                raise Refused("invalid_input", f"contentType applies to PUT and POST, not {verb}")
+                raise Malformed("invalid_input", f"contentType applies to PUT and POST, not {verb}")
             return SignRequestPlan("object", self.plan_presign(method=verb, key=key, now=now, valid_until=valid_until))
         checked_key, checked_id = self.check_upload(key, upload_id)
         query = (("uploadId", checked_id),)
         if verb == "PUT":
             if part_number is None:
-                raise Refused("missing_field", "partNumber is required to upload a part")
+                raise Malformed("missing_field", "partNumber is required to upload a part")
             return SignRequestPlan("part", self.plan_upload_part(
                 key=checked_key, upload_id=checked_id, part_number=part_number, now=now, valid_until=valid_until,
                 checksums=declared,
             ), checked_id)
         if part_number is not None:
-            raise Refused("invalid_input", f"partNumber applies to PUT, not {verb}")
+            raise Malformed("invalid_input", f"partNumber applies to PUT, not {verb}")
         operation = {"GET": "list_parts", "POST": "complete", "DELETE": "abort"}.get(verb)
         if operation is None:
-            raise Refused("operation_not_allowed", "with an uploadId only PUT (part), GET (list parts), POST "
+            raise NotAllowed("operation_not_allowed", "with an uploadId only PUT (part), GET (list parts), POST "
                           "(complete) and DELETE (abort) are signed")
         if operation == "abort":
             self.rules.check_abort_allowed()
@@ -564,9 +565,9 @@ class CallerRules:
 def method_text(method: object, name: str, choices: str = "") -> str:
     """A method the caller named, upper-cased: missing and non-text are refused here, once."""
     if method is None:
-        raise Refused("missing_field", f"{name} is required{choices}")
+        raise Malformed("missing_field", f"{name} is required{choices}")
     if not isinstance(method, str):
-        raise Refused("invalid_input", f"{name} must be a string such as \"PUT\"")
+        raise Malformed("invalid_input", f"{name} must be a string such as \"PUT\"")
     return method.upper()
 
 
@@ -575,17 +576,17 @@ def _check_key_text(key: object, what: str) -> str:
     uploaded file's name for ``${filename}``, letting the uploader choose the key), at most
     1024 UTF-8 bytes."""
     if not isinstance(key, str) or not key:
-        raise Refused("invalid_key", f"{what} must be a non-empty string")
+        raise Malformed("invalid_key", f"{what} must be a non-empty string")
     if "${" in key:
-        raise Refused("key_not_allowed", f"{what} must not contain '${{' (S3 would fill in the uploader's file name)")
+        raise NotAllowed("key_not_allowed", f"{what} must not contain '${{' (S3 would fill in the uploader's file name)")
     if CONTROL_CHARACTERS.search(key):
-        raise Refused("key_not_allowed", f"{what} must not contain control characters")
+        raise NotAllowed("key_not_allowed", f"{what} must not contain control characters")
     try:
         size = len(key.encode("utf-8"))
     except UnicodeEncodeError:
-        raise Refused("invalid_key", f"{what} is not valid unicode") from None
+        raise Malformed("invalid_key", f"{what} is not valid unicode") from None
     if size > MAX_KEY_BYTES:
-        raise Refused("key_not_allowed", f"{what} is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
+        raise NotAllowed("key_not_allowed", f"{what} is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
     if any(segment in (".", "..") for segment in key.split("/")):
-        raise Refused("key_not_allowed", f"{what} must not contain '.' or '..' segments")
+        raise NotAllowed("key_not_allowed", f"{what} must not contain '.' or '..' segments")
     return key

@@ -18,13 +18,13 @@ from urllib.parse import quote, urlencode, urlsplit
 from ..credentials import Credentials
 from ..headers import sign_headers
 from ..s3 import Bucket, encode_key
-from .errors import Refused
+from .errors import Conflict, NotFound, Refused, StoreFailed
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
 
 
-class StorageError(Refused):
+class StorageError(StoreFailed):
     """S3 could not be reached or answered something we cannot use."""
 
     def __init__(self, message: str) -> None:
@@ -139,7 +139,7 @@ def list_objects(
     ]
 
 
-class PreconditionFailed(Refused):
+class PreconditionFailed(StoreFailed):
     """A conditional write lost: the key exists (``If-None-Match: *``) or changed (``If-Match``)."""
 
     def __init__(self) -> None:
@@ -223,7 +223,7 @@ class Part:
     size: int
 
 
-class UploadNotFound(Refused):
+class UploadNotFound(NotFound):
     """The store does not know this multipart upload (finished, aborted, or another key's)."""
 
     def __init__(self) -> None:
@@ -332,7 +332,7 @@ def complete_multipart_upload(
     answer = signed_request(credentials, bucket, "POST", url, timeout=timeout, now=now, body=body.encode("utf-8"),
                             headers=headers)
     if answer.status == 412:
-        raise Refused("object_exists", "an object already exists at this key and SIGNER_OVERWRITE=deny: "
+        raise Conflict("object_exists", "an object already exists at this key and SIGNER_OVERWRITE=deny: "
                       "the store refused to replace it")
     _check(answer, "complete multipart upload")
     root, ns = _xml(answer, "complete multipart upload")
@@ -379,7 +379,7 @@ COPY_TIMEOUT = 300.0
 """The least a copy request waits: S3 answers a long copy slowly (it keeps the line alive with spaces)."""
 
 
-class SourceChanged(Refused):
+class SourceChanged(Conflict):
     """The source object is no longer the one that was checked (``x-amz-copy-source-if-match``)."""
 
     def __init__(self) -> None:
@@ -414,7 +414,7 @@ def _copy_result(answer: Answer, what: str, root_name: str) -> str:
     if answer.status == 412:
         raise SourceChanged()
     if answer.status == 404 and b"NoSuchKey" in answer.body:
-        raise Refused("object_not_found", "the object to publish is not in the bucket")
+        raise NotFound("object_not_found", "the object to publish is not in the bucket")
     _check(answer, what)
     root, ns = _xml(answer, what)
     etag = root.findtext(f"{ns}ETag")

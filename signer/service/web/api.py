@@ -13,7 +13,7 @@ from ..checksums import CHECKSUM_FIELDS
 from ..completion import guard_parts
 from ..config import Config
 from ..doctor import healthy, run_doctor
-from ..errors import Refused
+from ..errors import NotAllowed
 from ..finish import Expectation, expect_upload
 from ..publish import publish, required
 from ..rules import SIGN_REQUEST_FIELDS, PostPlan
@@ -141,7 +141,7 @@ def doctor() -> Response:
     write probe objects outside the caller's prefix, so no gateway user or visitor may."""
     who = caller()
     if who.via != "token":
-        raise Refused("doctor_not_allowed", "only bearer-token callers may run the store checks")
+        raise NotAllowed("doctor_not_allowed", "only bearer-token callers may run the store checks")
     findings = run_doctor(config())
     log.info("doctor run by %s: %s", who.identity, "healthy" if healthy(findings) else "problems found")
     return json_response({"healthy": healthy(findings), "findings": [finding.as_json() for finding in findings]})

@@ -9,11 +9,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
 
-from ...errors import SigningError
 from ..config import Config, load_config
-from ..errors import Refused
 from .api import api
 from .companion import companion
 from .context import config, issue_visitor_cookie
@@ -22,7 +19,7 @@ from .fineuploader import fineuploader
 from .lean import LeanPresign
 from .meta import meta
 from .proxy import TrustedProxies
-from .responses import error_response, handle_http_error, handle_refused, handle_unexpected
+from .responses import error_response, register_error_handlers
 
 log = logging.getLogger("signer")
 
@@ -62,10 +59,7 @@ def create_app(cfg: Config | None = None, *, lean: bool = True) -> Flask:
     app.before_request(cors_preflight)
     app.after_request(cors_headers)
     app.after_request(issue_visitor_cookie)
-    app.register_error_handler(Refused, handle_refused)
-    app.register_error_handler(SigningError, handle_refused)
-    app.register_error_handler(HTTPException, handle_http_error)
-    app.register_error_handler(Exception, handle_unexpected)
+    register_error_handlers(app)  # plain JSON; Fine Uploader's and Companion's blueprints have their own shapes
     for blueprint in (api, companion, fineuploader, meta):
         app.register_blueprint(blueprint)
     inner = LeanPresign(app.wsgi_app, cfg) if lean else app.wsgi_app

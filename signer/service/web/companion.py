@@ -15,10 +15,11 @@ from ...sigv4 import current_time
 from ..companion import Companion
 from . import fields
 from .context import caller, caller_rules, config, json_body
-from .responses import json_response
+from .responses import ErrorShape, json_response, register_error_handlers
 
 log = logging.getLogger("signer")
 companion = Blueprint("companion", __name__)
+register_error_handlers(companion, ErrorShape(reason_in_status=True), paths=("/s3/params", "/s3/multipart"))
 
 
 class PartNumber(BaseConverter):
@@ -78,3 +79,4 @@ def complete(upload_id: str) -> Response:
 @companion.delete("/s3/multipart/<upload_id>")
 def abort(upload_id: str) -> Response:
     return json_response(_companion().abort(upload_id, request.args.get("key")))
+

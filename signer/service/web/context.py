@@ -14,6 +14,7 @@ from ..jsonbody import checked_fields, parse_json_object
 from ..rules import CallerRules
 from .envelope import JSON, is_plain_json
 from .proxy import peer_address
+from .statuses import Envelope
 
 
 def config() -> Config:
@@ -59,5 +60,5 @@ def issue_visitor_cookie(response: Response) -> Response:
 def json_body(allowed: Set[str]) -> dict[str, Any]:
     """A strict JSON object body with only the ``allowed`` fields, none of them null."""
     if not is_plain_json(request.environ) and request.mimetype != JSON:
-        raise Refused("unsupported_media_type", "Content-Type must be application/json")
+        raise Envelope("unsupported_media_type", "Content-Type must be application/json")
     return checked_fields(parse_json_object(request.get_data(cache=True)), allowed)

@@ -9,17 +9,19 @@ from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
 from ..completion import guard_parts, refuse_existing
-from ..errors import Refused
+from ..errors import Malformed, NotAllowed, NotFound, refusal
 from ..fineuploader import FineUploader, policy_key
 from ..finish import Expectation, check_object, expect_upload
 from ..publish import publish
 from ..storage import delete_object
 from . import fields
 from .context import caller, caller_rules, config, json_body
-from .responses import json_response
+from .responses import ErrorShape, json_response, register_error_handlers
 
 log = logging.getLogger("signer")
 fineuploader = Blueprint("fineuploader", __name__)
+register_error_handlers(fineuploader, ErrorShape(invalid=True, forbidden_as=400),
+                        paths=("/s3/signature", "/s3/success", "/s3/files"))
 
 
 def _adapter() -> FineUploader:
@@ -31,11 +33,11 @@ def _adapter() -> FineUploader:
 def signature() -> Response:
     who = caller()
     if request.args.get("v4") != "true":
-        raise Refused("signature_version", "only signature version 4 is supported: set signature.version to 4 in Fine Uploader")
+        raise Malformed("signature_version", "only signature version 4 is supported: set signature.version to 4 in Fine Uploader")
     body = json_body(fields.FINE_UPLOADER_SIGNATURE.names)
     if "headers" in body:
         if len(body) != 1:
-            raise Refused("invalid_input", "a 'headers' request must have no other fields")
+            raise Malformed("invalid_input", "a 'headers' request must have no other fields")
         adapter = _adapter()
         call = adapter.check_multipart(body["headers"])
         if call.kind == "complete":
@@ -71,7 +73,7 @@ def _guard_complete(adapter: FineUploader, key: str, upload_id: str | None, cond
 def _form_field(name: str) -> str:
     value = request.values.get(name)
     if not value:
-        raise Refused("missing_field", f"'{name}' is required")
+        raise Malformed("missing_field", f"'{name}' is required")
     return value
 
 
@@ -79,7 +81,7 @@ def _checked_key() -> str:
     """The form's bucket must be ours and its key the caller's."""
     bucket = config().bucket.name
     if _form_field("bucket") != bucket:
-        raise Refused("bucket_not_allowed", f"bucket must be {bucket!r}")
+        raise NotAllowed("bucket_not_allowed", f"bucket must be {bucket!r}")
     return caller_rules().check_key(_form_field("key"))
 
 
@@ -97,9 +99,9 @@ def success() -> Response:
                               "published": {"key": published.key, "url": published.url}})
     verdict = check_object(cfg.finish, Expectation.of(caller_rules(), who.identity, key))
     if verdict.info is None:
-        raise Refused("object_not_found", "the object was not found in the bucket")
+        raise NotFound("object_not_found", "the object was not found in the bucket")
     if verdict.code is not None:
-        raise Refused(verdict.code, verdict.message or "the upload broke the rules and was deleted")
+        raise refusal(verdict.code, verdict.message or "the upload broke the rules and was deleted")
     return json_response({"success": True, "key": key, "size": verdict.info.size})
 
 

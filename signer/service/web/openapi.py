@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ... import __version__
-from ..errors import CODES
 from . import fields
+from .statuses import CODES
 
 _ERROR = {
     "type": "object",

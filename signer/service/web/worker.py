@@ -34,10 +34,10 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
 
-from ..errors import CODES
 from ..networks import is_trusted
 from ..server import server_settings
 from .framing import Progress, Ready, readiness
+from .statuses import CODES
 
 LOG_INTERVAL = 60.0  # seconds: one line per peer and interval
 SWEEP_INTERVAL = 0.5  # seconds between looks for requests past their deadline
