@@ -24,6 +24,7 @@ from .sigv4 import (
     canonical_query_string,
     canonical_request,
     canonical_uri,
+    check_method,
     check_scope_part,
     credential_scope,
     encode_query,
@@ -128,7 +129,7 @@ def _request(
 ) -> tuple[str, SplitResult, str, list[tuple[str, str]], set[str]]:
     """What header and query signing both check first: (method, URL parts, X-Amz-Date, the
     caller's headers, their lower-cased names); Authorization is the signer's to set."""
-    checked = _check_http_method(method)
+    checked = check_method(method)
     check_scope_part("region", region)
     check_scope_part("service", service)
     parts = _absolute_url(url)
@@ -144,13 +145,6 @@ def _payload_hash(body: bytes, unsigned: bool) -> str:
     if unsigned:
         return UNSIGNED_PAYLOAD
     return EMPTY_SHA256 if not body else hashlib.sha256(body).hexdigest()
-
-
-def _check_http_method(method: object) -> str:
-    upper = method.upper() if isinstance(method, str) else None
-    if upper is None or not upper.isalpha() or not upper.isascii():
-        raise InvalidInput("method must be an HTTP method name")
-    return upper
 
 
 def _absolute_url(url: str) -> SplitResult:

@@ -29,6 +29,7 @@ from .sigv4 import (
     canonical_uri,
     check_expires,
     check_header_value,
+    check_method,
     credential_scope,
     encode_query,
     hashed_canonical_request,
@@ -74,13 +75,6 @@ class PresignedURL(NamedTuple):
     @property
     def expires_at(self) -> datetime:
         return EPOCH + timedelta(seconds=whole_seconds(self.signed_at) + self.expires_in)
-
-
-def _check_method(method: str) -> str:
-    upper = method.upper() if isinstance(method, str) else None
-    if upper not in METHODS:
-        raise InvalidInput(f"method must be one of {', '.join(sorted(METHODS))}")
-    return upper
 
 
 def _auth_query(credential: str, stamp: str, expires_in: int, signed: str, token: str | None) -> tuple[str, str]:
@@ -170,7 +164,7 @@ def presign_url(
     ``headers`` (``Content-Type``, ``x-amz-acl``, ``x-amz-meta-*``…) are signed, so the
     client must send them with exactly these values.
     """
-    method = method if type(method) is str and method in METHODS else _check_method(method)
+    method = method if type(method) is str and method in METHODS else check_method(method, METHODS)
     expires_in = check_expires(expires_in)
     moment = utc_moment(now)
     path = bucket.object_path(key)

@@ -109,6 +109,18 @@ _BYTE_ESCAPES = [chr(byte) if byte in _UNRESERVED else "%%%02X" % byte for byte 
 _BYTE_ESCAPES_KEEP_SLASH = [("/" if byte == ord("/") else escape) for byte, escape in enumerate(_BYTE_ESCAPES)]
 
 
+def check_method(method: object, allowed: frozenset[str] | None = None) -> str:
+    """An HTTP method name (ASCII letters), upper-cased; with ``allowed``, one of those."""
+    upper = method.upper() if isinstance(method, str) else None
+    if allowed is not None:
+        if upper not in allowed:
+            raise InvalidInput(f"method must be one of {', '.join(sorted(allowed))}")
+        return upper
+    if upper is None or not upper.isalpha() or not upper.isascii():
+        raise InvalidInput("method must be an HTTP method name")
+    return upper
+
+
 def uri_encode(text: str, *, keep_slash: bool = False) -> str:
     """RFC 3986 percent-encoding of UTF-8, unreserved characters (A-Za-z0-9-_.~) kept.
     Text with nothing to escape is returned as is (the common, hot case); otherwise the

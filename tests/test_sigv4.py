@@ -219,3 +219,16 @@ def test_string_to_sign_shape() -> None:
         "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n"
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     )
+
+
+def test_one_method_check_for_header_signing_and_presigning() -> None:
+    from signer.errors import InvalidInput
+    from signer.sigv4 import check_method
+
+    assert check_method("patch") == "PATCH" and check_method("get", frozenset({"GET", "PUT"})) == "GET"
+    for bad in ("GET /", "GÉT", "", 5, None):
+        with pytest.raises(InvalidInput, match="^method must be an HTTP method name$"):
+            check_method(bad)
+    for bad in ("PATCH", "", None):
+        with pytest.raises(InvalidInput, match="^method must be one of GET, PUT$"):
+            check_method(bad, frozenset({"GET", "PUT"}))
