@@ -23,10 +23,10 @@ from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Unavailable
-from .finish import Finish
+from .finish import Expectation, Finish
 from .networks import Network
 from .notify import Webhook, webhook_from
-from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, template_problem
+from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish, template_problem
 from .rules import IDENTITY, Rules, is_reserved
 
 MIN_TOKEN_LENGTH = 16
@@ -64,8 +64,15 @@ class Config:
     @property
     def finish(self) -> Finish:
         """The finish step's view of this configuration (signer/service/finish.py)."""
+        publishing = self.publish is not None and self.publish.on_upload
         return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
-                      self.finish_interval, self.webhook)
+                      self.finish_interval, self.webhook, self._publish_unseen if publishing else None)
+
+    def _publish_unseen(self, expected: Expectation) -> None:
+        """Publish, for the sweepers, an upload whose completion the service did not see."""
+        if self.publish is not None:
+            folder = expected.folder[len(self.rules.key_prefix):].rstrip("/") or None
+            publish(self.finish, self.publish, self.rules.for_caller(folder), expected.identity, expected.key)
 
     def allows_origin(self, origin: str | None) -> bool:
         """Whether a browser page from ``origin`` may call the service (CORS)."""

@@ -83,6 +83,9 @@ class Finish:
     timeout: float = 10.0
     interval: int = 10
     webhook: Webhook | None = None
+    publish_unseen: Callable[[Expectation], None] | None = None
+    """With SIGNER_PUBLISH_ON_UPLOAD: publish a verified upload whose completion the service never
+    sees (:func:`completion_unseen`); the sweepers call it, so it happens on any replica."""
 
     @property
     def pending_prefix(self) -> str:
@@ -155,6 +158,13 @@ def _write(finish: Finish, key: str, marker: dict[str, Any], *, fresh: bool = Tr
     put_object(finish.credentials(), finish.bucket, key, body, if_none_match=fresh, timeout=finish.timeout)
 
 
+def completion_unseen(protocol: object, upload_id: object) -> bool:
+    """Whether the service never sees this upload end: Uppy's signRequest mode (the browser
+    completes it) and Companion's POST forms. Fine Uploader calls ``/s3/success``, a Companion
+    multipart complete is the service's own, and a ``/v1/presign`` caller publishes by itself."""
+    return protocol == "sign-request" or (protocol == "companion" and upload_id is None)
+
+
 def expect_upload(
     finish: Finish, expected: Expectation, *, protocol: str, signed_until: datetime, clock_skew: int,
     upload_id: str | None = None, bounded: bool = False, now: datetime | None = None,
@@ -166,7 +176,7 @@ def expect_upload(
     to tell. Returns the event id, or None when nothing is recorded. A store that cannot take
     the marker refuses the request (fail closed). ``signed_until``: when the last signature
     for it expires; ``clock_skew``: how far a client's date may be ahead."""
-    if bounded and finish.webhook is None:
+    if bounded and finish.webhook is None and not (finish.publish_unseen and completion_unseen(protocol, upload_id)):
         return None
     now = now or current_time()
     if upload_id is not None:  # every complete signed for one upload shares the event id
@@ -319,6 +329,9 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
         verdict = check_object(finish, expected)
         if verdict.outcome == "absent":
             return later  # not uploaded yet; None once no signature can still make it
+        if (verdict.outcome == "verified" and finish.publish_unseen is not None
+                and completion_unseen(marker.get("protocol"), marker.get("upload_id"))):
+            finish.publish_unseen(expected)  # idempotent: a retry after a failure copies nothing twice
         if finish.webhook is None:
             return None
         kind = "upload.verified" if verdict.outcome == "verified" else "upload.rejected"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -188,3 +189,63 @@ def test_fine_uploader_success_publishes_and_a_second_publish_finds_the_original
     assert uploads.get_object("uploads/alice/fu-0123.jpg") is None
     again = publish(on_upload, key="uploads/alice/fu-0123.jpg")
     assert (again.status_code, again.json()["code"]) == (404, "object_not_found")
+
+
+@pytest.fixture(scope="module")
+def sweeping(stores, tmp_path_factory) -> Iterator[str]:
+    """Publishing on upload to the second bucket, sweeping every second: for the uploads whose
+    completion the service never sees (Uppy's signRequest mode)."""
+    with service(tmp_path_factory.mktemp("publish-by-sweep"), SIGNER_PUBLISH_BUCKET=PUBLIC, SIGNER_PUBLISH_ON_UPLOAD="true",
+                 SIGNER_FINISH_INTERVAL="1", SIGNER_MAX_SIZE=str(20 * MiB), **stores[0].signer_env("path")) as url:
+        yield url
+
+
+def sign_request(base: str, **body: object) -> dict:
+    answer = requests.post(f"{base}/v1/sign-request", json=body, headers=auth(), timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def wait_for_public(public: SeaweedFS, prefix: str, before: set[str], count: int, seconds: float = 40.0) -> list[str]:
+    """The keys under ``prefix`` that were not there ``before``, once there are ``count`` of them."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = sorted(set(listing(public, prefix)) - before)
+        if len(found) >= count:
+            return found
+        time.sleep(0.5)
+    return sorted(set(listing(public, prefix)) - before)
+
+
+def test_the_sweepers_publish_what_uppys_sign_request_mode_completes_itself(sweeping, stores) -> None:
+    """Uppy's signRequest mode completes uploads without the service: once a sweeper has verified
+    one, it publishes it (SIGNER_PUBLISH_ON_UPLOAD), a simple upload and a multipart one alike."""
+    uploads, public = stores
+    before = set(listing(public, "public/alice/"))  # the other tests' copies
+    small = os.urandom(3000)
+    form = sign_request(sweeping, method="PUT", key="sweep/small.png", contentType="image/png")
+    posted = requests.post(form["url"], data=form["fields"], files={"file": ("small.png", small, "image/png")}, timeout=30)
+    assert posted.status_code in (200, 204), posted.text
+
+    big = os.urandom(5 * MiB + 2000)
+    create = sign_request(sweeping, method="POST", key="sweep/big.pdf", contentType="application/pdf")
+    created = requests.post(create["url"], headers=create["headers"], timeout=30)
+    upload_id = re.search(r"<UploadId>([^<]+)</UploadId>", created.text)[1]
+    etags = []
+    for number, chunk in enumerate((big[:5 * MiB], big[5 * MiB:]), 1):
+        part = sign_request(sweeping, method="PUT", key=create["key"], uploadId=upload_id, partNumber=number)
+        etags.append(requests.put(part["url"], data=chunk, headers=part["headers"], timeout=30).headers["ETag"])
+    complete = sign_request(sweeping, method="POST", key=create["key"], uploadId=upload_id)
+    xml = "<CompleteMultipartUpload>" + "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>" for n, etag in enumerate(etags, 1)
+    ) + "</CompleteMultipartUpload>"
+    done = requests.post(complete["url"], data=xml.encode(), headers=complete["headers"], timeout=60)
+    assert done.status_code == 200 and b"<Error>" not in done.content, done.text
+
+    published = wait_for_public(public, "public/alice/", before, 2)
+    assert len(published) == 2, published
+    copies = {key.rsplit(".", 1)[1]: public.get_object(key) for key in published}
+    assert copies == {"png": small, "pdf": big}  # byte-exact, the extension from the checked type
+    assert uploads.get_object(form["key"]) == small  # the original stays (no SIGNER_PUBLISH_DELETE_SOURCE)
+    time.sleep(3)
+    assert sorted(set(listing(public, "public/alice/")) - before) == published  # once, not at every sweep
