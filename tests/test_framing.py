@@ -95,3 +95,27 @@ def test_the_forwarded_peer_is_the_last_x_forwarded_for_entry() -> None:
     parsed = parse_head(head("X-Forwarded-For: 203.0.113.9, 198.51.100.7", "Content-Length: 0"))
     assert parsed is not None and parsed.forwarded_for == "198.51.100.7"
     assert parse_head(head("Content-Length: 0")).forwarded_for is None  # type: ignore[union-attr]
+
+
+def gunicorn_body_reader(request: bytes) -> str:
+    """The body reader gunicorn's own parser (the one the thread runs) picks for this head: the oracle."""
+    from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
+    from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+    try:
+        parsed = next(RequestParser(GunicornConfig(), iter([request]), ("127.0.0.1", 1)))
+    except Exception as exc:  # noqa: BLE001 - a refusal is an answer here
+        return f"refused: {type(exc).__name__}"
+    return type(parsed.body.reader).__name__
+
+
+@pytest.mark.parametrize("lines", [
+    ["Transfer-Encoding: gzip, chunked"], ["Transfer-Encoding: identity, chunked"],
+    ["Transfer-Encoding: deflate,chunked"], ["Transfer-Encoding: gzip", "Transfer-Encoding: chunked"],
+])
+def test_a_stacked_coding_gunicorn_reads_as_chunked_is_waited_for(lines: list[str]) -> None:
+    """gunicorn reads these bodies as chunked: handed on at the blank line, the thread would then
+    read a trickled body from the socket itself (a slow client holding a thread, issue #22)."""
+    assert gunicorn_body_reader(head(*lines)) == "ChunkedReader"
+    assert readiness(head(*lines), MAX_BODY, Progress()) is Ready.WAIT
+    assert readiness(head(*lines) + chunked(b"hello", [2], []), MAX_BODY, Progress()) is Ready.WHOLE

@@ -68,7 +68,7 @@ def parse_head(data: bytes | bytearray, start: int = 0) -> Head | None:
     lengths, encodings, forwarded = values
     codings = [c.strip() for value in encodings for c in value.split(b",")]
     length = int(lengths[0]) if len(lengths) == 1 and lengths[0].isdigit() and len(lengths[0]) <= 18 else None
-    chunked = codings == [b"chunked"]
+    chunked = codings[-1:] == [b"chunked"] and codings.count(b"chunked") == 1  # gunicorn reads "gzip, chunked" so too
     plain = (not lengths and (not codings or chunked)) or (length is not None and not codings)
     last = next((v.rpartition(b",")[2].strip() for v in reversed(forwarded) if v.rpartition(b",")[2].strip()), None)
     peer = last.decode("latin-1") if last is not None else None  # lower-cased: IPv6 hex reads the same
