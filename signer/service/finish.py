@@ -186,6 +186,13 @@ def expect_upload(
     return marker_id
 
 
+def forget_upload(finish: Finish, marker_id: str, *, now: datetime) -> None:
+    """Remove the marker :func:`expect_upload` wrote at ``now``: the upload did not happen after all
+    (a complete the store refused onto an existing key), so the object there is not its to report."""
+    key = _marker_key(finish, int(now.timestamp()) + CHECK_DELAYS[0], marker_id)
+    delete_object(finish.credentials(), finish.bucket, key, timeout=finish.timeout)
+
+
 def queue_event(
     finish: Finish, kind: str, expected: Expectation, info: ObjectInfo | None, *,
     code: str | None = None, message: str | None = None, extra: Mapping[str, Any] | None = None,
