@@ -49,7 +49,7 @@ def webhook_from(url: str | None, secret: str | None, timeout: float) -> Webhook
         if secret:
             raise ConfigError("SIGNER_WEBHOOK_SECRET is set but SIGNER_WEBHOOK_URL is not")
         return None
-    if not _URL.fullmatch(url) or not _port_usable(url):
+    if not _URL.fullmatch(url) or not _connectable(url):
         raise ConfigError("SIGNER_WEBHOOK_URL must be http(s)://host[:port][/path], with no user name or fragment")
     if not secret or len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(f"SIGNER_WEBHOOK_SECRET (or _FILE) of at least {MIN_SECRET_LENGTH} characters is required "
@@ -57,11 +57,15 @@ def webhook_from(url: str | None, secret: str | None, timeout: float) -> Webhook
     return Webhook(url, secret.encode("utf-8"), timeout)
 
 
-def _port_usable(url: str) -> bool:
-    """A port of 0 to 65535 (the pattern takes five digits): a connection could not use another."""
+def _connectable(url: str) -> bool:
+    """A port of 0 to 65535 and a host name of non-empty labels of at most 63 characters (the
+    pattern takes more): a connection could use no other, and fails with a ValueError, not a
+    network error."""
     try:
-        urlsplit(url).port  # noqa: B018 - the property raises ValueError out of range
-    except ValueError:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - the property raises ValueError out of range
+        (parts.hostname or "").encode("idna")
+    except ValueError:  # UnicodeError too
         return False
     return True
 
