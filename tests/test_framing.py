@@ -119,3 +119,18 @@ def test_a_stacked_coding_gunicorn_reads_as_chunked_is_waited_for(lines: list[st
     assert gunicorn_body_reader(head(*lines)) == "ChunkedReader"
     assert readiness(head(*lines), MAX_BODY, Progress()) is Ready.WAIT
     assert readiness(head(*lines) + chunked(b"hello", [2], []), MAX_BODY, Progress()) is Ready.WHOLE
+
+
+@pytest.mark.parametrize("size", ["5", "05", "0" * 16 + "5", "0" * 40 + "5", "5;ext=1", "5 ;ext", "5\t;ext"])
+def test_a_chunk_size_gunicorn_reads_is_waited_for_until_its_chunk_is_there(size: str) -> None:
+    """gunicorn takes any number of hex digits (leading zeros too) and white space before an
+    extension; a size line the worker refused would hand the request on before its chunk, and the
+    thread would read a trickled chunk from the socket itself."""
+    from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
+    from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+    request = head("Transfer-Encoding: chunked") + f"{size}\r\nhello\r\n0\r\n\r\n".encode()
+    assert next(RequestParser(GunicornConfig(), iter([request]), ("127.0.0.1", 1))).body.read() == b"hello"
+    cut = request.index(b"hello")
+    assert readiness(request[:cut], MAX_BODY, Progress()) is Ready.WAIT
+    assert readiness(request, MAX_BODY, Progress()) is Ready.WHOLE

@@ -46,6 +46,7 @@ class Progress:
     chunk_total: int = 0  # body bytes in the chunks walked so far
 
 
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 _NAMES = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:", b"\r\nx-forwarded-for:")
 
 
@@ -106,11 +107,10 @@ def _chunked(data: bytes | bytearray, max_body: int, progress: Progress) -> Read
         line_end = data.find(b"\r\n", position)
         if line_end < 0:
             return Ready.WAIT if len(data) - position <= 1024 else Ready.WHOLE  # a size line that long: refused
-        size_text = bytes(data[position:line_end]).partition(b";")[0].strip()
-        try:
-            size = int(size_text, 16) if size_text and len(size_text) <= 16 else -1
-        except ValueError:
-            size = -1
+        size_text, extension, _ = bytes(data[position:line_end]).partition(b";")
+        size_text = size_text.rstrip(b" \t") if extension else size_text  # white space only before an extension
+        # gunicorn's spelling: hex digits only, as many as the line holds (leading zeros too)
+        size = int(size_text, 16) if size_text and not size_text.strip(_HEX_DIGITS) else -1
         if size < 0:
             return Ready.WHOLE  # malformed: gunicorn refuses it
         if size == 0:
