@@ -134,3 +134,21 @@ def test_a_chunk_size_gunicorn_reads_is_waited_for_until_its_chunk_is_there(size
     cut = request.index(b"hello")
     assert readiness(request[:cut], MAX_BODY, Progress()) is Ready.WAIT
     assert readiness(request, MAX_BODY, Progress()) is Ready.WHOLE
+
+
+@pytest.mark.parametrize("length", ["0" * 18 + "5", "0" * 100 + "5"])
+def test_a_length_gunicorn_reads_with_leading_zeros_is_waited_for(length: str) -> None:
+    """gunicorn reads Content-Length 000…05 as 5: handed on at the blank line, the thread would read
+    a trickled body from the socket itself."""
+    from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
+    from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+    request = head(f"Content-Length: {length}") + b"hello"
+    assert next(RequestParser(GunicornConfig(), iter([request]), ("127.0.0.1", 1))).body.read() == b"hello"
+    assert readiness(request[:-5], MAX_BODY, Progress()) is Ready.WAIT
+    assert readiness(request, MAX_BODY, Progress()) is Ready.WHOLE
+
+
+def test_a_length_of_more_digits_than_any_body_goes_on_at_once_to_be_refused_unread() -> None:
+    assert readiness(head("Content-Length: " + "9" * 30), MAX_BODY, Progress()) is Ready.WHOLE
+    assert readiness(head("Content-Length: " + "9" * 5000), MAX_BODY, Progress()) is Ready.WHOLE

@@ -46,6 +46,7 @@ class Progress:
     chunk_total: int = 0  # body bytes in the chunks walked so far
 
 
+_BEYOND_ANY_BODY = 10**18  # a length of more digits: above any SIGNER_MAX_BODY, refused unread
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _NAMES = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:", b"\r\nx-forwarded-for:")
 
@@ -68,7 +69,8 @@ def parse_head(data: bytes | bytearray, start: int = 0) -> Head | None:
             at = lowered.find(name, value_end)
     lengths, encodings, forwarded = values
     codings = [c.strip() for value in encodings for c in value.split(b",")]
-    length = int(lengths[0]) if len(lengths) == 1 and lengths[0].isdigit() and len(lengths[0]) <= 18 else None
+    digits = lengths[0].lstrip(b"0") if len(lengths) == 1 and lengths[0].isdigit() else None  # gunicorn reads 005 as 5
+    length = None if digits is None else int(digits or b"0") if len(digits) <= 18 else _BEYOND_ANY_BODY
     chunked = codings[-1:] == [b"chunked"] and codings.count(b"chunked") == 1  # gunicorn reads "gzip, chunked" so too
     plain = (not lengths and (not codings or chunked)) or (length is not None and not codings)
     last = next((v.rpartition(b",")[2].strip() for v in reversed(forwarded) if v.rpartition(b",")[2].strip()), None)
