@@ -149,6 +149,24 @@ def test_the_credentials_provider_is_chosen_from_the_environment() -> None:
 WEBHOOK_SECRET = "a-webhook-secret-of-32-characters-at-least"
 
 
+@pytest.mark.parametrize("url", ["https://hooks.example:99999/uploads", "https://hooks..example/uploads",
+                                 f"https://{'a' * 64}.example/uploads"])
+def test_a_webhook_url_no_connection_can_use_stops_start_up(url: str) -> None:
+    """The standard library cannot connect to it (port out of range, empty or long label): accepted,
+    every event would fail at delivery as a ValueError, which the sweeper takes for an unreadable
+    marker and drops."""
+    import socket
+    from urllib.parse import urlsplit
+
+    with pytest.raises(ValueError):  # out of range, or UnicodeError: label empty or too long
+        parts = urlsplit(url)
+        socket.getaddrinfo(parts.hostname, parts.port)
+    with pytest.raises(ConfigError, match="SIGNER_WEBHOOK_URL"):
+        load_config(env_with(SIGNER_WEBHOOK_URL=url, SIGNER_WEBHOOK_SECRET=WEBHOOK_SECRET))
+    assert load_config(env_with(SIGNER_WEBHOOK_URL="https://hooks.example:65535/uploads",
+                                SIGNER_WEBHOOK_SECRET=WEBHOOK_SECRET)).webhook is not None
+
+
 def test_webhook_needs_its_secret_and_a_plain_url(tmp_path) -> None:
     cfg = load_config(env_with(SIGNER_WEBHOOK_URL="https://hooks.example/uploads?app=1",
                                SIGNER_WEBHOOK_SECRET=WEBHOOK_SECRET))

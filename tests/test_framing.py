@@ -95,3 +95,60 @@ def test_the_forwarded_peer_is_the_last_x_forwarded_for_entry() -> None:
     parsed = parse_head(head("X-Forwarded-For: 203.0.113.9, 198.51.100.7", "Content-Length: 0"))
     assert parsed is not None and parsed.forwarded_for == "198.51.100.7"
     assert parse_head(head("Content-Length: 0")).forwarded_for is None  # type: ignore[union-attr]
+
+
+def gunicorn_body_reader(request: bytes) -> str:
+    """The body reader gunicorn's own parser (the one the thread runs) picks for this head: the oracle."""
+    from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
+    from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+    try:
+        parsed = next(RequestParser(GunicornConfig(), iter([request]), ("127.0.0.1", 1)))
+    except Exception as exc:  # noqa: BLE001 - a refusal is an answer here
+        return f"refused: {type(exc).__name__}"
+    return type(parsed.body.reader).__name__
+
+
+@pytest.mark.parametrize("lines", [
+    ["Transfer-Encoding: gzip, chunked"], ["Transfer-Encoding: identity, chunked"],
+    ["Transfer-Encoding: deflate,chunked"], ["Transfer-Encoding: gzip", "Transfer-Encoding: chunked"],
+])
+def test_a_stacked_coding_gunicorn_reads_as_chunked_is_waited_for(lines: list[str]) -> None:
+    """gunicorn reads these bodies as chunked: handed on at the blank line, the thread would then
+    read a trickled body from the socket itself (a slow client holding a thread, issue #22)."""
+    assert gunicorn_body_reader(head(*lines)) == "ChunkedReader"
+    assert readiness(head(*lines), MAX_BODY, Progress()) is Ready.WAIT
+    assert readiness(head(*lines) + chunked(b"hello", [2], []), MAX_BODY, Progress()) is Ready.WHOLE
+
+
+@pytest.mark.parametrize("size", ["5", "05", "0" * 16 + "5", "0" * 40 + "5", "5;ext=1", "5 ;ext", "5\t;ext"])
+def test_a_chunk_size_gunicorn_reads_is_waited_for_until_its_chunk_is_there(size: str) -> None:
+    """gunicorn takes any number of hex digits (leading zeros too) and white space before an
+    extension; a size line the worker refused would hand the request on before its chunk, and the
+    thread would read a trickled chunk from the socket itself."""
+    from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
+    from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+    request = head("Transfer-Encoding: chunked") + f"{size}\r\nhello\r\n0\r\n\r\n".encode()
+    assert next(RequestParser(GunicornConfig(), iter([request]), ("127.0.0.1", 1))).body.read() == b"hello"
+    cut = request.index(b"hello")
+    assert readiness(request[:cut], MAX_BODY, Progress()) is Ready.WAIT
+    assert readiness(request, MAX_BODY, Progress()) is Ready.WHOLE
+
+
+@pytest.mark.parametrize("length", ["0" * 18 + "5", "0" * 100 + "5"])
+def test_a_length_gunicorn_reads_with_leading_zeros_is_waited_for(length: str) -> None:
+    """gunicorn reads Content-Length 000…05 as 5: handed on at the blank line, the thread would read
+    a trickled body from the socket itself."""
+    from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
+    from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
+
+    request = head(f"Content-Length: {length}") + b"hello"
+    assert next(RequestParser(GunicornConfig(), iter([request]), ("127.0.0.1", 1))).body.read() == b"hello"
+    assert readiness(request[:-5], MAX_BODY, Progress()) is Ready.WAIT
+    assert readiness(request, MAX_BODY, Progress()) is Ready.WHOLE
+
+
+def test_a_length_of_more_digits_than_any_body_goes_on_at_once_to_be_refused_unread() -> None:
+    assert readiness(head("Content-Length: " + "9" * 30), MAX_BODY, Progress()) is Ready.WHOLE
+    assert readiness(head("Content-Length: " + "9" * 5000), MAX_BODY, Progress()) is Ready.WHOLE

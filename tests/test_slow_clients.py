@@ -348,6 +348,21 @@ def test_cuts_are_logged_once_per_peer_per_minute_with_their_counts() -> None:
                                      "too_many_connections": 1, "since_s": 60.0}  # all since its last line
 
 
+def test_the_log_forgets_the_waiting_counts_of_the_peers_it_forgets() -> None:
+    """Each peer's events between its lines wait in the log; a peer that never comes back (an
+    attacker with an IPv6 prefix has as many addresses as it likes) must not leave them forever."""
+    clock = [1000.0]
+    lines: list[str] = []
+    log = PeerLog(lines.append, now=lambda: clock[0])
+    for number in range(12000):
+        peer = f"2001:db8::{number:x}"
+        log.event(peer, "too_many_connections")
+        log.event(peer, "too_many_connections")  # waits for this peer's next line
+    clock[0] += 120
+    log.event("198.51.100.7", "request_timeout")
+    assert len(log.last) == 1 and len(log.pending) == 0
+
+
 @pytest.mark.parametrize(("text", "name"), [
     ("198.51.100.7", "198.51.100.7"), (" 2001:DB8::1 ", "2001:db8::1"),
     ("198.51.100.7:443", None), ('evil"\n{', None), ("", None), (None, None)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ from ..credentials import Credentials
 from ..s3 import Bucket
 from .completion import guard_parts
 from .errors import Malformed, NotAllowed, NotFound, Refused
-from .finish import Expectation, Finish, expect_upload
+from .finish import Expectation, Finish, expect_upload, forget_upload
 from .publish import PublishSettings, publish
 from .rules import CallerRules
 from .storage import abort_multipart_upload, complete_multipart_upload, create_multipart_upload, list_parts
@@ -52,12 +53,13 @@ class Companion:
             raise TypeError("publishing on upload needs the finish step (Companion.finish)")
         return self.finish
 
-    def _expect(self, key: str, signed_until: datetime, upload_id: str | None = None) -> None:
+    def _expect(self, key: str, signed_until: datetime, upload_id: str | None = None) -> str | None:
         """Both Companion uploads are bounded by what the service signs and does: reported, not re-checked."""
-        if self.finish is not None:
-            expect_upload(self.finish, Expectation.of(self.caller, self.identity, key), protocol="companion",
-                          signed_until=signed_until, clock_skew=self.caller.rules.clock_skew, upload_id=upload_id,
-                          bounded=True, now=self.now)
+        if self.finish is None:
+            return None
+        return expect_upload(self.finish, Expectation.of(self.caller, self.identity, key), protocol="companion",
+                             signed_until=signed_until, clock_skew=self.caller.rules.clock_skew, upload_id=upload_id,
+                             bounded=True, now=self.now)
 
     def params(self, filename: object, content_type: object) -> dict[str, Any]:
         """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""
@@ -127,7 +129,7 @@ class Companion:
         wanted = _parts(body.get("parts"), self.caller)
         chosen = guard_parts(self.credentials, self.bucket, self.caller, checked_key, checked_id, wanted,
                              timeout=self.timeout)
-        self._expect(checked_key, self.now, checked_id)  # before: a process ending in between loses nothing
+        marker = self._expect(checked_key, self.now, checked_id)  # before: a process ending in between loses nothing
         try:
             complete_multipart_upload(self.credentials, self.bucket, checked_key, checked_id,
                                       [(part.number, part.etag) for part in chosen], timeout=max(self.timeout, 30.0),
@@ -135,6 +137,9 @@ class Companion:
         except Refused as exc:
             if exc.code == "object_exists":  # the first object stays; this upload's parts go
                 abort_multipart_upload(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)
+                if marker is not None and self.finish is not None:  # the object there is the earlier one
+                    with suppress(Refused):  # left, it is reported as this upload (at least once, as ever)
+                        forget_upload(self.finish, marker, now=self.now)
             raise
         log.info("completed a multipart upload of %d parts", len(chosen))
         answer: dict[str, Any] = {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name,

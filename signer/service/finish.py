@@ -196,6 +196,13 @@ def expect_upload(
     return marker_id
 
 
+def forget_upload(finish: Finish, marker_id: str, *, now: datetime) -> None:
+    """Remove the marker :func:`expect_upload` wrote at ``now``: the upload did not happen after all
+    (a complete the store refused onto an existing key), so the object there is not its to report."""
+    key = _marker_key(finish, int(now.timestamp()) + CHECK_DELAYS[0], marker_id)
+    delete_object(finish.credentials(), finish.bucket, key, timeout=finish.timeout)
+
+
 def queue_event(
     finish: Finish, kind: str, expected: Expectation, info: ObjectInfo | None, *,
     code: str | None = None, message: str | None = None, extra: Mapping[str, Any] | None = None,
@@ -274,6 +281,8 @@ def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_S
             claimed += _work(finish, key, moment)
         except Refused as exc:  # the store failed for this one: the lease expires and it is retried
             log.warning("finish step: %s", exc.message)
+        except Exception:  # a bug on one marker must not leave the others after it waiting
+            log.exception("finish step: a marker failed")
     return claimed
 
 
@@ -286,13 +295,15 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
     body, etag = found
     try:
         marker = json.loads(body)
-        if not isinstance(marker, dict) or not _NAME.fullmatch(key[len(finish.pending_prefix):]):
+        if (not isinstance(marker, dict) or not _NAME.fullmatch(key[len(finish.pending_prefix):])
+                or not isinstance(marker.get("id"), str)):
             raise ValueError("not a marker")
-    except ValueError:
+        lease_until = int(marker.get("lease_until", 0))
+    except (TypeError, ValueError):
         log.error("finish step: dropped an unreadable marker")
         delete_object(credentials, finish.bucket, key, timeout=finish.timeout)
         return 0
-    if int(marker.get("lease_until", 0)) > now.timestamp():
+    if lease_until > now.timestamp():
         return 0
     marker["lease_until"] = int(now.timestamp()) + LEASE
     try:

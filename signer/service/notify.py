@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..sigv4 import current_time
 from .errors import ConfigError
@@ -48,12 +49,25 @@ def webhook_from(url: str | None, secret: str | None, timeout: float) -> Webhook
         if secret:
             raise ConfigError("SIGNER_WEBHOOK_SECRET is set but SIGNER_WEBHOOK_URL is not")
         return None
-    if not _URL.fullmatch(url):
+    if not _URL.fullmatch(url) or not _connectable(url):
         raise ConfigError("SIGNER_WEBHOOK_URL must be http(s)://host[:port][/path], with no user name or fragment")
     if not secret or len(secret) < MIN_SECRET_LENGTH:
         raise ConfigError(f"SIGNER_WEBHOOK_SECRET (or _FILE) of at least {MIN_SECRET_LENGTH} characters is required "
                           "with SIGNER_WEBHOOK_URL")
     return Webhook(url, secret.encode("utf-8"), timeout)
+
+
+def _connectable(url: str) -> bool:
+    """A port of 0 to 65535 and a host name of non-empty labels of at most 63 characters (the
+    pattern takes more): a connection could use no other, and fails with a ValueError, not a
+    network error."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - the property raises ValueError out of range
+        (parts.hostname or "").encode("idna")
+    except ValueError:  # UnicodeError too
+        return False
+    return True
 
 
 def signature_header(secret: bytes, timestamp: int, body: bytes) -> str:

@@ -51,6 +51,10 @@ EXTENSIONS = {
 """The only extensions a public name gets, by the object's checked type. Types a browser runs as a
 page (HTML, SVG, XML) get none: a CDN that types by extension must not make them documents."""
 
+DOWNLOAD_TYPE = "application/octet-stream"
+"""The public copy's type for every type not in :data:`EXTENSIONS`: stores and CDNs serve the
+stored type, so a copy that kept ``text/html`` would be a page on the public origin."""
+
 _SLUG_TEXT = re.compile(r"[^a-z0-9]+")
 MAX_NAME_PART = 40
 
@@ -178,18 +182,19 @@ def publish(finish: Finish, settings: PublishSettings, caller: CallerRules, iden
     if info.size > MAX_OBJECT_SIZE:
         raise NotAllowed("too_large", f"the object is {info.size} bytes, above S3's largest object")
     target = public_key(settings, caller, bucket, checked, info, filename, now or current_time())
+    public_type = info.content_type if extension_for(info.content_type) else DOWNLOAD_TYPE
     existing = head_object(credentials, settings.bucket, target, timeout=timeout)
     if existing is not None:
         etag, copied = existing.etag, False
     elif info.size <= MAX_COPY_SIZE:
-        etag, copied = copy_object(credentials, settings.bucket, target, bucket, checked, content_type=info.content_type,
+        etag, copied = copy_object(credentials, settings.bucket, target, bucket, checked, content_type=public_type,
                                    source_etag=info.etag, timeout=timeout), True
     else:
         etag, copied = copy_large_object(credentials, settings.bucket, target, bucket, checked, info.size,
-                                         content_type=info.content_type, source_etag=info.etag, timeout=timeout), True
+                                         content_type=public_type, source_etag=info.etag, timeout=timeout), True
     if settings.delete_source:
         delete_object(credentials, bucket, checked, timeout=timeout)
-    published = Published(checked, settings.bucket.name, target, settings.url_of(target), info.size, info.content_type,
+    published = Published(checked, settings.bucket.name, target, settings.url_of(target), info.size, public_type,
                           _quoted(etag), copied)
     if copied:
         queue_event(finish, "upload.published", expected, info,

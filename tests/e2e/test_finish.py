@@ -261,3 +261,53 @@ def test_sweeps_go_by_the_store_clock_not_this_replicas(weed: SeaweedFS, prefix:
     assert sweep(finish) == 0 and keys(weed, f"{prefix}alice/") == [key]
     monkeypatch.undo()
     assert sweep(finish, now=later(63)) == 1 and keys(weed, f"{prefix}alice/") == []
+
+
+def test_a_companion_complete_the_store_refuses_onto_an_existing_key_reports_nothing(
+        weed: SeaweedFS, prefix: str) -> None:
+    """Under SIGNER_OVERWRITE=deny the store refuses the complete and the upload is aborted: the
+    object at the key is the earlier one, so no event may call it this upload's (upload.verified)."""
+    from signer.service.companion import Companion
+    from signer.service.errors import Refused
+
+    with receiver() as hook:
+        finish = make_finish(weed, prefix, hook.url)
+        rules = Rules(key_prefix=prefix, max_size=6 * MIB, allowed_content_types=("image/*",), overwrite="deny")
+        companion = Companion(weed.credentials, finish.bucket, rules.for_caller("alice"), datetime.now(UTC), 5.0,
+                              finish=finish, identity="alice")
+        created = companion.create("photo.png", "image/png")
+        key, upload_id = created["key"], created["uploadId"]
+        client = s3(weed)
+        etag = client.upload_part(Bucket=weed.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 10)["ETag"]
+        client.put_object(Bucket=weed.bucket, Key=key, Body=b"first", ContentType="image/png")  # lands first
+        with pytest.raises(Refused) as refused:
+            companion.complete(upload_id, key, {"parts": [{"PartNumber": 1, "ETag": etag}]})
+        assert refused.value.code == "object_exists"
+        sweep(finish, now=later(3))
+        assert [delivery.event["type"] for delivery in hook.deliveries] == []
+        assert keys(weed, f"{prefix}.signer/") == []
+        assert client.get_object(Bucket=weed.bucket, Key=key)["Body"].read() == b"first"
+
+
+def test_a_marker_the_sweep_cannot_read_is_dropped_and_stops_no_other(weed: SeaweedFS, prefix: str) -> None:
+    """A marker whose lease is not a number (written by hand, or by another version) is dropped as
+    unreadable; it must neither make every sweep raise nor keep the markers after it waiting."""
+    with receiver() as hook:
+        finish = make_finish(weed, prefix, hook.url)
+        moment = datetime.now(UTC)
+        poison = f"{finish.pending_prefix}{int(moment.timestamp()) - 60:010d}-{uuid.uuid4().hex}"  # the earliest
+        s3(weed).put_object(Bucket=weed.bucket, Key=poison, Body=b'{"lease_until": "soon", "state": "notify"}')
+        nameless = f"{finish.pending_prefix}{int(moment.timestamp()) - 60:010d}-{uuid.uuid4().hex}"
+        s3(weed).put_object(Bucket=weed.bucket, Key=nameless, Body=b'{"lease_until": 0, "state": "notify"}')  # no id
+        ids = {queue_event(finish, "upload.published", Expectation.of(caller(prefix), "alice", f"{prefix}alice/{n}"),
+                           None, now=moment) for n in range(3)}
+        seed = next(seed for seed in range(1000) if _first_after_shuffle(seed, 5) in (0, 1))  # a poison first
+        assert sweep(finish, now=moment + timedelta(seconds=1), rng=random.Random(seed)) == 3
+        assert {delivery.event["id"] for delivery in hook.wait_for(3)} == ids
+        assert keys(weed, f"{prefix}.signer/") == []
+
+
+def _first_after_shuffle(seed: int, count: int) -> int:
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return order[0]

@@ -249,3 +249,27 @@ def test_the_sweepers_publish_what_uppys_sign_request_mode_completes_itself(swee
     assert uploads.get_object(form["key"]) == small  # the original stays (no SIGNER_PUBLISH_DELETE_SOURCE)
     time.sleep(3)
     assert sorted(set(listing(public, "public/alice/")) - before) == published  # once, not at every sweep
+
+
+def test_a_type_a_browser_runs_as_a_page_is_not_published_as_one(stores) -> None:
+    """With no SIGNER_ALLOWED_CONTENT_TYPES any type may be uploaded; a public copy that kept
+    text/html (or SVG, XML) would be a page anyone can be sent to on the public origin. It gets no
+    extension (publish.EXTENSIONS), and no such type either: it is published as bytes to download."""
+    from signer.service.finish import Finish
+    from signer.service.publish import PublishSettings
+    from signer.service.publish import publish as publish_upload
+    from signer.service.rules import Rules
+
+    uploads, public = stores
+    source = Bucket(uploads.bucket, uploads.region, uploads.path_endpoint, "path")
+    finish = Finish(lambda: uploads.credentials, source, "uploads/")
+    settings = PublishSettings(Bucket(PUBLIC, uploads.region, uploads.path_endpoint, "path"), b"s" * 32)
+    caller = Rules(key_prefix="uploads/").for_caller("carol")  # any type allowed
+    for name, content_type in (("page.html", "text/html; charset=utf-8"), ("art.svg", "image/svg+xml"),
+                               ("feed.xml", "application/xml"), ("photo.png", "image/png")):
+        key = f"uploads/carol/{name}"
+        assert uploads.request("PUT", key, body=b"<svg onload=alert(1)>", headers={"Content-Type": content_type})[0] == 200
+        published = publish_upload(finish, settings, caller, "carol", key)
+        status, headers, _ = public.request("GET", published.key)
+        served = headers["content-type"]
+        assert status == 200 and served == ("image/png" if name == "photo.png" else "application/octet-stream"), served

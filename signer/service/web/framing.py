@@ -46,6 +46,8 @@ class Progress:
     chunk_total: int = 0  # body bytes in the chunks walked so far
 
 
+_BEYOND_ANY_BODY = 10**18  # a length of more digits: above any SIGNER_MAX_BODY, refused unread
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 _NAMES = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:", b"\r\nx-forwarded-for:")
 
 
@@ -67,8 +69,9 @@ def parse_head(data: bytes | bytearray, start: int = 0) -> Head | None:
             at = lowered.find(name, value_end)
     lengths, encodings, forwarded = values
     codings = [c.strip() for value in encodings for c in value.split(b",")]
-    length = int(lengths[0]) if len(lengths) == 1 and lengths[0].isdigit() and len(lengths[0]) <= 18 else None
-    chunked = codings == [b"chunked"]
+    digits = lengths[0].lstrip(b"0") if len(lengths) == 1 and lengths[0].isdigit() else None  # gunicorn reads 005 as 5
+    length = None if digits is None else int(digits or b"0") if len(digits) <= 18 else _BEYOND_ANY_BODY
+    chunked = codings[-1:] == [b"chunked"] and codings.count(b"chunked") == 1  # gunicorn reads "gzip, chunked" so too
     plain = (not lengths and (not codings or chunked)) or (length is not None and not codings)
     last = next((v.rpartition(b",")[2].strip() for v in reversed(forwarded) if v.rpartition(b",")[2].strip()), None)
     peer = last.decode("latin-1") if last is not None else None  # lower-cased: IPv6 hex reads the same
@@ -106,11 +109,10 @@ def _chunked(data: bytes | bytearray, max_body: int, progress: Progress) -> Read
         line_end = data.find(b"\r\n", position)
         if line_end < 0:
             return Ready.WAIT if len(data) - position <= 1024 else Ready.WHOLE  # a size line that long: refused
-        size_text = bytes(data[position:line_end]).partition(b";")[0].strip()
-        try:
-            size = int(size_text, 16) if size_text and len(size_text) <= 16 else -1
-        except ValueError:
-            size = -1
+        size_text, extension, _ = bytes(data[position:line_end]).partition(b";")
+        size_text = size_text.rstrip(b" \t") if extension else size_text  # white space only before an extension
+        # gunicorn's spelling: hex digits only, as many as the line holds (leading zeros too)
+        size = int(size_text, 16) if size_text and not size_text.strip(_HEX_DIGITS) else -1
         if size < 0:
             return Ready.WHOLE  # malformed: gunicorn refuses it
         if size == 0:

@@ -95,8 +95,9 @@ class PeerLog:
         counts = {kind: self.pending.pop((peer, kind)) for kind in ("request_timeout", "too_many_connections",
                                                                      "too_large") if (peer, kind) in self.pending}
         self.write(json.dumps({"event": "client_cut", "peer": peer, **counts, "since_s": self.interval}))
-        if len(self.last) > 10000:  # forget peers quiet for an interval
+        if len(self.last) > 10000:  # forget peers quiet for an interval, and what waits for their next line
             self.last = {p: t for p, t in self.last.items() if now - t < self.interval}
+            self.pending = Counter({key: count for key, count in self.pending.items() if key[0] in self.last})
 
 
 class PeerCounts:
