@@ -82,8 +82,10 @@ def post_worker_init(worker: object) -> None:
 
     gc.collect()
     gc.freeze()
-    app = worker.wsgi  # type: ignore[attr-defined]  # the Flask app gunicorn loaded
-    worker.signer_sweeper = start_sweeper(app.extensions["signer_config"].finish)  # type: ignore[attr-defined]
+    app = worker.wsgi  # type: ignore[attr-defined]  # the app gunicorn loaded
+    config = getattr(app, "extensions", {}).get("signer_config")  # None: another app (benchmarks/apps.py)
+    if config is not None:
+        worker.signer_sweeper = start_sweeper(config.finish)  # type: ignore[attr-defined]
 
 
 def worker_exit(server: object, worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature

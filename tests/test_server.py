@@ -111,3 +111,13 @@ def test_check_config_checks_the_server_settings_too() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("configuration error: SIGNER_BIND must be host:port")
+
+
+def test_the_configuration_serves_an_app_that_is_not_the_service(tmp_path) -> None:
+    """benchmarks/ runs its comparison apps under the same gunicorn.conf.py: a worker whose app
+    is not the service starts no finish-step sweeper and serves (it failed to boot once)."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
+               "--workers", "1", "benchmarks.apps:noop"]
+    with running(command, f"http://127.0.0.1:{port}/", env=env_with(), log_path=tmp_path / "noop.log"):
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/presign", timeout=5).status == 200
