@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..credentials import Credentials, read_secret
 from ..environment import choice, flag, integer, items, optional_integer
@@ -61,9 +62,10 @@ class Config:
         except CredentialsUnavailable as exc:
             raise Unavailable("credentials_unavailable", exc.message) from None
 
-    @property
+    @cached_property
     def finish(self) -> Finish:
-        """The finish step's view of this configuration (signer/service/finish.py)."""
+        """The finish step's view of this configuration (signer/service/finish.py), made once:
+        the request paths that record uploads ask for it on every request."""
         publishing = self.publish is not None and self.publish.on_upload
         return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
                       self.finish_interval, self.webhook, self._publish_unseen if publishing else None)

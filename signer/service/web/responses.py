@@ -52,11 +52,11 @@ def reason_phrase(message: str) -> str:
     return text[:200].rstrip() or "refused"
 
 
-def error_response(code: str, message: str, status: int | None = None, shape: ErrorShape = PLAIN) -> Response:
+def error_response(code: str, message: str, shape: ErrorShape = PLAIN) -> Response:
     body: dict[str, Any] = {"error": message, "code": code}
     if shape.invalid:
         body["invalid"] = True
-    status = status or status_of(code)
+    status = status_of(code)
     if status == 403 and shape.forbidden_as is not None:
         status = shape.forbidden_as
     response = json_response(body, status)
