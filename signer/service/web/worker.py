@@ -49,18 +49,20 @@ _REASONS = {408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Req
             431: "Request Header Fields Too Large"}
 
 
-def refusal(status: int, code: str, message: str) -> bytes:
-    """A whole HTTP/1.1 answer that closes the connection, with the service's JSON error body."""
+def refusal(code: str) -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, with the service's JSON error body:
+    the status and message are the code's own (web/statuses.py)."""
+    status, message = CODES[code]
     body = json.dumps({"error": message, "code": code}).encode()
     head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n")
     return head.encode() + body
 
 
-TIMED_OUT = refusal(408, "request_timeout", CODES["request_timeout"][1])
-TOO_MANY = refusal(429, "too_many_connections", CODES["too_many_connections"][1])
-BODY_TOO_LARGE = refusal(413, "body_too_large", CODES["body_too_large"][1])
-HEAD_TOO_LARGE = refusal(431, "headers_too_large", CODES["headers_too_large"][1])
+TIMED_OUT = refusal("request_timeout")
+TOO_MANY = refusal("too_many_connections")
+BODY_TOO_LARGE = refusal("body_too_large")
+HEAD_TOO_LARGE = refusal("headers_too_large")
 
 
 def address_of(client: object) -> str | None:
