@@ -128,15 +128,26 @@ def list_objects(
     now: datetime | None = None,
 ) -> list[dict[str, object]]:
     """ListObjectsV2 under ``prefix``: ``[{"key", "size"}]``, at most ``max_keys``."""
-    query = urlencode({"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}, quote_via=quote)
-    answer = signed_request(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout=timeout, now=now)
-    if answer.status != 200:
-        raise StorageError(f"S3 list answered {answer.status}")
-    root, namespace = _xml(answer, "list")
+    root, ns, _ = _list_page(credentials, bucket, prefix, None, max_keys, timeout, now)
     return [
-        {"key": item.findtext(f"{namespace}Key"), "size": int(item.findtext(f"{namespace}Size") or 0)}
-        for item in root.iter(f"{namespace}Contents")
+        {"key": item.findtext(f"{ns}Key"), "size": int(item.findtext(f"{ns}Size") or 0)}
+        for item in root.iter(f"{ns}Contents")
     ]
+
+
+def _list_page(
+    credentials: Credentials, bucket: Bucket, prefix: str, token: str | None, max_keys: int, timeout: float,
+    now: datetime | None,
+) -> tuple[Element, str, Answer]:
+    """One ListObjectsV2 page under ``prefix`` (after ``token``): the parsed XML and the answer."""
+    params = {"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}
+    if token:
+        params["continuation-token"] = token
+    query = urlencode(sorted(params.items()), quote_via=quote, safe="")
+    answer = signed_request(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout=timeout, now=now)
+    _check(answer, "list")
+    root, ns = _xml(answer, "list")
+    return root, ns, answer
 
 
 class PreconditionFailed(StoreFailed):
@@ -202,13 +213,7 @@ def list_keys(
     timeout: float = 10.0, now: datetime | None = None,
 ) -> Listing:
     """One page of keys under ``prefix`` (S3 lists them in UTF-8 byte order)."""
-    params = {"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}
-    if token:
-        params["continuation-token"] = token
-    query = urlencode(sorted(params.items()), quote_via=quote, safe="")
-    answer = signed_request(credentials, bucket, "GET", f"{bucket.object_url('')}?{query}", timeout=timeout, now=now)
-    _check(answer, "list")
-    root, ns = _xml(answer, "list")
+    root, ns, answer = _list_page(credentials, bucket, prefix, token, max_keys, timeout, now)
     keys = [item.findtext(f"{ns}Key") or "" for item in root.iter(f"{ns}Contents")]
     truncated = (root.findtext(f"{ns}IsTruncated") or "").lower() == "true"
     return Listing(keys, root.findtext(f"{ns}NextContinuationToken") if truncated else None, store_time(answer))
