@@ -188,19 +188,22 @@ def expect_upload(
         "upload_id": upload_id, "looks": 0, "attempts": 0,
         "deadline": int(signed_until.timestamp()) + clock_skew + SETTLE, "lease_until": 0,
     }
-    due = int(now.timestamp()) + CHECK_DELAYS[0]
     try:
-        _write(finish, _marker_key(finish, due, marker_id), marker)
+        _write(finish, _first_check_key(finish, marker_id, now), marker)
     except PreconditionFailed:
         pass  # the same complete, signed twice within a second: one marker is enough
     return marker_id
 
 
+def _first_check_key(finish: Finish, marker_id: str, now: datetime) -> str:
+    """Where :func:`expect_upload` writes a marker recorded at ``now``: due at its first look."""
+    return _marker_key(finish, int(now.timestamp()) + CHECK_DELAYS[0], marker_id)
+
+
 def forget_upload(finish: Finish, marker_id: str, *, now: datetime) -> None:
     """Remove the marker :func:`expect_upload` wrote at ``now``: the upload did not happen after all
     (a complete the store refused onto an existing key), so the object there is not its to report."""
-    key = _marker_key(finish, int(now.timestamp()) + CHECK_DELAYS[0], marker_id)
-    delete_object(finish.credentials(), finish.bucket, key, timeout=finish.timeout)
+    delete_object(finish.credentials(), finish.bucket, _first_check_key(finish, marker_id, now), timeout=finish.timeout)
 
 
 def queue_event(
