@@ -1,7 +1,9 @@
 # sigv4-signer: the signing service, served by gunicorn. Configuration comes only
 # from the environment (see README); nothing secret is baked into the image.
-# Runs with a read-only root filesystem and no capabilities: gunicorn's heartbeat lives in
-# /dev/shm (a tmpfs in every container) and it opens no control socket.
+# Runs with a read-only root filesystem and no capabilities: gunicorn's heartbeat and the socket
+# behind the front live in /dev/shm (a tmpfs in every container) and it opens no control socket.
+# HAProxy (Debian's) is the front: gunicorn's master starts it on SIGNER_BIND, and it reads every
+# request whole before gunicorn sees it (signer/service/web/front.py).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,6 +13,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SIGNER_BIND=0.0.0.0:8080
 
 WORKDIR /app
+# Not pinned: the base's Debian release decides the version, and its security updates should flow in.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends haproxy \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt \
     && groupadd --system --gid 10001 signer \

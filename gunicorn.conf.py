@@ -1,9 +1,12 @@
 """gunicorn defaults for the signing service; every value can be overridden on the
 command line or with GUNICORN_CMD_ARGS.
 
-Threaded workers that read each whole request before a thread sees it: a client that sends half a
-request and stalls, or trickles it, holds a socket until SIGNER_REQUEST_TIMEOUT, never a thread, so
-/healthz and /v1/presign keep answering (tests/test_server.py; see README, Deploy).
+HAProxy in front (signer/service/web/front.py): gunicorn's master starts it on the addresses gunicorn
+was told to bind (SIGNER_BIND or --bind) and itself listens on a private Unix socket behind it, so
+every request is read whole by HAProxy before a thread sees it: a client that sends half a request
+and stalls, or trickles it, holds an HAProxy socket until SIGNER_REQUEST_TIMEOUT, never a thread
+(tests/test_slow_clients.py; see README, Deploy). SIGNER_FRONT=none binds gunicorn itself, for a
+deployment whose own buffering proxy is in front.
 Default workers: the CPUs this process may use (affinity and cgroup quota) + 1."""
 
 import json
@@ -13,6 +16,7 @@ import sys
 from signer.service.config import load_config
 from signer.service.errors import ConfigError
 from signer.service.server import server_settings
+from signer.service.web.front import INSTALL_HINT, Front, Listen, haproxy_config, haproxy_path, private_socket
 
 # Refuse to start half-configured: check the whole environment once, as gunicorn reads this
 # file, before it logs or binds anything. The one line names the variable; the exit code is 2.
@@ -22,24 +26,33 @@ try:
 except ConfigError as exc:
     print(f"sigv4-signer: configuration error: {exc.message}", file=sys.stderr, flush=True)
     sys.exit(2)
+_haproxy = haproxy_path() if _settings.front == "haproxy" else None
+if _settings.front == "haproxy" and _haproxy is None:
+    print(f"sigv4-signer: SIGNER_FRONT=haproxy but haproxy is not installed: {INSTALL_HINT}", file=sys.stderr,
+          flush=True)
+    sys.exit(2)
 
 bind = _settings.bind
 workers = _settings.workers
-# gthread, except that a request is read whole (headers and body, under SIGNER_REQUEST_TIMEOUT) in
-# the worker's event loop before a thread sees it, and one peer holds at most
-# SIGNER_MAX_CONNECTIONS_PER_PEER connections per worker (signer/service/web/worker.py).
-worker_class = "signer.service.web.worker.WholeRequestWorker"
+# gunicorn's own threaded worker: behind the front, a request reaches it whole, so a thread never
+# waits on a client.
+worker_class = "gthread"
 threads = _settings.threads
-# Connections being read, or kept alive, hold a socket and at most SIGNER_MAX_BODY + 16 KiB of
-# memory, not a thread: a worker holds this many (the worker raises its open-file limit to fit).
 worker_connections = 512
-# No kept-alive idle connections by default (a proxy in front keeps its own client connections
-# alive); with --keep-alive N they wait in the event loop, not in a thread, and are closed after N s.
+# The front keeps the clients' connections alive; each of its requests to gunicorn is a new
+# connection on the Unix socket, closed after the answer.
 keepalive = 0
+# The socket behind the front is the master's own: 0700, so only this user (the front) opens it.
+umask = 0o077
+# The front names each client in a PROXY protocol line, which gunicorn reads into REMOTE_ADDR.
+proxy_protocol = "v1" if _haproxy else "off"
+# Scheme, host and prefix from a trusted proxy are the app's to honour (web/proxy.py, by the
+# client's address); gunicorn would trust them from anyone on the Unix socket.
+secure_scheme_headers: dict[str, str] = {}
 timeout = 30
-# Below the 10 s a container runtime (docker/podman stop) waits before SIGKILL; Kubernetes'
-# terminationGracePeriodSeconds in deploy/kubernetes is above it as well.
-graceful_timeout = 8
+# With the front's FRONT_GRACE before it, below the 10 s a container runtime (docker/podman stop)
+# waits before SIGKILL; Kubernetes' terminationGracePeriodSeconds in deploy/kubernetes is above it.
+graceful_timeout = 5
 max_requests = 10000
 max_requests_jitter = 1000
 limit_request_line = 8190
@@ -69,6 +82,66 @@ access_log_format = json.dumps(
     }
 )
 
+
+
+_front: Front | None = None
+# Of graceful_timeout, the seconds the front may take to pass on what it holds at a stop: both
+# together stay below the 10 s a container runtime waits before SIGKILL.
+FRONT_GRACE = 4.0
+
+
+def on_starting(server: object) -> None:
+    """Behind the front, gunicorn binds the private socket; the front takes the addresses gunicorn
+    was asked to bind (SIGNER_BIND, or --bind on the command line)."""
+    if _haproxy is None:
+        return
+    cfg = server.cfg  # type: ignore[attr-defined]
+    server.signer_listens = [Listen.from_bind(address) for address in cfg.bind]  # type: ignore[attr-defined]
+    cfg.set("bind", [f"unix:{private_socket()}"])
+    server.address = cfg.address  # type: ignore[attr-defined]
+    reap_workers, stop = server.reap_workers, server.stop  # type: ignore[attr-defined]
+
+    def reap_and_watch_front() -> None:
+        """The master reaps every child on SIGCHLD, the front too: when the front is gone, stop."""
+        global _front
+        reap_workers()
+        if _front is not None and _front.exited():
+            from gunicorn.errors import HaltServer  # type: ignore[import-untyped]
+
+            _front = None  # halting reaps again
+            raise HaltServer("the front (haproxy) exited; stopping", 1)
+
+    def stop_front_first(graceful: bool = True) -> None:
+        """The front stops first: it stops taking connections and hands gunicorn, which still
+        listens, the requests it holds (within FRONT_GRACE); then gunicorn's workers finish theirs."""
+        if _front is not None:
+            _front.stop(timeout=FRONT_GRACE if graceful else 0.1)
+        stop(graceful)
+
+    server.reap_workers = reap_and_watch_front  # type: ignore[attr-defined]
+    server.stop = stop_front_first  # type: ignore[attr-defined]
+
+
+def when_ready(server: object) -> None:
+    """The private socket is bound: start the front on the public addresses, and wait until it
+    listens (a port in use stops start-up with HAProxy's own line saying so)."""
+    global _front
+    if _haproxy is None:
+        return
+    listens = server.signer_listens  # type: ignore[attr-defined]
+    _front = Front.start(haproxy_config(_settings, listens, private_socket()), _haproxy)
+    if not _front.wait_listening(listens):
+        _front.stop()
+        _front = None
+        server.halt("the front (haproxy) did not start; its own line above says why", 2)  # type: ignore[attr-defined]
+    server.log.info("Front: haproxy on %s, in front of %s", ", ".join(listen.address for listen in listens),  # type: ignore[attr-defined]
+                    private_socket())
+
+
+def on_exit(server: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
+    """gunicorn stops: the front stops with it."""
+    if _front is not None:
+        _front.stop()
 
 
 def post_worker_init(worker: object) -> None:

@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
+ensure_haproxy
 export SIGNER_BIND="${SIGNER_BIND:-127.0.0.1:8080}"
 if [ -z "${SIGNER_BUCKET:-}" ]; then
     ensure_venv requirements-local.txt

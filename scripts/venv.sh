@@ -47,3 +47,20 @@ ensure_npm() {
     npm ci --silent --no-audit --no-fund || return 1
     echo "$wanted" > "$stamp"
 }
+
+# HAProxy, the front gunicorn.conf.py starts (signer/service/front.py): Debian's package, installed
+# when missing and we can (root, or sudo). Not needed with SIGNER_FRONT=none.
+ensure_haproxy() {
+    [ "${SIGNER_FRONT:-haproxy}" = none ] && return 0
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] && return 0
+    echo "setting up: apt-get install haproxy (the front that reads each request whole before the app)" >&2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        { apt-get install -y -qq --no-install-recommends haproxy || { apt-get update -qq && apt-get install -y -qq --no-install-recommends haproxy; }; } >/dev/null
+    elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+        { sudo apt-get install -y -qq --no-install-recommends haproxy || { sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends haproxy; }; } >/dev/null
+    fi
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || {
+        echo "haproxy is missing: install it (Debian: apt-get install haproxy), or set SIGNER_FRONT=none behind your own buffering proxy" >&2
+        exit 1
+    }
+}

@@ -67,7 +67,7 @@ def test_an_interrupted_run_leaves_no_server_running(tmp_path: Path, sig: signal
             return {pid: info for pid, info in processes().items() if info[0] in groups or seen.get(pid) == info}
 
         if sig == signal.SIGKILL:  # nginx's workers outlive it: the next run kills them before it starts
-            subprocess.run(["bash", "scripts/test.sh", "tests/test_framing.py", "-q", "-p", "no:cacheprovider",
+            subprocess.run(["bash", "scripts/test.sh", "tests/test_server.py", "-q", "-p", "no:cacheprovider",
                             "--collect-only"], cwd=ROOT, env=environ, capture_output=True, timeout=120, check=True)
         deadline = time.monotonic() + 10  # SIGKILLed ones may take a moment to go
         while survivors() and time.monotonic() < deadline:

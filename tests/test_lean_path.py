@@ -203,10 +203,10 @@ def test_an_unknown_caller_is_refused_before_its_body_is_read(authorization) -> 
 
 
 def test_under_gunicorn_a_stalled_unauthenticated_body_and_a_bad_host_get_flasks_answers(tmp_path) -> None:
-    """Real gunicorn (gunicorn.conf.py and its worker): an unauthenticated client that promises a
-    body and sends none holds no thread; the worker waits for the whole request in its event loop
-    and answers 408 at SIGNER_REQUEST_TIMEOUT, before the app (which would refuse the caller before
-    reading a body) sees it. A Host IDNA cannot encode is refused as Flask does."""
+    """Real gunicorn (gunicorn.conf.py and its front): an unauthenticated client that promises a
+    body and sends none holds no thread; the front waits for the whole request and answers 408 at
+    SIGNER_REQUEST_TIMEOUT, before the app (which would refuse the caller before reading a body)
+    sees it. A Host IDNA cannot encode is refused as Flask does."""
     import os
     import socket
     import sys
@@ -248,7 +248,7 @@ def _raw_exchange(port: int, request: bytes, half_close: bool = False) -> bytes:
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
-    return re.sub(rb"Date: [^\r]*\r\n|X-Amz-Signature=[0-9a-f]+|X-Amz-Date=[0-9TZ]+|%2F[0-9]{8}%2F|"
+    return re.sub(rb"(?i:date): [^\r]*\r\n|X-Amz-Signature=[0-9a-f]+|X-Amz-Date=[0-9TZ]+|%2F[0-9]{8}%2F|"
                   rb'"expires_at": "[^"]*"', b"~", answer)
 
 
@@ -314,10 +314,13 @@ def test_under_gunicorn_the_lean_path_answers_and_logs_as_flask_does(tmp_path) -
             answers[name] = {case: _raw_exchange(port, request) for case, request in RAW_CASES.items()}
             answers[name].update({case: _raw_exchange(port, request, half_close=True)
                                   for case, request in HALF_CLOSED.items()})
-        lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+        lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines()
+                 if line.startswith("{") and not line.startswith('{"front"')]  # gunicorn's access log only
         access[name] = [{key: value for key, value in line.items() if key not in ("time", "duration_us")}
                         for line in lines if line["path"] != "/healthz"]  # the readiness polls vary
     for case in answers["lean"]:
         assert answers["lean"][case] == answers["flask"][case], case
     assert answers["lean"]["plain"].startswith(b"HTTP/1.1 200 ")
-    assert access["lean"] == access["flask"] and len(access["lean"]) >= len(RAW_CASES)
+    # what the front refuses itself (two lengths, a length and chunked, "+n") never reaches gunicorn
+    reached = [case for case, answer in answers["lean"].items() if b"server: gunicorn" in answer]
+    assert access["lean"] == access["flask"] and len(access["lean"]) >= len(reached) >= len(RAW_CASES) - 4

@@ -47,6 +47,8 @@ class Companion:
     finish: Finish | None = None
     """Where uploads are recorded for the finish step (None: not recorded, for tests of the protocol alone)."""
     identity: str | None = None
+    owner: str | None = None
+    """Whom its markers count against (finish.PendingLedger); default: the identity."""
 
     def _finish_for_publish(self) -> Finish:
         if self.finish is None:
@@ -59,7 +61,7 @@ class Companion:
             return None
         return expect_upload(self.finish, Expectation.of(self.caller, self.identity, key), protocol="companion",
                              signed_until=signed_until, clock_skew=self.caller.rules.clock_skew, upload_id=upload_id,
-                             bounded=True, now=self.now)
+                             bounded=True, now=self.now, owner=self.owner)
 
     def params(self, filename: object, content_type: object) -> dict[str, Any]:
         """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""

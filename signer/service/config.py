@@ -24,7 +24,7 @@ from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Unavailable
-from .finish import Expectation, Finish
+from .finish import DEFAULT_MAX_PENDING, Expectation, Finish, PendingLedger
 from .networks import Network
 from .notify import Webhook, webhook_from
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish, template_problem
@@ -51,6 +51,7 @@ class Config:
     publish: PublishSettings | None = None  # None: SIGNER_PUBLISH_BUCKET is not set
     webhook: Webhook | None = None
     finish_interval: int = 10
+    max_pending_per_caller: int = DEFAULT_MAX_PENDING
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
     @property
@@ -68,7 +69,8 @@ class Config:
         the request paths that record uploads ask for it on every request."""
         publishing = self.publish is not None and self.publish.on_upload
         return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
-                      self.finish_interval, self.webhook, self._publish_unseen if publishing else None)
+                      self.finish_interval, self.webhook, self._publish_unseen if publishing else None,
+                      PendingLedger(self.max_pending_per_caller))
 
     def _publish_unseen(self, expected: Expectation) -> None:
         """Publish, for the sweepers, an upload whose completion the service did not see."""
@@ -85,13 +87,14 @@ class Config:
         return self.credentials_source.status()
 
 
-# Every SIGNER_* variable anything reads (gunicorn.conf.py and the worker read server_settings()).
+# Every SIGNER_* variable anything reads (gunicorn.conf.py and the front read server_settings()).
 KNOWN_VARIABLES = frozenset({
     "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
     "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
-    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_FINISH_INTERVAL", "SIGNER_KEY_PREFIX",
-    "SIGNER_MAX_BODY", "SIGNER_MAX_CONNECTIONS_PER_PEER", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE",
+    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_FINISH_INTERVAL", "SIGNER_FRONT", "SIGNER_KEY_PREFIX",
+    "SIGNER_MAX_BODY", "SIGNER_MAX_CONNECTIONS", "SIGNER_MAX_CONNECTIONS_PER_PEER",
+    "SIGNER_MAX_PENDING_PER_CALLER", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE",
     "SIGNER_OVERWRITE", "SIGNER_PUBLISH_BUCKET", "SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD",
     "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE", "SIGNER_PUBLISH_URL", "SIGNER_REQUEST_TIMEOUT",
     "SIGNER_REQUIRE_CHECKSUM", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME", "SIGNER_S3_TIMEOUT",
@@ -231,6 +234,7 @@ def _load(env: dict[str, str], serving: bool) -> Config:
         s3_timeout=float(integer(env, "SIGNER_S3_TIMEOUT", 10, 1, 300)),
         webhook=webhook_from(env.get("SIGNER_WEBHOOK_URL", "").strip() or None, webhook_secret, 5.0),
         finish_interval=integer(env, "SIGNER_FINISH_INTERVAL", 10, 1, 3600),
+        max_pending_per_caller=integer(env, "SIGNER_MAX_PENDING_PER_CALLER", DEFAULT_MAX_PENDING, 1, 1_000_000),
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
         publish=_publish(env, bucket, prefix, secret),

@@ -112,7 +112,16 @@ class Unavailable(Refused):
     }
 
 
-KINDS: tuple[type[Refused], ...] = (Malformed, Unauthenticated, NotAllowed, NotFound, Conflict, StoreFailed, Unavailable)
+class Throttled(Refused):
+    """This caller has asked for more than its share; later, it may ask again."""
+
+    CODES: ClassVar[Mapping[str, str]] = {
+        "too_many_pending": "this caller has SIGNER_MAX_PENDING_PER_CALLER uploads waiting for the finish step already",
+    }
+
+
+KINDS: tuple[type[Refused], ...] = (Malformed, Unauthenticated, NotAllowed, NotFound, Conflict, Throttled, StoreFailed,
+                                    Unavailable)
 """Every kind of refusal the service core raises, in the order /openapi.json lists their codes."""
 
 

@@ -32,15 +32,16 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..credentials import Credentials
 from ..s3 import Bucket
 from ..sigv4 import current_time
-from .errors import NotAllowed, Refused
+from .errors import NotAllowed, Refused, Throttled
 from .notify import Webhook, deliver
 from .rules import SERVICE_FOLDER, CallerRules, Rules
 from .storage import (
@@ -69,6 +70,11 @@ MAX_PER_SWEEP = 50
 BACKOFF_CAP = 3600
 GIVE_UP = 3 * 86400
 """An event not delivered for three days is dropped (logged as an error)."""
+FAILURE_BACKOFF_CAP = 600
+"""A marker whose store calls fail is looked at again after 2, 4, 8 … seconds, at most this."""
+PENDING_WINDOW = 900
+"""Seconds a recorded upload counts against its caller's SIGNER_MAX_PENDING_PER_CALLER."""
+DEFAULT_MAX_PENDING = 200
 _NAME = re.compile(r"(?P<due>[0-9]{10})-(?P<id>[0-9a-f]{32})")
 
 
@@ -86,10 +92,41 @@ class Finish:
     publish_unseen: Callable[[Expectation], None] | None = None
     """With SIGNER_PUBLISH_ON_UPLOAD: publish a verified upload whose completion the service never
     sees (:func:`completion_unseen`); the sweepers call it, so it happens on any replica."""
+    pending: PendingLedger = field(default_factory=lambda: PendingLedger(DEFAULT_MAX_PENDING))
+    """How many uploads each caller recorded lately, in this worker: one caller (or one address of
+    anonymous visitors) cannot fill the sweeps with markers (issue #25)."""
 
     @property
     def pending_prefix(self) -> str:
         return f"{self.key_prefix}{SERVICE_FOLDER}pending/"
+
+
+class PendingLedger:
+    """The uploads each caller recorded in the last :data:`PENDING_WINDOW` seconds, in this worker
+    process: a caller at ``limit`` is refused (429) until its oldest leaves the window. Kept in the
+    process, not the store, so the check costs no request; a deployment's real cap is therefore
+    ``limit`` × workers × replicas (README). At most ``callers`` callers are tracked; past that
+    the quietest are forgotten, so an attacker with many identities costs bounded memory."""
+
+    def __init__(self, limit: int, callers: int = 50_000) -> None:
+        self.limit = limit
+        self.callers = callers
+        self._times: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, owner: str, now: float) -> None:
+        """Count one more upload for ``owner``, or raise :class:`Throttled` at the limit."""
+        with self._lock:
+            times = self._times.pop(owner, None) or deque()
+            while times and times[0] <= now - PENDING_WINDOW:
+                times.popleft()
+            self._times[owner] = times  # most recent last: the dict's order is who was seen last
+            if len(times) >= self.limit:
+                raise Throttled("too_many_pending", f"this caller has {self.limit} uploads waiting for the finish "
+                                "step already; try again in a few minutes")
+            times.append(now)
+            while len(self._times) > self.callers:
+                del self._times[next(iter(self._times))]
 
 
 @dataclass(frozen=True)
@@ -126,13 +163,17 @@ class Verdict:
     message: str | None = None
 
 
-def check_object(finish: Finish, expected: Expectation) -> Verdict:
+def check_object(finish: Finish, expected: Expectation, *, not_before: int | None = None) -> Verdict:
     """HEAD the finished object (signed by us) and hold it to the rules it was signed under:
     inside the caller's folder, not in the service's own, size and type allowed. What breaks
-    them is deleted. The same for every protocol, the sweeper and the publish step."""
+    them is deleted. The same for every protocol, the sweeper and the publish step. An object
+    last written before ``not_before`` (the store's clock, whole seconds) is an earlier one:
+    absent, as far as this upload goes, and never touched."""
     credentials = finish.credentials()
     info = head_object(credentials, finish.bucket, expected.key, timeout=finish.timeout)
     if info is None:
+        return Verdict("absent")
+    if not_before is not None and info.last_modified is not None and info.last_modified.timestamp() < not_before:
         return Verdict("absent")
     try:
         if not expected.key.startswith(expected.folder) or Rules(key_prefix=finish.key_prefix).is_reserved_key(
@@ -167,7 +208,7 @@ def completion_unseen(protocol: object, upload_id: object) -> bool:
 
 def expect_upload(
     finish: Finish, expected: Expectation, *, protocol: str, signed_until: datetime, clock_skew: int,
-    upload_id: str | None = None, bounded: bool = False, now: datetime | None = None,
+    upload_id: str | None = None, bounded: bool = False, now: datetime | None = None, owner: str | None = None,
 ) -> str | None:
     """Record, before the signature leaves, that this upload must be finished: checked (a
     complete the client sends itself: ``upload_id``; ``bounded=False``) and reported (with a
@@ -175,10 +216,13 @@ def expect_upload(
     policy, a complete the service sent itself) needs a marker only when there is a webhook
     to tell. Returns the event id, or None when nothing is recorded. A store that cannot take
     the marker refuses the request (fail closed). ``signed_until``: when the last signature
-    for it expires; ``clock_skew``: how far a client's date may be ahead."""
+    for it expires; ``clock_skew``: how far a client's date may be ahead. ``owner`` is whom the
+    marker counts against (:class:`PendingLedger`; default: the caller's identity): a caller
+    at its cap is refused before any signature leaves."""
     if bounded and finish.webhook is None and not (finish.publish_unseen and completion_unseen(protocol, upload_id)):
         return None
     now = now or current_time()
+    finish.pending.admit(owner or expected.identity or expected.folder, now.timestamp())
     if upload_id is not None:  # every complete signed for one upload shares the event id
         marker_id = hashlib.sha256(f"{finish.bucket.name}\n{expected.key}\n{upload_id}".encode()).hexdigest()[:32]
     else:
@@ -209,18 +253,22 @@ def forget_upload(finish: Finish, marker_id: str, *, now: datetime) -> None:
 def queue_event(
     finish: Finish, kind: str, expected: Expectation, info: ObjectInfo | None, *,
     code: str | None = None, message: str | None = None, extra: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, event_id: str | None = None,
 ) -> str | None:
     """Queue one event (``upload.published`` from the publish step, say) for durable delivery
     by the sweepers; the caller's thread never talks to the receiver. Returns its id, or None
-    without a webhook."""
+    without a webhook. ``event_id`` names what happened (a repeat of the same thing queues the
+    same id, so a receiver that deduplicates by id sees it once); default: a new one."""
     if finish.webhook is None:
         return None
     now = now or current_time()
-    marker_id = uuid.uuid4().hex
+    marker_id = event_id or uuid.uuid4().hex
     marker = {"v": 1, "id": marker_id, "state": "notify", "attempts": 0, "lease_until": 0,
               "event": make_event(marker_id, kind, expected, info, now, code=code, message=message, extra=extra)}
-    _write(finish, _marker_key(finish, int(now.timestamp()), marker_id), marker)
+    try:
+        _write(finish, _marker_key(finish, int(now.timestamp()), marker_id), marker)
+    except PreconditionFailed:
+        pass  # the same event, queued twice within a second: one is enough
     return marker_id
 
 
@@ -295,7 +343,7 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
     found = get_object(credentials, finish.bucket, key, timeout=finish.timeout)
     if found is None:
         return 0
-    body, etag = found
+    body, etag = found.body, found.etag
     try:
         marker = json.loads(body)
         if (not isinstance(marker, dict) or not _NAME.fullmatch(key[len(finish.pending_prefix):])
@@ -308,6 +356,10 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
         return 0
     if lease_until > now.timestamp():
         return 0
+    if "recorded" not in marker and found.last_modified is not None:
+        # Its first claim: the marker as its writer left it, so the store's Last-Modified is when the
+        # upload was recorded, by the store's clock (the one its objects' Last-Modified use too).
+        marker["recorded"] = int(found.last_modified.timestamp())
     marker["lease_until"] = int(now.timestamp()) + LEASE
     try:
         put_object(credentials, finish.bucket, key, json.dumps(marker).encode(), if_match=etag or "*",
@@ -319,6 +371,8 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
     except (KeyError, TypeError, ValueError):
         log.error("finish step: dropped a marker it cannot read")
         due = None
+    except Refused as exc:  # the store (or the object's key) failed: look again later, like any look
+        due = _after_failure(marker, int(now.timestamp()), exc)
     marker["lease_until"] = 0
     if due is not None:
         _write(finish, _marker_key(finish, due, marker["id"]), marker, fresh=False)
@@ -340,7 +394,11 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
                 return later  # still open: not completed yet
             except UploadNotFound:
                 pass
-        verdict = check_object(finish, expected)
+        # One request (a PUT, a POST form) makes its object whole: an object there written before the
+        # upload was recorded is an earlier one, not this upload's (a PUT URL never used). A multipart
+        # object's Last-Modified is its upload's start on S3, so there the upload id decides.
+        recorded = marker.get("recorded") if not marker.get("upload_id") else None
+        verdict = check_object(finish, expected, not_before=recorded)
         if verdict.outcome == "absent":
             return later  # not uploaded yet; None once no signature can still make it
         if (verdict.outcome == "verified" and finish.publish_unseen is not None
@@ -363,6 +421,23 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
                   marker["id"], attempts)
         return None
     return moment + min(finish.interval * 2 ** (attempts - 1), BACKOFF_CAP)  # type: ignore[no-any-return]
+
+
+def _after_failure(marker: dict[str, Any], moment: int, exc: Refused) -> int | None:
+    """A marker whose store call failed (any status, a timeout) is rescheduled with backoff, so it
+    moves behind the others and can never hold the front of the queue; past its deadline (or
+    three days for an event) it is dropped, with an error logged."""
+    failures = int(marker.get("failures", 0)) + 1
+    marker["failures"] = failures
+    deadline: int = int(marker.get("deadline") or 0) or moment + GIVE_UP
+    if marker.get("state") == "notify":
+        deadline = int(datetime.strptime(marker["event"]["time"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=UTC).timestamp()) + GIVE_UP
+    if moment >= deadline:
+        log.error("finish step: dropped marker %s after %d failed looks: %s", marker.get("id"), failures, exc.code)
+        return None
+    log.warning("finish step: marker %s failed (%s), look %d; again later", marker.get("id"), exc.code, failures)
+    return min(moment + min(1 << min(failures, 20), FAILURE_BACKOFF_CAP), deadline)
 
 
 def _next_look(marker: dict[str, Any], moment: int) -> int | None:
@@ -392,7 +467,9 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.finish.interval * random.uniform(0.5, 1.5)):  # noqa: S311 - spread, not secrecy
             try:
-                sweep(self.finish, stop=self._stop)
+                # A full sweep left work due: go on at once, so a backlog drains instead of trickling.
+                while sweep(self.finish, stop=self._stop) >= MAX_PER_SWEEP and not self._stop.is_set():
+                    pass
             except Refused as exc:
                 log.warning("finish step: sweep failed: %s", exc.message)
             except Exception:  # a bug must not stop the sweeping silently

@@ -196,9 +196,13 @@ def publish(finish: Finish, settings: PublishSettings, caller: CallerRules, iden
         delete_object(credentials, bucket, checked, timeout=timeout)
     published = Published(checked, settings.bucket.name, target, settings.url_of(target), info.size, public_type,
                           _quoted(etag), copied)
-    if copied:
-        queue_event(finish, "upload.published", expected, info,
-                    extra={"published": {"bucket": published.bucket, "key": published.key, "url": published.url}})
+    # Queued on every publish, the copy's or a repeat's, under one id per (upload, public name): a
+    # publish whose event could not be queued after its copy is told by its retry (issue #25), and
+    # a receiver that deduplicates by Signer-Event-Id sees each publication once.
+    event_id = hashlib.sha256(f"upload.published\n{bucket.name}\n{checked}\n{info.etag}\n{settings.bucket.name}\n"
+                              f"{target}".encode()).hexdigest()[:32]
+    queue_event(finish, "upload.published", expected, info, event_id=event_id,
+                extra={"published": {"bucket": published.bucket, "key": published.key, "url": published.url}})
     return published
 
 

@@ -587,6 +587,8 @@ def _check_key_text(key: object, what: str) -> str:
         raise Malformed("invalid_key", f"{what} is not valid unicode") from None
     if size > MAX_KEY_BYTES:
         raise NotAllowed("key_not_allowed", f"{what} is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
-    if any(segment in (".", "..") for segment in key.split("/")):
+    # A backslash separates segments too for some stores (SeaweedFS answers 400 to any request on
+    # 'a/..\\b'): a key every store reads alike, or none.
+    if any(segment in (".", "..") for segment in key.replace("\\", "/").split("/")):
         raise NotAllowed("key_not_allowed", f"{what} must not contain '.' or '..' segments")
     return key

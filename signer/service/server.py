@@ -1,6 +1,6 @@
 """The server's own settings: where gunicorn listens, how many workers and threads it runs (sized
-from the CPUs this process may really use: affinity and cgroup quota), and what the worker
-(:mod:`signer.service.web.worker`) allows a client. Read by gunicorn.conf.py, the worker and
+from the CPUs this process may really use: affinity and cgroup quota), and what the front
+(:mod:`signer.service.web.front`) allows a client. Read by gunicorn.conf.py, the front and
 ``check-config``; the service's own configuration is :mod:`signer.service.config`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..environment import integer
+from ..environment import choice, integer
 from ..errors import InvalidSetting
 from .config import max_body, trusted_proxies
 from .errors import ConfigError
@@ -20,19 +20,23 @@ from .networks import Network
 DEFAULT_THREADS = 32
 DEFAULT_REQUEST_TIMEOUT = 5
 DEFAULT_CONNECTIONS_PER_PEER = 64
+DEFAULT_MAX_CONNECTIONS = 4096
+FRONTS = ("haproxy", "none")
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     """Where gunicorn listens, how many workers and threads per worker it runs, and what the
-    worker (signer.service.web.worker) allows a client: the seconds a whole request may take to
-    arrive, the connections one peer may hold open in one worker, the largest body."""
+    front (signer.service.web.front) allows a client: the seconds a whole request may take to arrive,
+    the connections one peer may hold open, all connections together, the largest body."""
 
     bind: str
     workers: int
     threads: int
     request_timeout: int = DEFAULT_REQUEST_TIMEOUT
     connections_per_peer: int = DEFAULT_CONNECTIONS_PER_PEER
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    front: str = "haproxy"
     max_body: int = 64 * 1024
     trusted_proxies: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
 
@@ -77,8 +81,8 @@ _BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{
 
 def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> ServerSettings:
     """Read ``SIGNER_BIND``, ``SIGNER_WORKERS``, ``SIGNER_THREADS``, ``SIGNER_REQUEST_TIMEOUT``,
-    ``SIGNER_MAX_CONNECTIONS_PER_PEER`` (and the body limit and trusted proxies the worker applies
-    too); :class:`ConfigError` names
+    ``SIGNER_MAX_CONNECTIONS_PER_PEER``, ``SIGNER_MAX_CONNECTIONS``, ``SIGNER_FRONT`` (and the body
+    limit and trusted proxies the front applies too); :class:`ConfigError` names
     the variable. Default workers: the available CPUs + 1 (threaded workers; the CPU-bound
     signing gains nothing from more processes than cores)."""
     bind = environ.get("SIGNER_BIND", "").strip() or "0.0.0.0:8080"
@@ -94,6 +98,8 @@ def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> Serv
             request_timeout=integer(environ, "SIGNER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, 1, 300),
             connections_per_peer=integer(environ, "SIGNER_MAX_CONNECTIONS_PER_PEER", DEFAULT_CONNECTIONS_PER_PEER,
                                          1, 100000),
+            max_connections=integer(environ, "SIGNER_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, 16, 1000000),
+            front=choice(environ, "SIGNER_FRONT", FRONTS, "haproxy"),
             max_body=max_body(environ),
             trusted_proxies=trusted_proxies(environ),
         )

@@ -187,16 +187,25 @@ def put_object(
     return answer.headers.get("ETag")
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A small object as read: its body, ETag and when the store last wrote it."""
+
+    body: bytes
+    etag: str | None
+    last_modified: datetime | None
+
+
 def get_object(
     credentials: Credentials, bucket: Bucket, key: str, *, timeout: float = 10.0, now: datetime | None = None,
-) -> tuple[bytes, str | None] | None:
-    """A small object's body and ETag (at most 4 MiB are read), or None when it does not exist."""
+) -> Stored | None:
+    """A small object (at most 4 MiB are read), or None when it does not exist."""
     answer = signed_request(credentials, bucket, "GET", bucket.object_url(key), timeout=timeout, now=now)
     if answer.status == 404:
         return None
     if answer.status != 200:
         raise StorageError(f"S3 GET answered {answer.status}")
-    return answer.body, answer.headers.get("ETag")
+    return Stored(answer.body, answer.headers.get("ETag"), _http_date(answer.headers.get("Last-Modified")))
 
 
 @dataclass(frozen=True)

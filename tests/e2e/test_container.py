@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import ALICE_TOKEN
 from tests.servers import ROOT, free_port, wait_for_http
+from tests.test_slow_clients import raise_fd_limit, withstands
 
 CONTAINERS_CONF = ROOT / "scripts" / "podman" / "containers.conf"
 TOKEN = "container-test-token-" + uuid.uuid4().hex  # a secret only the running container is given
@@ -241,3 +243,30 @@ def test_no_secret_in_the_image(image: str, tmp_path: Path) -> None:
     assert not found and not any(secret.decode() in inspected for secret in secrets)
     assert not any(key.startswith(("AWS_", "SIGNER_API")) for key in
                    (entry.split("=")[0] for entry in json.loads(podman("image", "inspect", image).stdout)[0]["Config"]["Env"]))
+
+
+@pytest.fixture(scope="module")
+def exposed(image: str) -> Iterator[str]:
+    """The image with its default command and the manifest's security settings, on the host's
+    network (so each attacker's own loopback address reaches it, as clients' addresses reach a
+    pod), listening on a custom SIGNER_BIND on 127.0.0.1 only."""
+    raise_fd_limit()
+    port = free_port()
+    env = {**RUNTIME_ENV, "SIGNER_API_TOKENS": f"alice:{ALICE_TOKEN}", "SIGNER_BIND": f"127.0.0.1:{port}"}
+    name = f"signer-test-{uuid.uuid4().hex[:12]}"
+    env_options = [part for key, value in env.items() for part in ("-e", f"{key}={value}")]
+    podman("run", "-d", "--name", name, "--health-interval=disable", "--network", "host", "--ulimit", "nofile=8192:8192",
+           *manifest_run_options(), *env_options, image)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        yield f"http://127.0.0.1:{port}"
+        assert "Traceback" not in logs(name)
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+
+
+@pytest.mark.parametrize("attack", ["unfinished 1.1 KiB chunk-size line", "unfinished 17 KiB trailer",
+                                    "a body trickled a byte per 2 s", "500 idle and kept-alive connections"])
+def test_the_attacks_of_issue_25_do_not_starve_the_image(exposed: str, attack: str) -> None:
+    """The same attacks as tests/test_slow_clients.py, against the image as it runs in the pod."""
+    withstands(exposed, attack)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response
 from ...sigv4 import current_time
 from ..callers import Caller
 from ..checksums import CHECKSUM_FIELDS
-from ..completion import guard_parts
+from ..completion import guard_parts, refuse_existing
 from ..config import Config
 from ..doctor import healthy, run_doctor
 from ..errors import NotAllowed
@@ -19,7 +19,7 @@ from ..publish import publish, required
 from ..rules import SIGN_REQUEST_FIELDS, PostPlan
 from ..storage import list_objects
 from . import fields
-from .context import caller, caller_rules, config, json_body
+from .context import caller, caller_rules, config, json_body, pending_owner
 from .responses import iso, json_response
 
 log = logging.getLogger("signer")
@@ -49,7 +49,8 @@ def presign_answer(cfg: Config, who: Caller, body: dict[str, Any]) -> dict[str, 
     }
     if plan.method == "PUT" and cfg.webhook is not None:  # bounded: only reported; the hot path skips it all
         expect_upload(cfg.finish, Expectation.of(rules, who.identity, plan.key), protocol="presign",
-                      signed_until=url.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now)
+                      signed_until=url.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now,
+                      owner=pending_owner(who))
     log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
     return answer
 
@@ -64,7 +65,7 @@ def post_policy() -> Response:
     plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
     form = plan.sign(credentials, cfg.bucket, now)
     expect_upload(cfg.finish, Expectation.of(rules, who.identity, plan.key), protocol="post-policy",
-                  signed_until=form.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now)
+                  signed_until=form.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now, owner=pending_owner(who))
     log.info("signed POST policy for %s (%s)", who.identity or "-", who.via)
     return json_response({
         "url": form.url, "fields": form.fields, "bucket": cfg.bucket.name, "key": plan.key,
@@ -91,18 +92,21 @@ def sign_request() -> Response:
     )
     if step.operation == "complete":
         assert step.upload_id is not None
+        if cfg.rules.deny_overwrite:  # refused here, not by the store after a marker is written (issue #25)
+            refuse_existing(credentials, cfg.bucket, step.plan.key, timeout=cfg.s3_timeout)
         guard_parts(credentials, cfg.bucket, rules, step.plan.key, step.upload_id, timeout=cfg.s3_timeout)
     log.info("signed %s for %s (%s)", step.operation, who.identity or "-", who.via)
     expected = Expectation.of(rules, who.identity, step.plan.key)
     if isinstance(step.plan, PostPlan):
         form = step.plan.sign(credentials, cfg.bucket, now)
         expect_upload(cfg.finish, expected, protocol="sign-request", signed_until=form.expires_at,
-                      clock_skew=cfg.rules.clock_skew, bounded=True, now=now)
+                      clock_skew=cfg.rules.clock_skew, bounded=True, now=now, owner=pending_owner(who))
         return json_response({"url": form.url, "fields": form.fields, "key": step.plan.key})
     url = step.plan.sign(credentials, cfg.bucket, now)
     if step.operation == "complete":  # the browser sends it: checked once it has happened
         expect_upload(cfg.finish, expected, protocol="sign-request", signed_until=url.expires_at,
-                      clock_skew=cfg.rules.clock_skew, upload_id=step.upload_id, now=now)
+                      clock_skew=cfg.rules.clock_skew, upload_id=step.upload_id, now=now,
+                      owner=pending_owner(who))
     return json_response({"url": url.url, "headers": url.headers, "key": step.plan.key})
 
 

@@ -14,7 +14,7 @@ from werkzeug.routing import BaseConverter
 from ...sigv4 import current_time
 from ..companion import Companion
 from . import fields
-from .context import caller, caller_rules, config, json_body
+from .context import caller, caller_rules, config, json_body, pending_owner
 from .responses import ErrorShape, json_response, register_error_handlers
 
 log = logging.getLogger("signer")
@@ -38,7 +38,7 @@ def _companion() -> Companion:
     cfg = config()
     who = caller()
     return Companion(cfg.credentials, cfg.bucket, caller_rules(), current_time(), cfg.s3_timeout, cfg.cookie_secret,
-                     cfg.publish, cfg.finish, who.identity)
+                     cfg.publish, cfg.finish, who.identity, pending_owner(who))
 
 
 @companion.get("/s3/params")

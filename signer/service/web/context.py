@@ -6,6 +6,7 @@ from collections.abc import Set
 from typing import Any
 
 from flask import Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from ..callers import VISITOR_COOKIE, VISITOR_COOKIE_MAX_AGE, Caller, identify
 from ..config import Config
@@ -30,6 +31,12 @@ def caller(cfg: Config | None = None) -> Caller:
                             request.cookies.get(VISITOR_COOKIE))
     found: Caller = g.caller
     return found
+
+
+def pending_owner(who: Caller) -> str:
+    """Whom an upload's marker counts against (SIGNER_MAX_PENDING_PER_CALLER): the caller, or,
+    for anonymous visitors, who can take a new identity at will, their address."""
+    return f"anonymous@{request.remote_addr}" if who.via == "anonymous" else who.identity
 
 
 def caller_rules(cfg: Config | None = None) -> CallerRules:
@@ -61,4 +68,10 @@ def json_body(allowed: Set[str]) -> dict[str, Any]:
     """A strict JSON object body with only the ``allowed`` fields, none of them null."""
     if not is_plain_json(request.environ) and request.mimetype != JSON:
         raise Envelope("unsupported_media_type", "Content-Type must be application/json")
-    return checked_fields(parse_json_object(request.get_data(cache=True)), allowed)
+    try:
+        body = request.get_data(cache=True)
+    except HTTPException:
+        raise  # the body cap (413), answered as such
+    except Exception:  # noqa: BLE001 - the server's body reader refused the framing (e.g. a trailer it will not take)
+        raise Envelope("malformed_request", "the request body is not well-formed HTTP/1.1") from None
+    return checked_fields(parse_json_object(body), allowed)

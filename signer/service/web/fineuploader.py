@@ -15,7 +15,7 @@ from ..finish import Expectation, check_object, expect_upload
 from ..publish import publish
 from ..storage import delete_object
 from . import fields
-from .context import caller, caller_rules, config, json_body
+from .context import caller, caller_rules, config, json_body, pending_owner
 from .responses import ErrorShape, json_response, register_error_handlers
 
 log = logging.getLogger("signer")
@@ -49,7 +49,7 @@ def signature() -> Response:
         cfg = config()
         expect_upload(cfg.finish, Expectation.of(adapter.caller, who.identity, policy_key(body["conditions"])),
                       protocol="fine-uploader", signed_until=adapter.policy_expires(body), bounded=True,
-                      clock_skew=cfg.rules.clock_skew, now=adapter.now)
+                      clock_skew=cfg.rules.clock_skew, now=adapter.now, owner=pending_owner(who))
     log.info("signed Fine Uploader %s for %s", "headers" if "headers" in body else "policy", who.identity or "-")
     return json_response(answer)
 
@@ -67,7 +67,8 @@ def _guard_complete(adapter: FineUploader, key: str, upload_id: str | None, cond
         refuse_existing(cfg.credentials, cfg.bucket, key, timeout=cfg.s3_timeout)
     guard_parts(cfg.credentials, cfg.bucket, adapter.caller, key, upload_id, timeout=cfg.s3_timeout)
     expect_upload(cfg.finish, Expectation.of(adapter.caller, caller().identity, key), protocol="fine-uploader",
-                  signed_until=adapter.now, clock_skew=cfg.rules.clock_skew, upload_id=upload_id, now=adapter.now)
+                  signed_until=adapter.now, clock_skew=cfg.rules.clock_skew, upload_id=upload_id, now=adapter.now,
+                  owner=pending_owner(caller()))
 
 
 def _form_field(name: str) -> str:

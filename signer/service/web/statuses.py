@@ -2,7 +2,7 @@
 
 The service core raises refusals by meaning (``service/errors.py``: Malformed, NotAllowed…) and
 says nothing of HTTP; here each kind gets its status. The HTTP envelope's own refusals (routing,
-body size, media type, the worker's deadline and caps) are :class:`Envelope` codes, each with its
+body size, media type, the front's deadline and caps) are :class:`Envelope` codes, each with its
 status. ``/openapi.json`` lists :data:`CODES`; the library's errors are answered by their code.
 """
 
@@ -11,11 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from ..errors import KINDS, Conflict, Malformed, NotAllowed, NotFound, Refused, StoreFailed, Unauthenticated, Unavailable
+from ..errors import (
+    KINDS,
+    Conflict,
+    Malformed,
+    NotAllowed,
+    NotFound,
+    Refused,
+    StoreFailed,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+)
 
 
 class Envelope(Refused):
-    """The HTTP request was refused before any rule was looked at (the web layer and the worker)."""
+    """The HTTP request was refused before any rule was looked at (the web layer and the front)."""
 
     CODES: ClassVar[Mapping[str, str]] = {
         "no_such_route": "no endpoint at this path",
@@ -25,12 +36,14 @@ class Envelope(Refused):
         "unsupported_media_type": "the body must be application/json",
         "too_many_connections": "this address holds SIGNER_MAX_CONNECTIONS_PER_PEER connections already",
         "headers_too_large": "the request line and headers are above 16 KiB",
+        "malformed_request": "the request is not well-formed HTTP/1.1",
+        "app_unavailable": "the service did not answer in time; nothing was signed, try again",
         "internal_error": "a bug; nothing was signed",
     }
 
 
 KIND_STATUS: Mapping[type[Refused], int] = {
-    Malformed: 400, Unauthenticated: 401, NotAllowed: 403, NotFound: 404, Conflict: 409, StoreFailed: 502,
+    Malformed: 400, Unauthenticated: 401, NotAllowed: 403, NotFound: 404, Conflict: 409, Throttled: 429, StoreFailed: 502,
     Unavailable: 503,
 }
 ENVELOPE_STATUS: Mapping[str, int] = {
@@ -41,6 +54,8 @@ ENVELOPE_STATUS: Mapping[str, int] = {
     "unsupported_media_type": 415,
     "too_many_connections": 429,
     "headers_too_large": 431,
+    "malformed_request": 400,
+    "app_unavailable": 503,
     "internal_error": 500,
 }
 

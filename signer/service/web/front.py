@@ -1,0 +1,229 @@
+"""The front: HAProxy, between clients and gunicorn, so that one well-kept HTTP/1.1 parser reads
+every request and no Python thread ever waits on a client (issue #25).
+
+gunicorn's threaded worker hands a connection to a thread, which then blocks on the socket while
+the request arrives; gunicorn has no whole-request deadline, and its docs require a buffering proxy
+in front. HAProxy reads each request whole (headers and body, ``option http-buffer-request``)
+under one deadline (``timeout http-request`` = SIGNER_REQUEST_TIMEOUT, answered 408), caps the
+connections of one client address from accept (SIGNER_MAX_CONNECTIONS_PER_PEER, answered 429),
+refuses headers over 16 KiB (431) and bodies over SIGNER_MAX_BODY (413), and answers malformed
+HTTP with 400, all before gunicorn sees a byte. gunicorn then listens on a private Unix socket only
+the front can open, and learns each client's address from the PROXY protocol line the front sends,
+so REMOTE_ADDR (the access log, SIGNER_TRUSTED_PROXIES, SIGNER_USER_HEADER) stays the client's.
+
+gunicorn's master starts the front once its socket is bound (gunicorn.conf.py), stops it when it
+stops, and stops itself when the front dies, so ``gunicorn --config gunicorn.conf.py wsgi:app``
+stays the one command wherever the service runs: the image, the pod, a VM. The configuration is
+rendered here from the server settings and handed to HAProxy on its standard input: nothing is
+written to disk (the image runs with a read-only root).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..server import ServerSettings
+from .statuses import CODES
+
+HEADERS_LIMIT = 16 * 1024  # the request line and headers, as the service always allowed
+# What HAProxy answers itself, each with the service's JSON error body (web/statuses.py).
+FRONT_ERRORS = {400: "malformed_request", 408: "request_timeout", 413: "body_too_large",
+                422: "malformed_request", 429: "too_many_connections", 500: "internal_error",
+                502: "app_unavailable", 503: "app_unavailable", 504: "app_unavailable"}
+INSTALL_HINT = ("install it (Debian: apt-get install haproxy), or run behind your own buffering proxy "
+                "with SIGNER_FRONT=none")
+
+
+@dataclass(frozen=True)
+class Listen:
+    """One address the front listens on, as HAProxy writes it."""
+
+    address: str
+
+    @classmethod
+    def from_bind(cls, bind: str) -> Listen:
+        """gunicorn's bind syntax (``host:port``, ``[v6]:port``, ``unix:/path``) in HAProxy's."""
+        if bind.startswith("unix:"):
+            return cls("unix@" + bind.removeprefix("unix:"))
+        host, _, port = bind.rpartition(":")
+        if host.startswith("["):
+            return cls(f"ipv6@{host[1:-1]}:{port}")
+        return cls(f"{host}:{port}")
+
+
+def private_socket(pid: int | None = None) -> str:
+    """Where gunicorn listens behind the front: a Unix socket in /dev/shm (a tmpfs in every
+    container, writable under a read-only root), named for the master so that replicas or test
+    servers on one host never share one. gunicorn.conf.py makes it 0700 (umask)."""
+    return f"/dev/shm/sigv4-signer-{pid or os.getpid()}.sock"  # noqa: S108 - a private socket, mode 0700
+
+
+def _quoted_json(code: str) -> str:
+    status, message = CODES[code]
+    body = json.dumps({"error": message, "code": code})
+    if "'" in body:  # HAProxy's single quotes are strong; the table never needs one
+        raise ValueError(f"error text for {code} holds a single quote")
+    return f"'{body}'"
+
+
+def _error_pages() -> list[str]:
+    """The answers HAProxy makes itself, in the service's JSON: declared on the frontend and the
+    backend (HAProxy's own parsing errors do not take them from ``defaults``)."""
+    return [f"    http-error status {status} content-type application/json hdr Cache-Control no-store "
+            f"string {_quoted_json(code)}" for status, code in FRONT_ERRORS.items()]
+
+
+def haproxy_config(settings: ServerSettings, listens: Sequence[Listen], upstream: str) -> str:
+    """The whole HAProxy configuration for these settings: every limit comes from the service's
+    own settings, so ``check-config`` and the front can never disagree."""
+    timeout = settings.request_timeout
+    cap = settings.connections_per_peer
+    trusted = " ".join(str(network) for network in settings.trusted_proxies) or "255.255.255.255/32"
+    lines = [
+        "global",
+        f"    maxconn {settings.max_connections}",
+        "    nbthread 1",
+        # A buffer holds the headers (at most 16 KiB) and the whole body, so that the request is
+        # read before gunicorn sees it; the rewrite reserve covers the headers the front adds.
+        f"    tune.bufsize {HEADERS_LIMIT + settings.max_body + 8192}",
+        "    tune.maxrewrite 4096",
+        "    log stderr format raw local0 info",
+        # At a stop, requests still arriving get their deadline, and no more (gunicorn.conf.py).
+        f"    hard-stop-after {timeout + 1}s",
+        "defaults",
+        "    mode http",
+        "    log global",
+        # One JSON line for what the front refused or cut; nothing for normal requests (gunicorn
+        # logs those) nor for connections that sent nothing. No URI: a query carries signatures.
+        "    log-format '{\"front\":\"haproxy\",\"time\":\"%t\",\"remote\":\"%ci\",\"status\":%ST,"
+        "\"termination\":\"%ts\",\"duration_ms\":%Ta}'",
+        "    option dontlognull",
+        "    option dontlog-normal",
+        f"    timeout http-request {timeout}s",
+        f"    timeout http-keep-alive {timeout}s",
+        "    timeout client 30s",
+        "    timeout connect 5s",
+        # The app's own work (store calls included) is bounded by gunicorn's timeout; this only
+        # catches a worker that never answers.
+        "    timeout server 60s",
+        "    timeout queue 10s",
+        *_error_pages(),
+        "backend per_peer",
+        "    stick-table type ip size 200k expire 60s store conn_cur",
+        "backend per_forwarded",
+        "    stick-table type ip size 200k expire 60s store conn_cur",
+        "frontend public",
+        *(f"    bind {listen.address}" for listen in listens),
+        f"    acl trusted_proxy src {trusted}",
+        # Counted from accept, before any header byte: a client over twice its cap is closed at
+        # once; over the cap, it is answered 429 when its request arrives.
+        "    tcp-request connection track-sc0 src table per_peer if !trusted_proxy",
+        f"    tcp-request connection reject if !trusted_proxy {{ sc0_conn_cur gt {2 * cap} }}",
+        f"    http-request deny deny_status 429 if !trusted_proxy {{ sc0_conn_cur gt {cap} }}",
+        # Behind a trusted proxy, the cap counts requests in progress per forwarded address (the
+        # last X-Forwarded-For entry, the one the proxy appended); one that is not an IP counts as
+        # the proxy's own.
+        "    acl forwarded_ip req.hdr_ip(x-forwarded-for,-1) -m found",
+        "    http-request track-sc1 req.hdr_ip(x-forwarded-for,-1) table per_forwarded if trusted_proxy forwarded_ip",
+        "    http-request track-sc1 src table per_forwarded if trusted_proxy !forwarded_ip",
+        f"    http-request deny deny_status 429 if trusted_proxy {{ sc1_trackers gt {cap} }}",
+        # 431 is no status HAProxy 2.6 has an error page for: answered with a return.
+        f"    http-request return status 431 content-type application/json hdr Cache-Control no-store "
+        f"string {_quoted_json('headers_too_large')} if {{ req.hdrs,length gt {HEADERS_LIMIT} }}",
+        f"    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {settings.max_body} }}",
+        # Then the whole body, under the same deadline as the headers (timeout http-request): one
+        # byte past the limit is enough to refuse it.
+        f"    http-request wait-for-body time {timeout}s at-least {settings.max_body + 1}",
+        f"    http-request deny deny_status 413 if {{ req.body_len gt {settings.max_body} }}",
+        "    default_backend app",
+        *_error_pages(),
+        "backend app",
+        # At most as many requests at once as gunicorn has threads; the rest wait here, in C.
+        f"    server gunicorn unix@{upstream} send-proxy maxconn {settings.workers * settings.threads}",
+        *_error_pages(),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_path() -> str | None:
+    """The HAProxy binary: PATH, then Debian's /usr/sbin (not on a plain user's PATH)."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the master dies, even by SIGKILL, so a front never
+    outlives the app it fronts (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Front:
+    """A running HAProxy, started and stopped by gunicorn's master."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.stopping = False
+
+    @classmethod
+    def start(cls, config: str, binary: str) -> Front:
+        """Start HAProxy in the foreground with ``config`` on its standard input."""
+        process = subprocess.Popen(
+            [binary, "-db", "-f", "/dev/stdin"], stdin=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        assert process.stdin is not None
+        process.stdin.write(config.encode())
+        process.stdin.close()
+        return cls(process)
+
+    def exited(self) -> bool:
+        """Whether HAProxy is gone and was not asked to go (gunicorn's master may have reaped it)."""
+        return not self.stopping and self.process.poll() is not None
+
+    def begin_stop(self) -> None:
+        """HAProxy's soft stop: it closes its listeners and finishes the requests it holds."""
+        if not self.stopping and self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
+        self.stopping = True
+
+    def wait_listening(self, listens: Sequence[Listen], timeout: float = 10.0) -> bool:
+        """Wait until every TCP address answers a connect, or HAProxy exits (a port in use)."""
+        deadline = time.monotonic() + timeout
+        pending = [listen for listen in listens if not listen.address.startswith("unix@")]
+        while time.monotonic() < deadline and self.process.poll() is None:
+            pending = [listen for listen in pending if not _accepts(listen)]
+            if not pending:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop HAProxy: its own soft stop first (it finishes what it is answering and passes on
+        what it is reading), then, past ``timeout``, kill."""
+        self.begin_stop()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _accepts(listen: Listen) -> bool:
+    host, _, port = listen.address.removeprefix("ipv6@").rpartition(":")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}.get(host, host)  # noqa: S104
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
