@@ -20,7 +20,7 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks.service import CLOCK_TICKS, _ticks, worker_pids
+from benchmarks.service import children, server_cpu_seconds
 from tests.conftest import env_with
 from tests.servers import free_port, running
 from tests.test_slow_clients import (
@@ -36,7 +36,7 @@ IDLE = "500 idle and kept-alive connections"
 
 def stack_pids(master: int) -> list[int]:
     """The master and everything it started (workers, the front)."""
-    return [master, *worker_pids(master)]
+    return [master, *children(master)]
 
 
 def stack_rss_mib(master: int) -> float:
@@ -49,10 +49,6 @@ def stack_rss_mib(master: int) -> float:
         except OSError:
             continue
     return total / 1024
-
-
-def stack_cpu(master: int) -> float:
-    return (_ticks(master, True) + sum(_ticks(pid, False) for pid in worker_pids(master))) / CLOCK_TICKS
 
 
 def check(request: urllib.request.Request | str) -> float | None:
@@ -77,7 +73,7 @@ def crowd_for(attack: str, port: int) -> Crowd:
 def attack_once(name: str, base: str, master: int, attack: str, seconds: float) -> str:
     port = int(base.rsplit(":", 1)[1])
     crowd = crowd_for(attack, port)
-    cpu_before = stack_cpu(master)
+    cpu_before = server_cpu_seconds(master)
     times: list[float | None] = []
     with crowd.running():
         time.sleep(1.5)
@@ -86,7 +82,7 @@ def attack_once(name: str, base: str, master: int, attack: str, seconds: float) 
             for request in (f"{base}/healthz", presign_request(base)):
                 times.append(check(request))
             time.sleep(0.3)
-    cpu = stack_cpu(master) - cpu_before
+    cpu = server_cpu_seconds(master) - cpu_before
     answered = [t for t in times if t is not None]
     slow = sum(1 for t in times if t is None or t >= 2.0)
     lifetimes = [c.ended - c.opened for c in crowd.clients if c.ended is not None]

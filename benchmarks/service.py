@@ -7,8 +7,8 @@ Needs wrk (Debian: apt-get install wrk) and the test requirements (boto3 for the
 
 All servers run at once, each under gunicorn.conf.py (the Dockerfile's settings) on
 127.0.0.1. Each round drives every target once with wrk, in an order rotated per round, so
-the targets share the machine's moods alike. Server CPU is utime+stime of the master and
-its workers from /proc/<pid>/stat (plus the master's reaped children, so a worker recycled
+the targets share the machine's moods alike. Server CPU is utime+stime of the master,
+its workers and its front (HAProxy) from /proc/<pid>/stat (plus the master's reaped children, so a worker recycled
 by max_requests still counts), read just before and after each wrk run; the load generator
 is not counted. Reports medians over rounds with the spread (min-max), worker RSS, the
 ratios the targets are stated in, and then a run in which one worker is SIGKILLed half-way.
@@ -100,9 +100,22 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> dict:
     }
 
 
-def worker_pids(master: int) -> list[int]:
+def children(master: int) -> list[int]:
+    """Every process the master started: its workers and the front (HAProxy)."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout
     return [int(pid) for pid in out.split()]
+
+
+def is_front(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "haproxy"
+    except OSError:
+        return False
+
+
+def worker_pids(master: int) -> list[int]:
+    """The master's gunicorn workers (not the front)."""
+    return [pid for pid in children(master) if not is_front(pid)]
 
 
 def rss_mib(pid: int) -> float:
@@ -124,7 +137,7 @@ def _ticks(pid: int, children_too: bool) -> int:
 
 def server_cpu_seconds(master: int) -> float:
     """CPU used so far by a gunicorn master, its live workers and the workers it has reaped."""
-    return (_ticks(master, True) + sum(_ticks(pid, False) for pid in worker_pids(master))) / CLOCK_TICKS
+    return (_ticks(master, True) + sum(_ticks(pid, False) for pid in children(master))) / CLOCK_TICKS
 
 
 def gunicorn(app: str, port: int, workers: int | None) -> list[str]:
@@ -256,7 +269,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_WORK_DIR")) as tmp:
         work = Path(tmp)
         targets, rss, facts = side_by_side(args, work)
         workers, body_bytes = facts["workers"], facts["body_bytes"]

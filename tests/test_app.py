@@ -422,7 +422,8 @@ def test_cors_preflight_only_for_configured_origins(client) -> None:
 
 def test_health_and_openapi(client) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ready", "credentials": {"provider": "environment", "expires_at": None}}
+    assert client.get("/readyz").json == {"status": "ready", "credentials": {"provider": "environment", "expires_at": None},
+                                          "store_clock_offset_s": 0}
     document = client.get("/openapi.json").json
     assert document["openapi"].startswith("3.1")
     assert {"/v1/presign", "/v1/post-policy", "/s3/signature", "/s3/success", "/s3/files/{uuid}", "/healthz",

@@ -27,7 +27,8 @@ from ..presign import presign_url
 from ..sigv4 import current_time
 from .config import Config
 from .errors import Refused
-from .storage import Answer, StorageError, exchange, list_objects, signed_request
+from .rules import SERVICE_FOLDER
+from .storage import Answer, StorageError, exchange, folders, list_keys, list_objects, signed_request
 
 PROBE_BODY = b"sigv4-signer doctor probe\n"
 POST_LIMIT = 8  # bytes: the POST probe's content-length-range is 0..8
@@ -294,6 +295,23 @@ class Doctor:
                            f"delete the objects under {self.prefix!r} by hand")
         return Finding("cleanup", True, f"every probe object under {self.prefix!r} was deleted")
 
+    def markers_elsewhere(self) -> Finding:
+        """Pending markers under another key prefix (SIGNER_KEY_PREFIX changed since they were
+        written) are swept by no replica of this configuration: name them, with the way out."""
+        cfg = self.config
+        own = cfg.finish.pending_prefix
+        elsewhere = []
+        for folder in ["", *folders(cfg.credentials, cfg.bucket, timeout=self.timeout)[:100]]:
+            pending = f"{folder}{SERVICE_FOLDER}pending/"
+            if pending != own and list_keys(cfg.credentials, cfg.bucket, pending, max_keys=1, timeout=self.timeout).keys:
+                elsewhere.append(folder)
+        if elsewhere:  # not the store's fault, so not unhealthy: said, with what to do
+            names = ", ".join(repr(folder) for folder in elsewhere)
+            return Finding("markers elsewhere", True, f"uploads are waiting for the finish step under another "
+                           f"SIGNER_KEY_PREFIX ({names}), which no replica of this configuration sweeps: run one "
+                           "replica with that SIGNER_KEY_PREFIX until doctor no longer names it")
+        return Finding("markers elsewhere", True, "no upload waits for the finish step under another key prefix")
+
     def run(self) -> list[Finding]:
         found, answer = self.bucket()
         findings = [found]
@@ -301,7 +319,7 @@ class Doctor:
             findings.append(check_clock(answer.headers.get("Date"), self.now(), self.config.rules.clock_skew))
         if not found.ok:
             names = ["tampered signature", "unsigned x-amz header", "checksum", "no overwrite",
-                     "conditional writes", "post policy size", "cors"]
+                     "conditional writes", "post policy size", "cors", "markers elsewhere"]
             return findings + [Finding(name, None, "not checked: the bucket is not reachable") for name in names]
         try:
             written = self._signed("PUT", self.source, PROBE_BODY, {"Content-Type": "text/plain"})
@@ -311,7 +329,7 @@ class Doctor:
                 return findings
             post_finding, post_url = self.post_policy()
             findings += [self.tampered_signature(), self.unsigned_header(), self.checksum(), self.no_overwrite(),
-                         self.conditional_writes(), post_finding, self.cors(post_url)]
+                         self.conditional_writes(), post_finding, self.cors(post_url), self.markers_elsewhere()]
         except Refused as exc:
             findings.append(Finding("store", False, f"the checks stopped: {exc.message}"))
         finally:

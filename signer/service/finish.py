@@ -14,7 +14,8 @@ into it (``If-Match`` its ETag: one winner), then:
   no signature we gave can still produce it;
 * **tell the app**: the outcome becomes an event (``upload.verified``, ``upload.rejected``;
   ``upload.published`` via :func:`queue_event`), POSTed to the webhook (signer/service/notify.py)
-  until it answers 2xx, with backoff; the event id is the marker's, so a repeat is recognisable.
+  until it answers 2xx, with backoff; the event id names the upload (its key and ETag), so a
+  repeat is recognisable.
 
 A marker is rescheduled by writing it under its new due time and deleting the old name, and
 removed when done. A replica that dies mid-way leaves its lease to expire; whoever claims the
@@ -78,6 +79,25 @@ DEFAULT_MAX_PENDING = 200
 _NAME = re.compile(r"(?P<due>[0-9]{10})-(?P<id>[0-9a-f]{32})")
 
 
+class StoreClock:
+    """How far the store's clock is from this process's, from the store's own ``Date`` headers (each
+    sweep's listing): markers are named in the store's time, which the sweeps compare them with, so
+    a service clock that runs ahead or behind delays nothing (issue #31). Zero until the first
+    sweep has read the store; moved only by two seconds or more, so two names computed a moment
+    apart (a marker written, then forgotten) agree."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def observe(self, store_time: datetime, service_time: datetime) -> None:
+        measured = round((store_time - service_time).total_seconds())
+        if abs(measured - self.offset) >= 2:
+            self.offset = measured
+
+    def store_now(self, service_time: datetime) -> datetime:
+        return service_time + timedelta(seconds=self.offset)
+
+
 @dataclass(frozen=True)
 class Finish:
     """What the finish step needs: the bucket, the service's credentials (read at each use:
@@ -95,6 +115,10 @@ class Finish:
     pending: PendingLedger = field(default_factory=lambda: PendingLedger(DEFAULT_MAX_PENDING))
     """How many uploads each caller recorded lately, in this worker: one caller (or one address of
     anonymous visitors) cannot fill the sweeps with markers (issue #25)."""
+    clock: StoreClock = field(default_factory=StoreClock)
+    """The store's clock against this process's, as the sweeps last read it."""
+    now: Callable[[], datetime] = current_time
+    """This process's clock (tests skew it)."""
 
     @property
     def pending_prefix(self) -> str:
@@ -221,8 +245,9 @@ def expect_upload(
     at its cap is refused before any signature leaves."""
     if bounded and finish.webhook is None and not (finish.publish_unseen and completion_unseen(protocol, upload_id)):
         return None
-    now = now or current_time()
+    now = now or finish.now()
     finish.pending.admit(owner or expected.identity or expected.folder, now.timestamp())
+    store_now = finish.clock.store_now(now)
     if upload_id is not None:  # every complete signed for one upload shares the event id
         marker_id = hashlib.sha256(f"{finish.bucket.name}\n{expected.key}\n{upload_id}".encode()).hexdigest()[:32]
     else:
@@ -230,10 +255,10 @@ def expect_upload(
     marker = {
         "v": 1, "id": marker_id, "state": "check", "protocol": protocol, "expect": expected.as_json(),
         "upload_id": upload_id, "looks": 0, "attempts": 0,
-        "deadline": int(signed_until.timestamp()) + clock_skew + SETTLE, "lease_until": 0,
+        "deadline": int(signed_until.timestamp()) + finish.clock.offset + clock_skew + SETTLE, "lease_until": 0,
     }
     try:
-        _write(finish, _first_check_key(finish, marker_id, now), marker)
+        _write(finish, _first_check_key(finish, marker_id, store_now), marker)
     except PreconditionFailed:
         pass  # the same complete, signed twice within a second: one marker is enough
     return marker_id
@@ -247,7 +272,8 @@ def _first_check_key(finish: Finish, marker_id: str, now: datetime) -> str:
 def forget_upload(finish: Finish, marker_id: str, *, now: datetime) -> None:
     """Remove the marker :func:`expect_upload` wrote at ``now``: the upload did not happen after all
     (a complete the store refused onto an existing key), so the object there is not its to report."""
-    delete_object(finish.credentials(), finish.bucket, _first_check_key(finish, marker_id, now), timeout=finish.timeout)
+    delete_object(finish.credentials(), finish.bucket, _first_check_key(finish, marker_id, finish.clock.store_now(now)),
+                  timeout=finish.timeout)
 
 
 def queue_event(
@@ -261,7 +287,7 @@ def queue_event(
     same id, so a receiver that deduplicates by id sees it once); default: a new one."""
     if finish.webhook is None:
         return None
-    now = now or current_time()
+    now = finish.clock.store_now(now or finish.now())
     marker_id = event_id or uuid.uuid4().hex
     marker = {"v": 1, "id": marker_id, "state": "notify", "attempts": 0, "lease_until": 0,
               "event": make_event(marker_id, kind, expected, info, now, code=code, message=message, extra=extra)}
@@ -270,6 +296,16 @@ def queue_event(
     except PreconditionFailed:
         pass  # the same event, queued twice within a second: one is enough
     return marker_id
+
+
+def upload_event_id(finish: Finish, kind: str, expected: Expectation, info: ObjectInfo | None) -> str:
+    """An event's id names the upload it reports (bucket, key, the object's ETag and date), not the
+    marker that found it: two markers that find one upload (a presign retried after a store
+    timeout whose first marker was written after all) tell it under one id, which a receiver that
+    deduplicates by id sees once (issue #31)."""
+    etag = info.etag.strip('"') if info and info.etag else ""
+    moment = info.last_modified.isoformat() if info and info.last_modified else ""
+    return hashlib.sha256(f"{kind}\n{finish.bucket.name}\n{expected.key}\n{etag}\n{moment}".encode()).hexdigest()[:32]
 
 
 def make_event(
@@ -303,9 +339,12 @@ def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int 
     token: str | None = None
     clock = now
     while True:
+        asked = finish.now()
         page = list_keys(finish.credentials(), finish.bucket, finish.pending_prefix, token=token,
                          max_keys=page_size, timeout=finish.timeout)
-        clock = clock or page.time or current_time()
+        if page.time is not None:
+            finish.clock.observe(page.time, asked)
+        clock = clock or page.time or finish.clock.store_now(asked)
         for key in page.keys:
             if _due_of(key, finish) > clock.timestamp() or len(found) >= want:
                 return found, clock
@@ -408,7 +447,8 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
             return None
         kind = "upload.verified" if verdict.outcome == "verified" else "upload.rejected"
         marker.update(state="notify", attempts=0, event=make_event(
-            marker["id"], kind, expected, verdict.info, now, code=verdict.code, message=verdict.message))
+            upload_event_id(finish, kind, expected, verdict.info), kind, expected, verdict.info, now,
+            code=verdict.code, message=verdict.message))
     if finish.webhook is None:
         log.error("finish step: an event is waiting but SIGNER_WEBHOOK_URL is not set; dropped")
         return None

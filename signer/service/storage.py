@@ -135,12 +135,22 @@ def list_objects(
     ]
 
 
+def folders(
+    credentials: Credentials, bucket: Bucket, prefix: str = "", *, max_keys: int = 1000, timeout: float = 10.0,
+) -> list[str]:
+    """The "folders" right under ``prefix`` (ListObjectsV2's CommonPrefixes with ``/``), one page."""
+    root, ns, _ = _list_page(credentials, bucket, prefix, None, max_keys, timeout, None, delimiter="/")
+    return [item.findtext(f"{ns}Prefix") or "" for item in root.iter(f"{ns}CommonPrefixes")]
+
+
 def _list_page(
     credentials: Credentials, bucket: Bucket, prefix: str, token: str | None, max_keys: int, timeout: float,
-    now: datetime | None,
+    now: datetime | None, delimiter: str | None = None,
 ) -> tuple[Element, str, Answer]:
     """One ListObjectsV2 page under ``prefix`` (after ``token``): the parsed XML and the answer."""
     params = {"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}
+    if delimiter:
+        params["delimiter"] = delimiter
     if token:
         params["continuation-token"] = token
     query = urlencode(sorted(params.items()), quote_via=quote, safe="")

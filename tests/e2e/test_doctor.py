@@ -54,7 +54,7 @@ def test_seaweedfs_passes_every_check_and_keeps_nothing(weed, style) -> None:
     assert healthy(findings), report(findings)
     assert [f.check for f in findings] == ["bucket", "clock", "tampered signature", "unsigned x-amz header",
                                            "checksum", "no overwrite", "conditional writes", "post policy size", "cors",
-                                           "cleanup"]
+                                           "markers elsewhere", "cleanup"]
     assert all(f.ok for f in findings), report(findings)
     assert "EntityTooLarge" in by_check(findings)["post policy size"].message
     assert "BadDigest" in by_check(findings)["checksum"].message
@@ -154,3 +154,23 @@ def test_doctor_endpoint_for_token_callers_only(moto) -> None:
     assert gateway.status_code == 403
     assert client.get("/v1/doctor", headers=bearer("not-a-token-at-all-000")).status_code == 401
     assert moto_keys(moto) == []
+
+
+def test_markers_left_under_another_key_prefix_are_named(weed) -> None:
+    """SIGNER_KEY_PREFIX changed with uploads still waiting for the finish step under the old one:
+    no replica sweeps them, so doctor names the old prefix and the way to finish them (issue #25)."""
+    import uuid
+
+    old = f"old{uuid.uuid4().hex[:8]}/"
+    client = boto3.client("s3", endpoint_url=weed.path_endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                          aws_secret_access_key=SECRET_KEY)
+    client.put_object(Bucket=weed.bucket, Key=f"{old}.signer/pending/0000000001-{uuid.uuid4().hex}", Body=b"{}")
+    try:
+        finding = by_check(run_doctor(load_config(env_with(**weed.signer_env("path")))))["markers elsewhere"]
+        assert finding.ok and repr(old) in finding.message and "run one replica with that SIGNER_KEY_PREFIX" in \
+            finding.message
+        current = by_check(run_doctor(load_config(env_with(SIGNER_KEY_PREFIX=old, **weed.signer_env("path")))))
+        assert repr(old) not in current["markers elsewhere"].message  # its own markers are not "elsewhere"
+    finally:
+        for item in client.list_objects_v2(Bucket=weed.bucket, Prefix=old).get("Contents", []):
+            client.delete_object(Bucket=weed.bucket, Key=item["Key"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
 from ..callers import Caller
@@ -22,6 +22,8 @@ from . import fields
 from .context import caller, caller_rules, config, json_body, pending_owner
 from .responses import iso, json_response
 
+DECIDED = "signer.presign_refused"
+"""Where the lean path (web/lean.py) leaves a refusal that came after work was done."""
 log = logging.getLogger("signer")
 api = Blueprint("api", __name__)
 
@@ -31,6 +33,9 @@ PRESIGN_FIELDS = fields.PRESIGN.names
 
 @api.post("/v1/presign")
 def presign() -> Response:
+    decided = request.environ.get(DECIDED)
+    if decided is not None:  # the lean path did the work and was refused after it: answered, not done again
+        raise decided
     cfg = config()
     return json_response(presign_answer(cfg, caller(cfg), json_body(PRESIGN_FIELDS)))
 

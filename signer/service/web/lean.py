@@ -26,8 +26,9 @@ from werkzeug.datastructures import EnvironHeaders
 from ...post_policy import policy_json as json_text
 from ..callers import Caller, identify
 from ..config import Config
+from ..errors import StoreFailed, Throttled, Unavailable
 from ..jsonbody import checked_fields, parse_json_object
-from .api import PRESIGN_FIELDS, presign_answer
+from .api import DECIDED, PRESIGN_FIELDS, presign_answer
 from .envelope import JSON, answer_headers, plain_json_length
 from .proxy import peer_address
 
@@ -55,7 +56,7 @@ class LeanPresign:
             return self.app(environ, start_response)
         body = environ["wsgi.input"].read(size)
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if it answers after all
-        answer = self._answer(who, body) if len(body) == size else None
+        answer = self._answer(who, body, environ) if len(body) == size else None
         if answer is None:
             return self.app(environ, start_response)
         payload = json_text(answer).encode()
@@ -63,9 +64,15 @@ class LeanPresign:
                                   *answer_headers(self.config, environ.get("HTTP_ORIGIN"))])  # as app.cors_headers
         return [payload]
 
-    def _answer(self, who: Caller, body: bytes) -> dict[str, object] | None:
-        """The view's answer, or None when Flask should answer (a refusal, or anything unforeseen)."""
+    def _answer(self, who: Caller, body: bytes, environ: WSGIEnvironment) -> dict[str, object] | None:
+        """The view's answer, or None when Flask should answer (a refusal, or anything unforeseen).
+        A refusal that came after work was done (the store, the credentials, the caller's share:
+        a marker may be written already) is handed to Flask as decided, never done again: a frozen
+        store would otherwise cost two timeouts and two markers (issue #31)."""
         try:
             return presign_answer(self.config, who, checked_fields(parse_json_object(body), PRESIGN_FIELDS))
+        except (StoreFailed, Throttled, Unavailable) as exc:
+            environ[DECIDED] = exc
+            return None
         except Exception:  # noqa: BLE001 - a refusal or anything unforeseen: Flask decides again and answers
             return None

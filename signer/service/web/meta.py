@@ -19,16 +19,22 @@ def healthz() -> Response:
 @meta.get("/readyz")
 def readyz() -> Response:
     """Ready when the configuration is valid (a Config exists only then) and the signing
-    credentials are usable; says which provider and when they expire, never a secret."""
-    status = config().credentials_status()
+    credentials are usable; says which provider and when they expire, never a secret, and how
+    far the store's clock is from this worker's, as its last sweep read it (``store_clock_offset_s``:
+    the finish step names markers in the store's time, so a skew delays nothing; beyond 15 minutes
+    the store refuses every signature)."""
+    cfg = config()
+    status = cfg.credentials_status()
+    offset = cfg.finish.clock.offset
     credentials = {
         "provider": status.provider,
         "expires_at": iso(status.expiration) if status.expiration else None,
     }
     if not status.usable:
         return json_response({"status": "unavailable", "code": "credentials_unavailable",
-                              "error": status.error or "no valid credentials", "credentials": credentials}, 503)
-    return json_response({"status": "ready", "credentials": credentials})
+                              "error": status.error or "no valid credentials", "credentials": credentials,
+                              "store_clock_offset_s": offset}, 503)
+    return json_response({"status": "ready", "credentials": credentials, "store_clock_offset_s": offset})
 
 
 @meta.get("/openapi.json")
