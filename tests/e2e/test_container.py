@@ -255,7 +255,7 @@ def exposed(image: str) -> Iterator[str]:
     env = {**RUNTIME_ENV, "SIGNER_API_TOKENS": f"alice:{ALICE_TOKEN}", "SIGNER_BIND": f"127.0.0.1:{port}"}
     name = f"signer-test-{uuid.uuid4().hex[:12]}"
     env_options = [part for key, value in env.items() for part in ("-e", f"{key}={value}")]
-    podman("run", "-d", "--name", name, "--health-interval=disable", "--network", "host", "--ulimit", "nofile=8192:8192",
+    podman("run", "-d", "--name", name, "--health-interval=disable", "--network", "host",
            *manifest_run_options(), *env_options, image)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
