@@ -308,7 +308,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "get": {"summary": "Process is up", "responses": {"200": {"description": "OK", **_json({"type": "object"})}}},
             },
             "/readyz": {"get": {"summary": "Configuration is valid and the signing credentials are usable", "responses": {
-                "200": {"description": "Ready: the credentials' provider and expiry, the store clock's offset in seconds", **_json({"type": "object"})},
+                "200": {"description": "Ready: the credentials' provider and expiry, the store clock's offset in seconds",
+                        **_json({"type": "object"})},
                 "503": {"description": "The credentials expired and could not be refreshed", **_json({"type": "object"})}}}},
         },
     }
