@@ -16,7 +16,7 @@ import sys
 from signer.service.config import load_config
 from signer.service.errors import ConfigError
 from signer.service.server import server_settings
-from signer.service.web.front import INSTALL_HINT, Front, Listen, haproxy_config, haproxy_path, private_socket
+from signer.service.web.front import INSTALL_HINT, Fronted, haproxy_path
 
 # Refuse to start half-configured: check the whole environment once, as gunicorn reads this
 # file, before it logs or binds anything. The one line names the variable; the exit code is 2.
@@ -47,8 +47,10 @@ umask = 0o077
 # The front names each client in a PROXY protocol line, which gunicorn reads into REMOTE_ADDR.
 proxy_protocol = "v1" if _haproxy else "off"
 # Scheme, host and prefix from a trusted proxy are the app's to honour (web/proxy.py, by the
-# client's address); gunicorn would trust them from anyone on the Unix socket.
+# client's address); gunicorn would trust them, and SCRIPT_NAME / PATH_INFO headers, from anyone on
+# the Unix socket.
 secure_scheme_headers: dict[str, str] = {}
+forwarder_headers = ""
 timeout = 30
 # With the front's FRONT_GRACE before it, below the 10 s a container runtime (docker/podman stop)
 # waits before SIGKILL; Kubernetes' terminationGracePeriodSeconds in deploy/kubernetes is above it.
@@ -84,64 +86,29 @@ access_log_format = json.dumps(
 
 
 
-_front: Front | None = None
 # Of graceful_timeout, the seconds the front may take to pass on what it holds at a stop: both
 # together stay below the 10 s a container runtime waits before SIGKILL.
 FRONT_GRACE = 4.0
+_fronted = Fronted(_settings, _haproxy, FRONT_GRACE) if _haproxy else None
 
 
 def on_starting(server: object) -> None:
-    """Behind the front, gunicorn binds the private socket; the front takes the addresses gunicorn
-    was asked to bind (SIGNER_BIND, or --bind on the command line)."""
-    if _haproxy is None:
-        return
-    cfg = server.cfg  # type: ignore[attr-defined]
-    server.signer_listens = [Listen.from_bind(address) for address in cfg.bind]  # type: ignore[attr-defined]
-    cfg.set("bind", [f"unix:{private_socket()}"])
-    server.address = cfg.address  # type: ignore[attr-defined]
-    reap_workers, stop = server.reap_workers, server.stop  # type: ignore[attr-defined]
-
-    def reap_and_watch_front() -> None:
-        """The master reaps every child on SIGCHLD, the front too: when the front is gone, stop."""
-        global _front
-        reap_workers()
-        if _front is not None and _front.exited():
-            from gunicorn.errors import HaltServer  # type: ignore[import-untyped]
-
-            _front = None  # halting reaps again
-            raise HaltServer("the front (haproxy) exited; stopping", 1)
-
-    def stop_front_first(graceful: bool = True) -> None:
-        """The front stops first: it stops taking connections and hands gunicorn, which still
-        listens, the requests it holds (within FRONT_GRACE); then gunicorn's workers finish theirs."""
-        if _front is not None:
-            _front.stop(timeout=FRONT_GRACE if graceful else 0.1)
-        stop(graceful)
-
-    server.reap_workers = reap_and_watch_front  # type: ignore[attr-defined]
-    server.stop = stop_front_first  # type: ignore[attr-defined]
+    """Behind the front, gunicorn binds a private socket; the front takes the addresses gunicorn was
+    asked to bind (SIGNER_BIND, or --bind on the command line). signer/service/web/front.py."""
+    if _fronted is not None:
+        _fronted.on_starting(server)
 
 
 def when_ready(server: object) -> None:
-    """The private socket is bound: start the front on the public addresses, and wait until it
-    listens (a port in use stops start-up with HAProxy's own line saying so)."""
-    global _front
-    if _haproxy is None:
-        return
-    listens = server.signer_listens  # type: ignore[attr-defined]
-    _front = Front.start(haproxy_config(_settings, listens, private_socket()), _haproxy)
-    if not _front.wait_listening(listens):
-        _front.stop()
-        _front = None
-        server.halt("the front (haproxy) did not start; its own line above says why", 2)  # type: ignore[attr-defined]
-    server.log.info("Front: haproxy on %s, in front of %s", ", ".join(listen.address for listen in listens),  # type: ignore[attr-defined]
-                    private_socket())
+    """The private socket is bound: start the front and wait until it listens."""
+    if _fronted is not None:
+        _fronted.when_ready(server)
 
 
 def on_exit(server: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
-    """gunicorn stops: the front stops with it."""
-    if _front is not None:
-        _front.stop()
+    """gunicorn stops: the front stops with it, its socket's folder goes."""
+    if _fronted is not None:
+        _fronted.on_exit()
 
 
 def post_worker_init(worker: object) -> None:

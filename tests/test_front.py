@@ -6,6 +6,7 @@ configuration it renders, from the service's own settings."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -148,7 +149,7 @@ def test_expect_100_continue_is_answered_at_once(front) -> None:
 
 def test_the_front_answers_its_refusals_in_the_services_json(front) -> None:
     port, _ = front
-    received, _ = exchange(port, head(f"Content-Length: {64 * 1024 + 1}"))
+    received, _ = exchange(port, head(f"Content-Length: {64 * 1024 + 1}") + b"x" * (64 * 1024 + 1))
     assert status_of(received) == 413
     assert json.loads(received.split(b"\r\n\r\n", 1)[1])["code"] == "body_too_large"
     received, _ = exchange(port, head("X-Big: " + "b" * 20000))
@@ -181,15 +182,49 @@ def test_the_configuration_comes_from_the_settings() -> None:
                                 "SIGNER_MAX_BODY": "2000", "SIGNER_TRUSTED_PROXIES": "10.0.0.0/8",
                                 "SIGNER_THREADS": "3"}, cpus=1)
     config = haproxy_config(settings, [Listen.from_bind("0.0.0.0:8080")], "/dev/shm/x.sock")
-    for line in ("timeout http-request 7s", "bind 0.0.0.0:8080", "acl trusted_proxy src 10.0.0.0/8",
+    for line in ("timeout http-request 7s", "wait-for-body time 7s at-least 2001", "bind 0.0.0.0:8080", "acl trusted_proxy src 10.0.0.0/8",
                  "sc0_conn_cur gt 9 }", "sc0_conn_cur gt 18 }", "req.hdr_val(content-length) gt 2000 }",
-                 "wait-for-body time 7s at-least 2001", "server gunicorn unix@/dev/shm/x.sock send-proxy maxconn 6"):
+                 "server gunicorn unix@/dev/shm/x.sock send-proxy maxconn 6"):
         assert line in config, line
-    assert "'" not in config.split("string '", 1)[0].split("log-format", 1)[0]  # JSON bodies in strong quotes only
+    assert "option http-buffer-request" not in config  # its body clock starts at the headers' end too
 
 
 @pytest.mark.parametrize(("bind", "listen"), [
     ("0.0.0.0:8080", "0.0.0.0:8080"), ("127.0.0.1:9", "127.0.0.1:9"), ("[::]:8080", "ipv6@:::8080"),
-    ("[::1]:80", "ipv6@::1:80"), ("localhost:8080", "localhost:8080"), ("unix:/run/s.sock", "unix@/run/s.sock")])
+    ("[::1]:80", "ipv6@::1:80"), ("localhost:8080", "localhost:8080"), ("127.0.0.1", "127.0.0.1:8000"),
+    ("[::1]", "ipv6@::1:8000")])
 def test_gunicorn_bind_addresses_become_the_fronts(bind: str, listen: str) -> None:
     assert Listen.from_bind(bind).address == listen
+
+
+@pytest.mark.parametrize("bind", ["unix:/run/s.sock", "fd://3", "::1:80", "127.0.0.1:0", "127.0.0.1:99999",
+                                  "host:http"])
+def test_binds_the_front_cannot_take_are_refused(bind: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(bind))):
+        Listen.from_bind(bind)
+
+
+def test_headers_then_body_have_a_deadline_each(front) -> None:
+    """Headers trickled for most of the deadline, then the body: the headers had SIGNER_REQUEST_TIMEOUT
+    from the opening, the body as long again from their end; answered 408 within twice it in all."""
+    port, _ = front
+    data = head(f"Content-Length: {len(BODY)}")
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for piece in (data[:20], data[20:60], data[60:]):
+            sock.sendall(piece)
+            time.sleep(0.25)
+        sock.sendall(BODY[:3])
+        answer = sock.recv(4096)
+    assert status_of(answer) == 408 and TIMEOUT < time.monotonic() - start < 2 * TIMEOUT + 0.5
+
+
+def test_forwarder_headers_from_a_client_change_nothing(front) -> None:
+    """gunicorn trusts SCRIPT_NAME / PATH_INFO headers from any peer on its Unix socket unless told
+    not to (forwarder_headers): a client's never reach the app, and never make a 5xx."""
+    port, _ = front
+    received, _ = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: signer\r\nSCRIPT_NAME: /nope\r\n\r\n")
+    assert status_of(received) == 200
+    received, _ = exchange(port, b"GET /evil/openapi.json HTTP/1.1\r\nHost: signer\r\nscript_name: /evil\r\n"
+                                 b"PATH_INFO: /openapi.json\r\n\r\n")
+    assert status_of(received) == 404

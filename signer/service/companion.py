@@ -141,7 +141,7 @@ class Companion:
                 abort_multipart_upload(self.credentials, self.bucket, checked_key, checked_id, timeout=self.timeout)
                 if marker is not None and self.finish is not None:  # the object there is the earlier one
                     with suppress(Refused):  # left, it is reported as this upload (at least once, as ever)
-                        forget_upload(self.finish, marker, now=self.now)
+                        forget_upload(self.finish, marker)
             raise
         log.info("completed a multipart upload of %d parts", len(chosen))
         answer: dict[str, Any] = {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name,

@@ -126,31 +126,36 @@ class Finish:
 
 
 class PendingLedger:
-    """The uploads each caller recorded in the last :data:`PENDING_WINDOW` seconds, in this worker
-    process: a caller at ``limit`` is refused (429) until its oldest leaves the window. Kept in the
-    process, not the store, so the check costs no request; a deployment's real cap is therefore
-    ``limit`` × workers × replicas (README). At most ``callers`` callers are tracked; past that
-    the quietest are forgotten, so an attacker with many identities costs bounded memory."""
+    """The uploads each caller recorded in the last :data:`PENDING_WINDOW` seconds (by the minute), in
+    this worker process: a caller at ``limit`` is refused (429) until its oldest minute leaves the
+    window. Kept in the process, not the store, so the check costs no request; a deployment's real
+    cap is therefore ``limit`` × workers × replicas (README). At most ``callers`` callers are
+    tracked, each in at most 15 minute counts; past that the quietest are forgotten, so an attacker
+    with many identities costs bounded memory (and is slowed by the other limits instead)."""
 
-    def __init__(self, limit: int, callers: int = 50_000) -> None:
+    def __init__(self, limit: int, callers: int = 10_000) -> None:
         self.limit = limit
         self.callers = callers
-        self._times: dict[str, deque[float]] = {}
+        self._minutes: dict[str, deque[list[int]]] = {}
         self._lock = threading.Lock()
 
     def admit(self, owner: str, now: float) -> None:
         """Count one more upload for ``owner``, or raise :class:`Throttled` at the limit."""
+        minute = int(now // 60)
         with self._lock:
-            times = self._times.pop(owner, None) or deque()
-            while times and times[0] <= now - PENDING_WINDOW:
-                times.popleft()
-            self._times[owner] = times  # most recent last: the dict's order is who was seen last
-            if len(times) >= self.limit:
-                raise Throttled("too_many_pending", f"this caller has {self.limit} uploads waiting for the finish "
-                                "step already; try again in a few minutes")
-            times.append(now)
-            while len(self._times) > self.callers:
-                del self._times[next(iter(self._times))]
+            counts = self._minutes.pop(owner, None) or deque()
+            while counts and counts[0][0] <= minute - PENDING_WINDOW // 60:
+                counts.popleft()
+            self._minutes[owner] = counts  # most recent last: the dict's order is who was seen last
+            if sum(count for _, count in counts) >= self.limit:
+                raise Throttled("too_many_pending", f"this caller has recorded {self.limit} uploads for the finish "
+                                "step in the last 15 minutes; try again in a few minutes")
+            if counts and counts[-1][0] == minute:
+                counts[-1][1] += 1
+            else:
+                counts.append([minute, 1])
+            while len(self._minutes) > self.callers:
+                del self._minutes[next(iter(self._minutes))]
 
 
 @dataclass(frozen=True)
@@ -191,14 +196,14 @@ def check_object(finish: Finish, expected: Expectation, *, not_before: int | Non
     """HEAD the finished object (signed by us) and hold it to the rules it was signed under:
     inside the caller's folder, not in the service's own, size and type allowed. What breaks
     them is deleted. The same for every protocol, the sweeper and the publish step. An object
-    last written before ``not_before`` (the store's clock, whole seconds) is an earlier one:
-    absent, as far as this upload goes, and never touched."""
+    last written more than a second before ``not_before`` (the store's clock, whole seconds) is an
+    earlier one: absent, as far as this upload goes, and never touched."""
     credentials = finish.credentials()
     info = head_object(credentials, finish.bucket, expected.key, timeout=finish.timeout)
     if info is None:
         return Verdict("absent")
-    if not_before is not None and info.last_modified is not None and info.last_modified.timestamp() < not_before:
-        return Verdict("absent")
+    if not_before is not None and info.last_modified is not None and info.last_modified.timestamp() < not_before - 1:
+        return Verdict("absent")  # a second of slack: whole seconds, maybe from two of the store's nodes
     try:
         if not expected.key.startswith(expected.folder) or Rules(key_prefix=finish.key_prefix).is_reserved_key(
                 expected.key):
@@ -238,7 +243,7 @@ def expect_upload(
     complete the client sends itself: ``upload_id``; ``bounded=False``) and reported (with a
     webhook). An upload whose signature binds size and type (``bounded``: a PUT URL, a POST
     policy, a complete the service sent itself) needs a marker only when there is a webhook
-    to tell. Returns the event id, or None when nothing is recorded. A store that cannot take
+    to tell. Returns the marker's name (for :func:`forget_upload`), or None when nothing is recorded. A store that cannot take
     the marker refuses the request (fail closed). ``signed_until``: when the last signature
     for it expires; ``clock_skew``: how far a client's date may be ahead. ``owner`` is whom the
     marker counts against (:class:`PendingLedger`; default: the caller's identity): a caller
@@ -253,15 +258,16 @@ def expect_upload(
     else:
         marker_id = uuid.uuid4().hex
     marker = {
-        "v": 1, "id": marker_id, "state": "check", "protocol": protocol, "expect": expected.as_json(),
+        "v": 2, "id": marker_id, "state": "check", "protocol": protocol, "expect": expected.as_json(),
         "upload_id": upload_id, "looks": 0, "attempts": 0,
         "deadline": int(signed_until.timestamp()) + finish.clock.offset + clock_skew + SETTLE, "lease_until": 0,
     }
+    written = _first_check_key(finish, marker_id, store_now)
     try:
-        _write(finish, _first_check_key(finish, marker_id, store_now), marker)
+        _write(finish, written, marker)
     except PreconditionFailed:
         pass  # the same complete, signed twice within a second: one marker is enough
-    return marker_id
+    return written
 
 
 def _first_check_key(finish: Finish, marker_id: str, now: datetime) -> str:
@@ -269,11 +275,11 @@ def _first_check_key(finish: Finish, marker_id: str, now: datetime) -> str:
     return _marker_key(finish, int(now.timestamp()) + CHECK_DELAYS[0], marker_id)
 
 
-def forget_upload(finish: Finish, marker_id: str, *, now: datetime) -> None:
-    """Remove the marker :func:`expect_upload` wrote at ``now``: the upload did not happen after all
-    (a complete the store refused onto an existing key), so the object there is not its to report."""
-    delete_object(finish.credentials(), finish.bucket, _first_check_key(finish, marker_id, finish.clock.store_now(now)),
-                  timeout=finish.timeout)
+def forget_upload(finish: Finish, marker: str) -> None:
+    """Remove the marker :func:`expect_upload` wrote (its name, as it returned it): the upload did not
+    happen after all (a complete the store refused onto an existing key), so the object there is not
+    its to report. By name, not recomputed: the store clock's offset may have moved in between."""
+    delete_object(finish.credentials(), finish.bucket, marker, timeout=finish.timeout)
 
 
 def queue_event(
@@ -342,8 +348,9 @@ def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int 
         asked = finish.now()
         page = list_keys(finish.credentials(), finish.bucket, finish.pending_prefix, token=token,
                          max_keys=page_size, timeout=finish.timeout)
-        if page.time is not None:
-            finish.clock.observe(page.time, asked)
+        answered = finish.now()
+        if page.time is not None:  # the store dated its answer between our asking and our reading it
+            finish.clock.observe(page.time, asked + (answered - asked) / 2)
         clock = clock or page.time or finish.clock.store_now(asked)
         for key in page.keys:
             if _due_of(key, finish) > clock.timestamp() or len(found) >= want:
@@ -395,9 +402,11 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
         return 0
     if lease_until > now.timestamp():
         return 0
-    if "recorded" not in marker and found.last_modified is not None:
-        # Its first claim: the marker as its writer left it, so the store's Last-Modified is when the
-        # upload was recorded, by the store's clock (the one its objects' Last-Modified use too).
+    if (marker.get("v") == 2 and "recorded" not in marker and not marker.get("looks") and not marker.get("failures")
+            and found.last_modified is not None):
+        # Its first claim, never touched since its writer left it (this release writes v2; an older
+        # replica rescheduling it counts a look): the store's Last-Modified is when the upload was
+        # recorded, by the store's clock, the one its objects' Last-Modified use too.
         marker["recorded"] = int(found.last_modified.timestamp())
     marker["lease_until"] = int(now.timestamp()) + LEASE
     try:
@@ -465,11 +474,13 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
 
 def _after_failure(marker: dict[str, Any], moment: int, exc: Refused) -> int | None:
     """A marker whose store call failed (any status, a timeout) is rescheduled with backoff, so it
-    moves behind the others and can never hold the front of the queue; past its deadline (or
-    three days for an event) it is dropped, with an error logged."""
+    moves behind the others and can never hold the front of the queue; three days past its
+    deadline (or its event's time) it is dropped, with an error logged."""
     failures = int(marker.get("failures", 0)) + 1
     marker["failures"] = failures
-    deadline: int = int(marker.get("deadline") or 0) or moment + GIVE_UP
+    # The signature's deadline only ends the wait for an upload that is absent; a look that failed
+    # has not seen the object yet, so it goes on for as long as an event would.
+    deadline: int = int(marker.get("deadline") or moment) + GIVE_UP
     if marker.get("state") == "notify":
         deadline = int(datetime.strptime(marker["event"]["time"], "%Y-%m-%dT%H:%M:%SZ").replace(
             tzinfo=UTC).timestamp()) + GIVE_UP

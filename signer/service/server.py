@@ -91,7 +91,7 @@ def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> Serv
         raise ConfigError(f"SIGNER_BIND must be host:port (e.g. 0.0.0.0:8080) or unix:/path, got {bind!r}")
     try:
         default_workers = (cpus if cpus is not None else cpus_of_this_process()) + 1
-        return ServerSettings(
+        settings = ServerSettings(
             bind=bind,
             workers=integer(environ, "SIGNER_WORKERS", default_workers, 1, 256),
             threads=integer(environ, "SIGNER_THREADS", DEFAULT_THREADS, 1, 1024),
@@ -105,3 +105,7 @@ def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> Serv
         )
     except InvalidSetting as exc:
         raise ConfigError(exc.message) from None
+    if settings.front == "haproxy" and bind.startswith("unix:"):
+        raise ConfigError("SIGNER_BIND unix:/path is for a local proxy in front, which then is the front: "
+                          "set SIGNER_FRONT=none too")
+    return settings

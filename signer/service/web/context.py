@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Set
 from typing import Any
 
@@ -35,8 +36,16 @@ def caller(cfg: Config | None = None) -> Caller:
 
 def pending_owner(who: Caller) -> str:
     """Whom an upload's marker counts against (SIGNER_MAX_PENDING_PER_CALLER): the caller, or,
-    for anonymous visitors, who can take a new identity at will, their address."""
-    return f"anonymous@{request.remote_addr}" if who.via == "anonymous" else who.identity
+    for anonymous visitors, who can take a new identity at will, their address (an IPv6 client's
+    /64, which one host usually has whole)."""
+    if who.via != "anonymous":
+        return who.identity
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return "anonymous"
+    network = ipaddress.ip_network(f"{address}/64", strict=False) if address.version == 6 else address
+    return f"anonymous@{network}"
 
 
 def caller_rules(cfg: Config | None = None) -> CallerRules:

@@ -3,17 +3,19 @@ every request and no Python thread ever waits on a client (issue #25).
 
 gunicorn's threaded worker hands a connection to a thread, which then blocks on the socket while
 the request arrives; gunicorn has no whole-request deadline, and its docs require a buffering proxy
-in front. HAProxy reads each request whole (headers and body, ``option http-buffer-request``)
-under one deadline (``timeout http-request`` = SIGNER_REQUEST_TIMEOUT, answered 408), caps the
+in front. HAProxy reads each request whole (the headers within SIGNER_REQUEST_TIMEOUT of the
+connection's opening, the body within as long again: ``timeout http-request`` and ``wait-for-body``,
+answered 408), caps the
 connections of one client address from accept (SIGNER_MAX_CONNECTIONS_PER_PEER, answered 429),
 refuses headers over 16 KiB (431) and bodies over SIGNER_MAX_BODY (413), and answers malformed
 HTTP with 400, all before gunicorn sees a byte. gunicorn then listens on a private Unix socket only
 the front can open, and learns each client's address from the PROXY protocol line the front sends,
 so REMOTE_ADDR (the access log, SIGNER_TRUSTED_PROXIES, SIGNER_USER_HEADER) stays the client's.
 
-gunicorn's master starts the front once its socket is bound (gunicorn.conf.py), stops it when it
-stops, and stops itself when the front dies, so ``gunicorn --config gunicorn.conf.py wsgi:app``
-stays the one command wherever the service runs: the image, the pod, a VM. The configuration is
+gunicorn's master starts the front once its socket is bound (:class:`Fronted`, through the hooks
+of gunicorn.conf.py), stops it when it stops, and stops itself when the front dies, so
+``gunicorn --config gunicorn.conf.py wsgi:app`` stays the one command wherever the service runs:
+the image, the pod, a VM. The configuration is
 rendered here from the server settings and handed to HAProxy on its standard input: nothing is
 written to disk (the image runs with a read-only root).
 """
@@ -27,9 +29,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from ..server import ServerSettings
 from .statuses import CODES
@@ -45,26 +50,59 @@ INSTALL_HINT = ("install it (Debian: apt-get install haproxy), or run behind you
 
 @dataclass(frozen=True)
 class Listen:
-    """One address the front listens on, as HAProxy writes it."""
+    """One TCP address the front listens on: its host as written (empty: every address) and port."""
 
-    address: str
+    host: str
+    port: int
 
     @classmethod
     def from_bind(cls, bind: str) -> Listen:
-        """gunicorn's bind syntax (``host:port``, ``[v6]:port``, ``unix:/path``) in HAProxy's."""
-        if bind.startswith("unix:"):
-            return cls("unix@" + bind.removeprefix("unix:"))
-        host, _, port = bind.rpartition(":")
-        if host.startswith("["):
-            return cls(f"ipv6@{host[1:-1]}:{port}")
-        return cls(f"{host}:{port}")
+        """gunicorn's bind syntax (``host:port``, ``[v6]:port``, a bare host on gunicorn's 8000). A
+        ``unix:`` or ``fd://`` bind is refused (ValueError): a Unix socket is reached only by a local
+        proxy, which is then the front (SIGNER_FRONT=none)."""
+        if bind.startswith(("unix:", "fd://")):
+            raise ValueError(f"{bind!r} is not a TCP address: behind a local proxy, set SIGNER_FRONT=none")
+        if bind.startswith("["):
+            host, _, rest = bind[1:].partition("]")
+            port = rest.removeprefix(":") or "8000"
+        elif bind.count(":") == 1:
+            host, _, port = bind.partition(":")
+        elif ":" not in bind:
+            host, port = bind, "8000"
+        else:
+            raise ValueError(f"{bind!r}: write an IPv6 address in brackets, [::1]:8080")
+        if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{bind!r} has no port from 1 to 65535")
+        return cls(host, int(port))
+
+    @property
+    def address(self) -> str:
+        """As HAProxy's ``bind`` takes it."""
+        return f"ipv6@{self.host}:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def claim(self) -> None:
+        """Bind it for a moment: a port in use is said before anything starts (OSError)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((self.host, self.port))
+
+    def accepts(self) -> bool:
+        """Whether something answers a connect there (loopback for a wildcard host)."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}.get(self.host, self.host)  # noqa: S104
+        try:
+            with socket.create_connection((host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
 
-def private_socket(pid: int | None = None) -> str:
-    """Where gunicorn listens behind the front: a Unix socket in /dev/shm (a tmpfs in every
-    container, writable under a read-only root), named for the master so that replicas or test
-    servers on one host never share one. gunicorn.conf.py makes it 0700 (umask)."""
-    return f"/dev/shm/sigv4-signer-{pid or os.getpid()}.sock"  # noqa: S108 - a private socket, mode 0700
+def private_socket() -> str:
+    """Where gunicorn listens behind the front: a Unix socket in a fresh 0700 directory in /dev/shm
+    (a tmpfs in every container, writable under a read-only root), its name unguessable, so no
+    other user of the host can open it or take its name first."""
+    shared = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - a RAM-backed folder, made private
+    return os.path.join(tempfile.mkdtemp(prefix="sigv4-signer-", dir=shared), "gunicorn.sock")
 
 
 def _quoted_json(code: str) -> str:
@@ -140,8 +178,9 @@ def haproxy_config(settings: ServerSettings, listens: Sequence[Listen], upstream
         f"    http-request return status 431 content-type application/json hdr Cache-Control no-store "
         f"string {_quoted_json('headers_too_large')} if {{ req.hdrs,length gt {HEADERS_LIMIT} }}",
         f"    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {settings.max_body} }}",
-        # Then the whole body, under the same deadline as the headers (timeout http-request): one
-        # byte past the limit is enough to refuse it.
+        # Then the whole body: the headers had SIGNER_REQUEST_TIMEOUT from the connection's opening,
+        # the body has as long again from their end (HAProxy 2.6 starts a body's clock there, with
+        # option http-buffer-request as well: measured). One byte past the limit is enough to refuse.
         f"    http-request wait-for-body time {timeout}s at-least {settings.max_body + 1}",
         f"    http-request deny deny_status 413 if {{ req.body_len gt {settings.max_body} }}",
         "    default_backend app",
@@ -198,11 +237,11 @@ class Front:
         self.stopping = True
 
     def wait_listening(self, listens: Sequence[Listen], timeout: float = 10.0) -> bool:
-        """Wait until every TCP address answers a connect, or HAProxy exits (a port in use)."""
+        """Wait until every address answers a connect, or HAProxy exits."""
         deadline = time.monotonic() + timeout
-        pending = [listen for listen in listens if not listen.address.startswith("unix@")]
+        pending = list(listens)
         while time.monotonic() < deadline and self.process.poll() is None:
-            pending = [listen for listen in pending if not _accepts(listen)]
+            pending = [listen for listen in pending if not listen.accepts()]
             if not pending:
                 return True
             time.sleep(0.05)
@@ -219,11 +258,82 @@ class Front:
             self.process.wait()
 
 
-def _accepts(listen: Listen) -> bool:
-    host, _, port = listen.address.removeprefix("ipv6@").rpartition(":")
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}.get(host, host)  # noqa: S104
-    try:
-        with socket.create_connection((host, int(port)), timeout=0.5):
-            return True
-    except OSError:
-        return False
+class Fronted:
+    """gunicorn's master with the front, through gunicorn.conf.py's hooks: the addresses gunicorn was
+    asked to bind go to HAProxy, gunicorn binds a private socket; HAProxy starts once that socket is
+    bound, stops first when gunicorn stops, and its death stops gunicorn. SIGHUP restarts the workers
+    only (gunicorn's reload would re-read the configuration and bind the public port again, which
+    HAProxy holds); SIGUSR2 (a second master) is refused for the same reason."""
+
+    def __init__(self, settings: ServerSettings, binary: str, grace: float) -> None:
+        self.settings = settings
+        self.binary = binary
+        self.grace = grace
+        self.listens: list[Listen] = []
+        self.socket = ""
+        self.front: Front | None = None
+
+    def on_starting(self, server: Any) -> None:
+        try:
+            self.listens = [Listen.from_bind(address) for address in server.cfg.bind]
+        except ValueError as exc:
+            _refuse(f"configuration error: {exc}")
+        for listen in self.listens:
+            try:
+                listen.claim()
+            except OSError as exc:
+                _refuse(f"cannot listen on {listen.address}: {exc.strerror} (another service there?)")
+        self.socket = private_socket()
+        server.cfg.set("bind", [f"unix:{self.socket}"])
+        server.address = server.cfg.address
+        reap_workers, stop = server.reap_workers, server.stop
+
+        def reap_and_watch_front() -> None:
+            """The master reaps every child on SIGCHLD, the front too: when the front is gone, stop."""
+            reap_workers()
+            if self.front is not None and self.front.exited():
+                from gunicorn.errors import HaltServer  # type: ignore[import-untyped]
+
+                self.front = None  # halting reaps again
+                raise HaltServer("the front (haproxy) exited; stopping", 1)
+
+        def stop_front_first(graceful: bool = True) -> None:
+            """The front stops taking connections and hands gunicorn, which still listens, the requests
+            it holds (within the grace); then gunicorn's workers finish theirs."""
+            if self.front is not None:
+                self.front.stop(timeout=self.grace if graceful else 0.1)
+            stop(graceful)
+
+        def restart_workers() -> None:
+            server.log.info("Hang up: new workers, which read the app and its environment anew; the front stays")
+            for _ in range(server.num_workers):
+                server.spawn_worker()
+            server.manage_workers()
+
+        def refuse_second_master() -> None:
+            server.log.warning("SIGUSR2 (a second master) is not supported behind the front: restart the service")
+
+        server.reap_workers = reap_and_watch_front
+        server.stop = stop_front_first
+        server.handle_hup = restart_workers
+        server.handle_usr2 = refuse_second_master
+
+    def when_ready(self, server: Any) -> None:
+        self.front = Front.start(haproxy_config(self.settings, self.listens, self.socket), self.binary)
+        if not self.front.wait_listening(self.listens):
+            self.front.stop()
+            self.front = None
+            server.halt("the front (haproxy) did not start; its own line above says why", 2)
+        server.log.info("Front: haproxy on %s, in front of %s", ", ".join(listen.address for listen in self.listens),
+                        self.socket)
+
+    def on_exit(self) -> None:
+        if self.front is not None:
+            self.front.stop()
+        if self.socket:
+            shutil.rmtree(os.path.dirname(self.socket), ignore_errors=True)
+
+
+def _refuse(line: str) -> NoReturn:
+    print(f"sigv4-signer: {line}", file=sys.stderr, flush=True)
+    sys.exit(2)

@@ -31,7 +31,7 @@ class Envelope(Refused):
     CODES: ClassVar[Mapping[str, str]] = {
         "no_such_route": "no endpoint at this path",
         "wrong_http_method": "the endpoint does not take this HTTP method",
-        "request_timeout": "the whole request did not arrive within SIGNER_REQUEST_TIMEOUT seconds",
+        "request_timeout": "the request did not arrive in time (SIGNER_REQUEST_TIMEOUT)",
         "body_too_large": "the request body is above SIGNER_MAX_BODY",
         "unsupported_media_type": "the body must be application/json",
         "too_many_connections": "this address holds SIGNER_MAX_CONNECTIONS_PER_PEER connections already",
