@@ -63,8 +63,9 @@ def test_probes_and_stop_timing_match_the_server(monkeypatch: pytest.MonkeyPatch
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     grace = documents()["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert settings["graceful_timeout"] < grace
-    assert settings["graceful_timeout"] < 10  # docker/podman stop's default timeout
+    stopping = settings["FRONT_GRACE"] + settings["graceful_timeout"]  # the front first, then the workers
+    assert stopping < grace
+    assert stopping < 10  # docker/podman stop's default timeout
 
 
 def test_the_pieces_point_at_each_other() -> None:
