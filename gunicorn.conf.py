@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from signer.service.config import load_config
+from signer.service.config import WARNED, load_config
 from signer.service.errors import ConfigError
 from signer.service.server import server_settings
 from signer.service.web.front import INSTALL_HINT, Fronted, haproxy_path
@@ -22,10 +22,14 @@ from signer.service.web.front import INSTALL_HINT, Fronted, haproxy_path
 # file, before it logs or binds anything. The one line names the variable; the exit code is 2.
 try:
     _settings = server_settings(os.environ)
-    load_config()
+    _warnings = load_config().warnings
 except ConfigError as exc:
     print(f"sigv4-signer: configuration error: {exc.message}", file=sys.stderr, flush=True)
     sys.exit(2)
+# Said once, here, rather than once per worker among gunicorn's lines (create_app skips them then).
+for _warning in _warnings:
+    print(f"sigv4-signer: warning: {_warning}", file=sys.stderr, flush=True)
+os.environ[WARNED] = "1"
 _haproxy = haproxy_path() if _settings.front == "haproxy" else None
 if _settings.front == "haproxy" and _haproxy is None:
     print(f"sigv4-signer: SIGNER_FRONT=haproxy but haproxy is not installed: {INSTALL_HINT}", file=sys.stderr,

@@ -8,6 +8,7 @@ A port in use ends the run with one line and exit status 1.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -18,6 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from signer.service.config import load_config
+from signer.service.errors import ConfigError
+from signer.service.server import server_settings
 from tests.seaweedfs import INSTALL_HINT, PortInUse, StoreFailed, port_is_free, seaweedfs
 
 ROOT = Path(__file__).resolve().parent.parent  # run as `python -m scripts.local_store` from here
@@ -88,7 +92,17 @@ def main() -> int:
     bind = os.environ.get("SIGNER_BIND", "127.0.0.1:8080")
     if sys.argv[1:] == ["--check-bind"]:
         return 0 if check_bind(bind) else 1
-    s3_port = int(os.environ.get("LOCAL_S3_PORT", "9000"))
+    port_text = os.environ.get("LOCAL_S3_PORT", "9000").strip()
+    if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
+        say(f"LOCAL_S3_PORT must be a port number from 1 to 65535, got {port_text!r}")
+        return 2
+    s3_port = int(port_text)
+    try:  # configuration errors before SeaweedFS starts, with the same one line the service gives
+        server_settings(os.environ)
+        load_config()
+    except ConfigError as exc:
+        say(f"configuration error: {exc.message}")
+        return 2
     if not port_is_free(s3_port):
         say(f"port {s3_port} is in use (another scripts/run.sh?); stop it or set LOCAL_S3_PORT=<port>")
         return 1
@@ -96,6 +110,13 @@ def main() -> int:
         return 1
     bucket = os.environ["SIGNER_BUCKET"]
     DATA.mkdir(parents=True, exist_ok=True)
+    lock = open(DATA / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        say(f"{shown(DATA)}/ is in use by another scripts/run.sh (two SeaweedFS cannot share one folder); "
+            "stop it, or give this one its own with LOCAL_DATA_DIR=<folder>")
+        return 1
     say(f"starting SeaweedFS on 127.0.0.1:{s3_port} (log: {shown(DATA / 'seaweedfs.log')})")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background with SIGINT ignored

@@ -10,6 +10,13 @@
 # store instead. Set-up steps already done are skipped on later runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The mode first, and why: an exported SIGNER_BUCKET (the README's CLI block sets one) means that store.
+if [ -z "${SIGNER_BUCKET:-}" ]; then
+    echo "run.sh: the local default (SeaweedFS, no AWS account), since SIGNER_BUCKET is not set" >&2
+else
+    echo "run.sh: serving bucket '$SIGNER_BUCKET' at ${SIGNER_ENDPOINT_URL:-AWS S3}, since SIGNER_BUCKET is set" \
+         "(unset it for the local default)" >&2
+fi
 source scripts/venv.sh
 ensure_haproxy
 export SIGNER_BIND="${SIGNER_BIND:-127.0.0.1:8080}"

@@ -9,6 +9,7 @@ import urllib.request
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from freezegun import freeze_time
 
 from signer import Bucket, Credentials
@@ -74,7 +75,7 @@ def test_cli_config_errors_and_check() -> None:
     misspelt = run_cli("check-config", SIGNER_MAX_SIZ="10")
     assert misspelt.returncode == 0
     assert misspelt.stderr == ("warning: SIGNER_MAX_SIZ is not a setting of this service (ignored); "
-                               "check the spelling against the README\n")
+                               "did you mean SIGNER_MAX_SIZE?\n")
 
 
 def gunicorn(port: int) -> list[str]:
@@ -88,6 +89,52 @@ def test_gunicorn_refuses_to_start_half_configured() -> None:
     assert result.returncode != 0
     assert "configuration error: SIGNER_MAX_EXPIRES" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_gunicorn_warns_about_a_misspelt_variable_once_whatever_its_workers(tmp_path) -> None:
+    """Said once by the master, with the setting it most likely meant, not once per worker among
+    gunicorn's lines (issue #29, item 6)."""
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    command = [*gunicorn(port)[:-3], "--workers", "3", "wsgi:app"]
+    with running(command, f"http://127.0.0.1:{port}/healthz", env={**os.environ, **env_with(SIGNER_MAX_SIZ="10")},
+                 log_path=log):
+        pass
+    lines = [line for line in log.read_text().splitlines() if "SIGNER_MAX_SIZ " in line]
+    assert lines == ["sigv4-signer: warning: SIGNER_MAX_SIZ is not a setting of this service (ignored); "
+                     "did you mean SIGNER_MAX_SIZE?"], log.read_text()[-2000:]
+
+
+@pytest.mark.parametrize(("variable", "value", "line"), [
+    ("LOCAL_S3_PORT", "abc", "run.sh: LOCAL_S3_PORT must be a port number from 1 to 65535, got 'abc'"),
+    ("SIGNER_MAX_SIZE", "lots", "run.sh: configuration error: SIGNER_MAX_SIZE must be a whole number, got 'lots'"),
+])
+def test_the_local_default_refuses_bad_settings_before_starting_seaweedfs(variable: str, value: str, line: str) -> None:
+    """One line, exit 2, and no SeaweedFS started (issue #29, items 5 and 6)."""
+    environ = {**os.environ, **env_with(), "LOCAL_S3_PORT": str(free_port()), variable: value}
+    result = subprocess.run([sys.executable, "-m", "scripts.local_store"], cwd=ROOT, env=environ, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [line]
+
+
+def test_a_second_local_default_on_the_same_data_folder_is_told_to_take_its_own(tmp_path) -> None:
+    """Two SeaweedFS cannot share one folder: the second run.sh says so and names LOCAL_DATA_DIR
+    (issue #29, item 2), instead of failing inside SeaweedFS."""
+    import fcntl
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(data / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        environ = {**os.environ, **env_with(), "LOCAL_S3_PORT": str(free_port()), "LOCAL_DATA_DIR": str(data),
+                   "SIGNER_BIND": f"127.0.0.1:{free_port()}"}
+        result = subprocess.run([sys.executable, "-m", "scripts.local_store"], cwd=ROOT, env=environ,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"run.sh: {data}/ is in use by another scripts/run.sh (two SeaweedFS cannot share one folder); "
+        "stop it, or give this one its own with LOCAL_DATA_DIR=<folder>"]
 
 
 def test_gunicorn_serves_and_logs_json_lines(tmp_path) -> None:

@@ -106,7 +106,9 @@ def test_config_repr_hides_secrets() -> None:
 def test_unknown_signer_variables_are_warned_about_not_fatal() -> None:
     config = load_config(env_with(SIGNER_MAX_SIZ="10", SIGNER_BIND="127.0.0.1:8080", SIGNER_WORKERS="2"))
     assert config.warnings == ("SIGNER_MAX_SIZ is not a setting of this service (ignored); "
-                               "check the spelling against the README",)
+                               "did you mean SIGNER_MAX_SIZE?",)
+    far = load_config(env_with(SIGNER_COLOUR="blue")).warnings
+    assert far == ("SIGNER_COLOUR is not a setting of this service (ignored); check the spelling against the README",)
     assert load_config(env_with()).warnings == ()
 
 

@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from signer.service.config import WARNED
 from tests.conftest import env_with
 from tests.servers import ROOT
 
@@ -61,6 +62,7 @@ def test_probes_and_stop_timing_match_the_server(monkeypatch: pytest.MonkeyPatch
     container = deployment_container()
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    monkeypatch.setenv(WARNED, "0")  # undone at the end: the master's note to its workers is not this process's
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     grace = documents()["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     stopping = settings["FRONT_GRACE"] + settings["graceful_timeout"]  # the front first, then the workers

@@ -6,6 +6,7 @@ refuses to start rather than run half-configured.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import ipaddress
@@ -103,13 +104,21 @@ KNOWN_VARIABLES = frozenset({
 })
 
 
+WARNED = "SIGV4_CONFIG_WARNED"
+"""Set in the environment once the warnings were said (gunicorn.conf.py, in the master), so each
+worker's create_app does not say them again."""
+
+
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """One warning per SIGNER_* variable nothing reads (a misspelling is otherwise silent)."""
-    return [
-        f"{name} is not a setting of this service (ignored); check the spelling against the README"
-        for name in sorted(environ)
-        if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES
-    ]
+    """One warning per SIGNER_* variable nothing reads (a misspelling is otherwise silent), naming
+    the setting it most likely meant."""
+    warnings = []
+    for name in sorted(environ):
+        if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES:
+            close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]}?" if close else "check the spelling against the README"
+            warnings.append(f"{name} is not a setting of this service (ignored); {hint}")
+    return warnings
 
 
 def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:

@@ -51,6 +51,8 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
                 break
             subprocess.run(["sleep", "0.1"])
         banner = log.read_text()
+        assert banner.splitlines()[0] == ("run.sh: the local default (SeaweedFS, no AWS account), since SIGNER_BUCKET "
+                                          "is not set")  # the mode first, and why
         assert "uploads under uploads/anonymous/" in banner and "keys under uploads/local/" in banner, banner
 
         for path in ("/", "/fine-uploader"):  # the demo page, with Fine Uploader when npm installed it

@@ -7,10 +7,11 @@ adapters; this layer only translates HTTP to calls and refusals to JSON errors.
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, Response, request
 
-from ..config import Config, load_config
+from ..config import WARNED, Config, load_config
 from .api import api
 from .companion import companion
 from .context import config, issue_visitor_cookie
@@ -71,6 +72,7 @@ def create_app(cfg: Config | None = None, *, lean: bool = True) -> Flask:
     if cfg.allow_anonymous:
         log.warning("SIGNER_ALLOW_ANONYMOUS is on: ANYONE who can reach this service may upload, each visitor "
                     "under %r (bound to a signed cookie)", cfg.rules.prefix_for("anonymous/<id>"))
-    for warning in cfg.warnings:
-        log.warning("%s", warning)
+    if os.environ.get(WARNED) != "1":  # gunicorn's master said them once already
+        for warning in cfg.warnings:
+            log.warning("%s", warning)
     return app
