@@ -33,7 +33,10 @@ _noting = False  # only test runs note their groups (scripts/run.sh uses the lau
 
 
 def _die_with(parent: int) -> None:
-    """In the child, before exec: SIGKILL me when ``parent`` dies (Linux; elsewhere a no-op)."""
+    """In the child, before exec: SIGKILL me when ``parent`` dies (Linux; elsewhere a no-op). And
+    Ctrl-C works on it whoever started this run: a shell that runs a job in the background without
+    job control starts it with SIGINT ignored, which every child would inherit (issue #29, item 3)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # it died before the signal was set

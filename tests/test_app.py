@@ -252,8 +252,10 @@ def test_each_anonymous_visitor_has_its_own_folder(make_client) -> None:
     assert prefix_a != prefix_b and prefix_a.startswith("uploads/anonymous/") and prefix_b.startswith("uploads/anonymous/")
     cookie_a = visitor_cookie(answer_a)
     assert cookie_a and "Secure" not in answer_a.headers["Set-Cookie"]
+    assert answer_a.headers["Signer-Anonymous"].startswith("new visitor: no token and no visitor cookie")
     again = first.get("/v1/whoami")  # the test client sends the cookie back
     assert again.json["key_prefix"] == prefix_a and visitor_cookie(again) is None
+    assert "Signer-Anonymous" not in again.headers  # a visitor who keeps its cookie is told nothing
     body = {"method": "PUT", "key": prefix_a + "x.png", "content_type": "image/png", "content_length": 1}
     assert post_json(first, "/v1/presign", body, headers={}).status_code == 200
     assert post_json(second, "/v1/presign", body, headers={}).status_code == 403

@@ -53,6 +53,11 @@ def caller_rules(cfg: Config | None = None) -> CallerRules:
     return cfg.rules.for_caller(caller(cfg).folder)
 
 
+NEW_VISITOR_HEADER = "Signer-Anonymous"
+NEW_VISITOR_NOTE = ("new visitor: no token and no visitor cookie were sent, so this request was a new anonymous "
+                    "caller with its own folder; send Authorization: Bearer <token>, or keep the cookie")
+
+
 def issue_visitor_cookie(response: Response) -> Response:
     """In anonymous mode, a visitor without a valid cookie gets one on any answer (the demo
     page included): HttpOnly, SameSite=Lax, Secure over https. The id inside is random and
@@ -70,6 +75,9 @@ def issue_visitor_cookie(response: Response) -> Response:
             VISITOR_COOKIE, who.new_cookie, max_age=VISITOR_COOKIE_MAX_AGE, path=request.script_root or "/",
             secure=request.is_secure, httponly=True, samesite="Lax",
         )
+        # A client that keeps no cookies (curl without a token) is a new visitor on every request, each
+        # in a folder of its own: say so, where it can be seen (issue #29, item 4).
+        response.headers[NEW_VISITOR_HEADER] = NEW_VISITOR_NOTE
     return response
 
 
