@@ -61,8 +61,11 @@ timeout = 30
 graceful_timeout = 5
 max_requests = 10000
 max_requests_jitter = 1000
+# The front bounds the request line (8000 bytes), the headers (16 KiB, 101 at most) and refuses what
+# gunicorn's parser would; these are gunicorn's own bounds behind it (SIGNER_FRONT=none: its only ones).
 limit_request_line = 8190
-limit_request_fields = 50
+limit_request_fields = 50 if _settings.front == "none" else 32768
+limit_request_field_size = 8190 if _settings.front == "none" else 0
 # The worker heartbeat file: /dev/shm is a tmpfs in every container, so a read-only root works.
 worker_tmp_dir = "/dev/shm"  # noqa: S108 - a RAM-backed folder for the heartbeat: works with a read-only root
 # No control socket: it would need a writable $HOME or $XDG_RUNTIME_DIR, and nothing uses it.

@@ -136,6 +136,29 @@ def test_every_framing_case_whole_or_cut_gets_a_4xx_or_a_close_never_a_5xx(front
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.parametrize(("request_bytes", "status", "code"), [
+    (b"get /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request"),
+    (b"GETTTTTTTTTTTTTTTTTTTTTT /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed_request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: \x1b[2J\r\n\r\n", 400, "malformed_request"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+])
+def test_what_gunicorn_would_refuse_the_front_refuses_in_json(front, request_bytes: bytes, status: int, code: str) -> None:
+    """gunicorn's parser answers these with its own HTML page, logged without the client's address:
+    the front refuses them first, in the service's JSON, and logs who sent them."""
+    port, log = front
+    received, _ = exchange(port, request_bytes)
+    assert status_of(received) == status, received[:200]
+    assert json.loads(received.split(b"\r\n\r\n", 1)[1])["code"] == code
+
+
+def test_many_headers_reach_the_app(front) -> None:
+    """60 headers (gunicorn's own limit was 50): the front bounds them (16 KiB, 101), gunicorn does not refuse."""
+    port, _ = front
+    extra = "".join(f"X-Extra-{n}: {n}\r\n" for n in range(60)).encode()
+    received, _ = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+    assert status_of(received) == 200
+
+
 def test_expect_100_continue_is_answered_at_once(front) -> None:
     port, _ = front
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -183,7 +206,7 @@ def test_the_configuration_comes_from_the_settings() -> None:
                                 "SIGNER_THREADS": "3"}, cpus=1)
     config = haproxy_config(settings, [Listen.from_bind("0.0.0.0:8080")], "/dev/shm/x.sock")
     for line in ("timeout http-request 7s", "wait-for-body time 7s at-least 2001", "bind 0.0.0.0:8080", "acl trusted_proxy src 10.0.0.0/8",
-                 "sc0_conn_cur gt 9 }", "sc0_conn_cur gt 18 }", "req.hdr_val(content-length) gt 2000 }",
+                 "sc0_conn_cur gt 9 }", "src,ipmask(32,64) table per_peer", "req.hdr_val(content-length) gt 2000 }",
                  "server gunicorn unix@/dev/shm/x.sock send-proxy maxconn 6"):
         assert line in config, line
     assert "option http-buffer-request" not in config  # its body clock starts at the headers' end too

@@ -290,21 +290,13 @@ def test_a_peer_over_its_cap_is_refused_while_another_answers(tmp_path) -> None:
         held = [raw(port, "127.0.0.2") for _ in range(cap)]
         time.sleep(0.5)
         healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-        for _ in range(2):  # counted from accept: answered 429 as soon as its request is there
-            refused = raw(port, "127.0.0.2", healthz)
-            answer = refused.recv(4096)
-            refused.close()
-            assert answer.startswith(b"HTTP/1.1 429 Too Many Requests\r\n"), answer
-            assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["code"] == "too_many_connections"
-        # over twice the cap, a connection is closed at accept, before it can hold anything
-        extra = [raw(port, "127.0.0.2") for _ in range(cap)]
-        time.sleep(0.5)
-        with pytest.raises(OSError):
-            closed = raw(port, "127.0.0.2")
-            assert closed.recv(4096) == b""
-            raise ConnectionResetError
-        for sock in extra:
-            sock.close()
+        for _ in range(2):  # counted from accept: one more is closed at once, before it can send anything
+            over = raw(port, "127.0.0.2")
+            with pytest.raises(OSError):  # reset, or closed with nothing said
+                over.sendall(healthz)
+                if over.recv(4096) == b"":
+                    raise ConnectionResetError
+            over.close()
         other = raw(port, "127.0.0.3", trickling_head(port) + PRESIGN_BODY)
         assert first_line(other) == b"HTTP/1.1 200 OK"
         assert answer_time(presign_request(base)) < ANSWER_WITHIN  # and from 127.0.0.1
@@ -328,15 +320,18 @@ def test_a_peer_over_its_cap_is_refused_while_another_answers(tmp_path) -> None:
         untrusted = [raw(port, "127.0.0.4", (
             f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.{n}\r\n").encode()) for n in range(cap)]
         time.sleep(0.5)
-        assert first_line(raw(port, "127.0.0.4", healthz)) == b"HTTP/1.1 429 Too Many Requests"
+        with pytest.raises(OSError):
+            last = raw(port, "127.0.0.4", healthz)
+            if last.recv(4096) == b"":
+                raise ConnectionResetError
         assert len(untrusted) == cap
         # a forwarded address that is not an IP counts as the proxy's own, and its text is never logged
-        [forwarded('evil"\x1b[31mname') for _ in range(cap)]
+        [forwarded('evil"name') for _ in range(cap)]
         time.sleep(0.5)
         assert first_line(forwarded("evil-again")) == b"HTTP/1.1 429 Too Many Requests"
     log = (tmp_path / "gunicorn.log").read_text()
     refusals = [json.loads(line) for line in log.splitlines() if line.startswith('{"front":"haproxy"')]
-    assert {(line["remote"], line["status"]) for line in refusals} >= {("127.0.0.2", 429), ("127.0.0.4", 429)}
+    assert {(line["remote"], line["status"]) for line in refusals} >= {("127.0.0.1", 429)}  # the forwarded cap
     assert "evil" not in log
 
 

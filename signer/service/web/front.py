@@ -148,7 +148,8 @@ def haproxy_config(settings: ServerSettings, listens: Sequence[Listen], upstream
         "    option dontlog-normal",
         f"    timeout http-request {timeout}s",
         f"    timeout http-keep-alive {timeout}s",
-        "    timeout client 30s",
+        # A client that stops reading its answer is cut after this much silence.
+        "    timeout client 10s",
         "    timeout connect 5s",
         # The app's own work (store calls included) is bounded by gunicorn's timeout; this only
         # catches a worker that never answers.
@@ -156,17 +157,17 @@ def haproxy_config(settings: ServerSettings, listens: Sequence[Listen], upstream
         "    timeout queue 10s",
         *_error_pages(),
         "backend per_peer",
-        "    stick-table type ip size 200k expire 60s store conn_cur",
+        "    stick-table type ipv6 size 200k expire 60s store conn_cur",
         "backend per_forwarded",
         "    stick-table type ip size 200k expire 60s store conn_cur",
         "frontend public",
         *(f"    bind {listen.address}" for listen in listens),
         f"    acl trusted_proxy src {trusted}",
-        # Counted from accept, before any header byte: a client over twice its cap is closed at
-        # once; over the cap, it is answered 429 when its request arrives.
-        "    tcp-request connection track-sc0 src table per_peer if !trusted_proxy",
-        f"    tcp-request connection reject if !trusted_proxy {{ sc0_conn_cur gt {2 * cap} }}",
-        f"    http-request deny deny_status 429 if !trusted_proxy {{ sc0_conn_cur gt {cap} }}",
+        # Counted from accept, before any header byte (an IPv6 client by its /64, which one host
+        # usually has whole): a connection over the cap is closed at once, so idle connections from
+        # a few addresses cannot fill the front (SIGNER_MAX_CONNECTIONS).
+        "    tcp-request connection track-sc0 src,ipmask(32,64) table per_peer if !trusted_proxy",
+        f"    tcp-request connection reject if !trusted_proxy {{ sc0_conn_cur gt {cap} }}",
         # Behind a trusted proxy, the cap counts requests in progress per forwarded address (the
         # last X-Forwarded-For entry, the one the proxy appended); one that is not an IP counts as
         # the proxy's own.
@@ -174,6 +175,13 @@ def haproxy_config(settings: ServerSettings, listens: Sequence[Listen], upstream
         "    http-request track-sc1 req.hdr_ip(x-forwarded-for,-1) table per_forwarded if trusted_proxy forwarded_ip",
         "    http-request track-sc1 src table per_forwarded if trusted_proxy !forwarded_ip",
         f"    http-request deny deny_status 429 if trusted_proxy {{ sc1_trackers gt {cap} }}",
+        # What gunicorn's parser would refuse with its own HTML page, refused here in the service's
+        # JSON and logged with the client's address: methods other than 3 to 20 capital letters,
+        # control characters in a header, a request line over gunicorn's 8190 bytes.
+        "    http-request deny deny_status 400 if !{ method -m reg ^[A-Z]{3,20}$ }",
+        "    http-request deny deny_status 400 if { req.hdrs -m reg [\\\\x01-\\\\x08\\\\x0b\\\\x0c\\\\x0e-\\\\x1f\\\\x7f] }",
+        "    http-request return status 414 content-type application/json hdr Cache-Control no-store "
+        f"string {_quoted_json('uri_too_long')} if {{ url,length gt 8000 }}",
         # 431 is no status HAProxy 2.6 has an error page for: answered with a return.
         f"    http-request return status 431 content-type application/json hdr Cache-Control no-store "
         f"string {_quoted_json('headers_too_large')} if {{ req.hdrs,length gt {HEADERS_LIMIT} }}",

@@ -37,6 +37,7 @@ class Envelope(Refused):
         "too_many_connections": "this address holds SIGNER_MAX_CONNECTIONS_PER_PEER connections already",
         "headers_too_large": "the request line and headers are above 16 KiB",
         "malformed_request": "the request is not well-formed HTTP/1.1",
+        "uri_too_long": "the request line is above 8000 bytes",
         "app_unavailable": "the service did not answer in time; nothing was signed, try again",
         "internal_error": "a bug; nothing was signed",
     }
@@ -55,6 +56,7 @@ ENVELOPE_STATUS: Mapping[str, int] = {
     "too_many_connections": 429,
     "headers_too_large": 431,
     "malformed_request": 400,
+    "uri_too_long": 414,
     "app_unavailable": 503,
     "internal_error": 500,
 }
