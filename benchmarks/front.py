@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks.service import children, server_cpu_seconds
+from benchmarks.service import children, rss_mib, server_cpu_seconds
 from tests.conftest import env_with
 from tests.processes import spawn, stop
 from tests.servers import free_port, running
@@ -48,15 +48,14 @@ def stack_pids(masters: list[int]) -> list[int]:
 
 
 def stack_rss_mib(masters: list[int]) -> float:
-    total = 0
+    """Every process's RSS, summed (shared pages count once per process)."""
+    total = 0.0
     for pid in stack_pids(masters):
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            total += rss_mib(pid)
         except OSError:
-            continue
-    return total / 1024
+            continue  # gone meanwhile
+    return total
 
 
 def check(request: urllib.request.Request | str) -> float | None:

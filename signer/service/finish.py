@@ -464,12 +464,17 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
     if deliver(finish.webhook, marker["event"], now=now):
         return None
     marker["attempts"] = attempts = int(marker.get("attempts", 0)) + 1
-    first = datetime.strptime(marker["event"]["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    first = _event_time(marker)
     if (now - first).total_seconds() > GIVE_UP:
         log.error("finish step: gave up delivering %s %s after %d attempts", marker["event"]["type"],
                   marker["id"], attempts)
         return None
     return moment + min(finish.interval * 2 ** (attempts - 1), BACKOFF_CAP)  # type: ignore[no-any-return]
+
+
+def _event_time(marker: dict[str, Any]) -> datetime:
+    """When a notify marker's event happened (its ``time``, as make_event wrote it)."""
+    return datetime.strptime(marker["event"]["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _after_failure(marker: dict[str, Any], moment: int, exc: Refused) -> int | None:
@@ -482,8 +487,7 @@ def _after_failure(marker: dict[str, Any], moment: int, exc: Refused) -> int | N
     # has not seen the object yet, so it goes on for as long as an event would.
     deadline: int = int(marker.get("deadline") or moment) + GIVE_UP
     if marker.get("state") == "notify":
-        deadline = int(datetime.strptime(marker["event"]["time"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=UTC).timestamp()) + GIVE_UP
+        deadline = int(_event_time(marker).timestamp()) + GIVE_UP
     if moment >= deadline:
         log.error("finish step: dropped marker %s after %d failed looks: %s", marker.get("id"), failures, exc.code)
         return None

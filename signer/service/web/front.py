@@ -5,19 +5,19 @@ gunicorn's threaded worker hands a connection to a thread, which then blocks on 
 the request arrives; gunicorn has no whole-request deadline, and its docs require a buffering proxy
 in front. HAProxy reads each request whole (the headers within SIGNER_REQUEST_TIMEOUT of the
 connection's opening, the body within as long again: ``timeout http-request`` and ``wait-for-body``,
-answered 408), caps the
-connections of one client address from accept (SIGNER_MAX_CONNECTIONS_PER_PEER, answered 429),
-refuses headers over 16 KiB (431) and bodies over SIGNER_MAX_BODY (413), and answers malformed
-HTTP with 400, all before gunicorn sees a byte. gunicorn then listens on a private Unix socket only
-the front can open, and learns each client's address from the PROXY protocol line the front sends,
-so REMOTE_ADDR (the access log, SIGNER_TRUSTED_PROXIES, SIGNER_USER_HEADER) stays the client's.
+answered 408), caps the connections of one client address from accept
+(SIGNER_MAX_CONNECTIONS_PER_PEER: one more is closed; behind a trusted proxy, per forwarded address,
+answered 429), refuses headers over 16 KiB (431) and bodies over SIGNER_MAX_BODY (413), and answers
+malformed HTTP, and what gunicorn's parser would refuse, with 400, all before gunicorn sees a byte.
+gunicorn then listens on a private Unix socket only the front can open, and learns each client's
+address from the PROXY protocol line the front sends, so REMOTE_ADDR (the access log,
+SIGNER_TRUSTED_PROXIES, SIGNER_USER_HEADER) stays the client's.
 
 gunicorn's master starts the front once its socket is bound (:class:`Fronted`, through the hooks
 of gunicorn.conf.py), stops it when it stops, and stops itself when the front dies, so
 ``gunicorn --config gunicorn.conf.py wsgi:app`` stays the one command wherever the service runs:
-the image, the pod, a VM. The configuration is
-rendered here from the server settings and handed to HAProxy on its standard input: nothing is
-written to disk (the image runs with a read-only root).
+the image, the pod, a VM. The configuration is rendered here from the server settings and handed
+to HAProxy on its standard input: nothing is written to disk (the image runs with a read-only root).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def haproxy_config(settings: ServerSettings, listens: Sequence[Listen], upstream
         f"    http-request deny deny_status 429 if trusted_proxy {{ sc1_trackers gt {cap} }}",
         # What gunicorn's parser would refuse with its own HTML page, refused here in the service's
         # JSON and logged with the client's address: methods other than 3 to 20 capital letters,
-        # control characters in a header, a request line over gunicorn's 8190 bytes.
+        # control characters in a header, a URL over 8000 bytes (gunicorn's request line: 8190).
         "    http-request deny deny_status 400 if !{ method -m reg ^[A-Z]{3,20}$ }",
         "    http-request deny deny_status 400 if { req.hdrs -m reg [\\\\x01-\\\\x08\\\\x0b\\\\x0c\\\\x0e-\\\\x1f\\\\x7f] }",
         "    http-request return status 414 content-type application/json hdr Cache-Control no-store "
