@@ -6,7 +6,6 @@ refuses to start rather than run half-configured.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import hmac
 import ipaddress
@@ -30,6 +29,8 @@ from .networks import Network
 from .notify import Webhook, webhook_from
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish, template_problem
 from .rules import IDENTITY, Rules, is_reserved
+from .settings import KNOWN_VARIABLES as KNOWN_VARIABLES  # re-exported: the names live in settings.py
+from .settings import unknown_variables
 
 MIN_TOKEN_LENGTH = 16
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
@@ -88,37 +89,9 @@ class Config:
         return self.credentials_source.status()
 
 
-# Every SIGNER_* variable anything reads (gunicorn.conf.py and the front read server_settings()).
-KNOWN_VARIABLES = frozenset({
-    "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
-    "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
-    "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
-    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_FINISH_INTERVAL", "SIGNER_FRONT", "SIGNER_KEY_PREFIX",
-    "SIGNER_MAX_BODY", "SIGNER_MAX_CONNECTIONS", "SIGNER_MAX_CONNECTIONS_PER_PEER",
-    "SIGNER_MAX_PENDING_PER_CALLER", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE",
-    "SIGNER_OVERWRITE", "SIGNER_PUBLISH_BUCKET", "SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD",
-    "SIGNER_PUBLISH_PREFIX", "SIGNER_PUBLISH_TEMPLATE", "SIGNER_PUBLISH_URL", "SIGNER_REQUEST_TIMEOUT",
-    "SIGNER_REQUIRE_CHECKSUM", "SIGNER_ROLE_ARN", "SIGNER_ROLE_SESSION_NAME", "SIGNER_S3_TIMEOUT",
-    "SIGNER_THREADS", "SIGNER_TRUSTED_PROXIES", "SIGNER_USER_HEADER", "SIGNER_WEBHOOK_SECRET",
-    "SIGNER_WEBHOOK_SECRET_FILE", "SIGNER_WEBHOOK_URL", "SIGNER_WORKERS",
-})
-
-
 WARNED = "SIGV4_CONFIG_WARNED"
 """Set in the environment once the warnings were said (gunicorn.conf.py, in the master), so each
 worker's create_app does not say them again."""
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """One warning per SIGNER_* variable nothing reads (a misspelling is otherwise silent), naming
-    the setting it most likely meant."""
-    warnings = []
-    for name in sorted(environ):
-        if name.startswith("SIGNER_") and name not in KNOWN_VARIABLES:
-            close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.8)
-            hint = f"did you mean {close[0]}?" if close else "check the spelling against the README"
-            warnings.append(f"{name} is not a setting of this service (ignored); {hint}")
-    return warnings
 
 
 def _tokens(raw: str) -> tuple[tuple[str, bytes], ...]:

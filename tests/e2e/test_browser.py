@@ -1,5 +1,5 @@
 """Fine Uploader 5.16.2 (S3 build, signature version 4) in headless Chromium, configured with the
-README's snippet byte for byte, uploading to SeaweedFS (which checks signatures and POST
+docs/fineuploader.md's snippet byte for byte, uploading to SeaweedFS (which checks signatures and POST
 conditions) through the running service: simple and chunked uploads with and without a size
 limit, an over-size simple upload refused by the store, success and delete endpoints, refusals,
 and a wrong secret (which must make the browser test fail)."""
@@ -32,16 +32,15 @@ FINAL = ("upload successful", "upload failed", "rejected", "canceled")
 
 
 def readme_snippet() -> str:
-    """The README's Fine Uploader configuration, exactly as a reader copies it."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Fine Uploader\n", 1)[1]
+    """docs/fineuploader.md's configuration, exactly as a reader copies it."""
+    section = (ROOT / "docs" / "fineuploader.md").read_text(encoding="utf-8")
     match = re.search(r"```js\n(.*?)```", section, re.S)
-    assert match, "README.md: no js block under ### Fine Uploader"
+    assert match, "docs/fineuploader.md: no js block"
     return match.group(1)
 
 
-# The page: Fine Uploader's default template, the names the README says are yours (from the
-# query string), then the README's snippet unchanged.
+# The page: Fine Uploader's default template, the names docs/fineuploader.md says are yours (from the
+# query string), then its snippet unchanged.
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Fine Uploader test page</title>
 <link href="/fu/fine-uploader-new.min.css" rel="stylesheet"></head><body>
 %(template)s
@@ -197,7 +196,7 @@ def access_log(logs: Path) -> list[dict]:
 
 def test_readme_config_simple_and_chunked_under_a_size_limit(browser, page_origin, limited_service, weed) -> None:
     """Issue #15's bar: a 20 KB simple and an 11 MB chunked upload land byte-exact with
-    SIGNER_MAX_SIZE set, the README's snippet unchanged; then deleteFile removes one."""
+    SIGNER_MAX_SIZE set, docs/fineuploader.md's snippet unchanged; then deleteFile removes one."""
     service_url, logs = limited_service
     small, big = payload(20 * 1000, 1), payload(11 * 1000 * 1000, 2)
     page = upload(browser, page_origin, service_url, weed, [("small.bin", small), ("big.bin", big)])
@@ -281,7 +280,7 @@ def test_wrong_secret_makes_both_uploads_fail(browser, page_origin, weed, tmp_pa
 
 def test_demo_page_uploads_and_lists(browser, weed, tmp_path) -> None:
     """The demo page (Fine Uploader UI) uploads, chunked too, and lists with download links;
-    its screenshot is the README's (docs/demo.png)."""
+    its screenshot is docs/fineuploader.md's (docs/demo.png)."""
     with service(tmp_path, SIGNER_API_TOKENS=None, SIGNER_ALLOW_ANONYMOUS="true", SIGNER_DEMO_PAGE="true",
                  SIGNER_KEY_PREFIX="demo/", SIGNER_ALLOWED_CONTENT_TYPES=None, SIGNER_MAX_SIZE=str(50 * MiB),
                  **virtual_hosted(weed)) as origin:

@@ -1,7 +1,7 @@
 """The finish step across real service processes (gunicorn) sharing one SeaweedFS bucket: a
 process that signed and was SIGKILLed loses nothing (another, started later, finishes its
 uploads); a worker recycled after max_requests loses nothing; the webhook gets exactly one
-signed event per upload, verified with the README's own snippet; a receiver that never
+signed event per upload, verified with docs/finish.md's own snippet; a receiver that never
 answers does not hold up /v1/presign."""
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from tests.webhook_receiver import receiver
 
 
 def readme_verify() -> Any:
-    """The README's verification snippet, run as written."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8").split("### Tell the app", 1)[1]
+    """docs/finish.md's verification snippet, run as written."""
+    text = (ROOT / "docs" / "finish.md").read_text(encoding="utf-8").split("## Tell the app", 1)[1]
     code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
     scope: dict[str, Any] = {}
-    exec(code, scope)  # noqa: S102 - our own README's example
+    exec(code, scope)  # noqa: S102 - our own docs' example
     return scope["verify"]
 
 

@@ -1,5 +1,6 @@
-"""The README's first hour, word for word: `scripts/run.sh` (the local default on SeaweedFS), its
-curl block, its publish block and its CLI block, each read from README.md and run by bash. Only the two addresses
+"""The README's first hour, word for word: its two commands' `scripts/run.sh` (the local default on
+SeaweedFS) and its first upload, then docs/curl.md's curl, CLI and publish blocks and docs/deploying.md's
+doctor block, each read from its file (tests/docblocks.py) and run by bash. Only the two addresses
 change (127.0.0.1:8080 and s3.localhost:9000 become free ports, as LOCAL_S3_PORT and SIGNER_BIND
 allow); a second run.sh on the same ports ends at once with one line."""
 
@@ -12,16 +13,11 @@ import subprocess
 from pathlib import Path
 
 from signer import Credentials
+from tests.docblocks import doc_block
 from tests.e2e.conftest import require_weed
 from tests.processes import spawn, stop
 from tests.seaweedfs import SeaweedFS, port_is_free
 from tests.servers import ROOT, SERVER_LOGS, free_port, require_tool, wait_for_http
-
-
-def readme_block(after: str, number: int = 0) -> str:
-    """The ``number``-th ```sh block after the line ``after`` in README.md."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8").split(after, 1)[1]
-    return re.findall(r"```sh\n(.*?)```", text, re.S)[number]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -42,8 +38,10 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
                         LOCAL_DATA_DIR=str(tmp_path / "data"))
     log = tmp_path / "run-sh.log"
     SERVER_LOGS.append(log)
+    commands = [line.split("#")[0].strip() for line in doc_block("README.md", "## The two commands").splitlines()]
+    assert commands == ["scripts/run.sh", "scripts/test.sh"], commands  # test.sh: what .ci/run runs (test_docs.py)
     with open(log, "wb") as output:
-        run = spawn(["scripts/run.sh"], cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT)
+        run = spawn([commands[0]], cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_for_http(f"http://127.0.0.1:{service_port}/healthz", timeout=300, process=run)
         for _ in range(100):  # the banner comes right after the first answer
@@ -80,14 +78,20 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
         work.mkdir()
         (work / ".venv").symlink_to(ROOT / ".venv")  # "from the project folder"
         (work / "signer").symlink_to(ROOT / "signer")
-        curl_run = bash(localise(readme_block("### With curl\n")), work, clean_env())
+        first = bash(localise(doc_block("README.md", "## A first upload with curl")), work, clean_env())
+        assert first.returncode == 0, first.stderr
+        lines = first.stdout.splitlines()
+        assert lines[:2] == ["presign: HTTP 200", "PUT to S3: HTTP 200"], first.stdout
+        assert len(lines) == 3 and lines[2].count('"key": "uploads/local/') == 1, first.stdout
+
+        curl_run = bash(localise(doc_block("docs/curl.md", "## With curl")), work, clean_env())
         assert curl_run.returncode == 0, curl_run.stderr
         lines = curl_run.stdout.splitlines()
         assert lines[:5] == ["presign: HTTP 200", "PUT to S3: HTTP 200", "post-policy: HTTP 200",
                              "POST to S3: HTTP 204"] + lines[4:5], curl_run.stdout
-        assert lines[4].count('"key": "uploads/local/') == 2, lines[4]
+        assert lines[4].count('"key": "uploads/local/') == 3, lines[4]  # the README's upload and these two
 
-        publish_run = bash(localise(readme_block("### Publishing an upload\n")), work, clean_env())
+        publish_run = bash(localise(doc_block("docs/curl.md", "## Publishing an upload")), work, clean_env())
         assert publish_run.returncode == 0, publish_run.stderr
         lines = publish_run.stdout.splitlines()
         assert lines[:3] == ["presign: HTTP 200", "PUT to S3: HTTP 200", "publish: HTTP 200"], publish_run.stdout
@@ -96,11 +100,17 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
         public = SeaweedFS(s3_port, "local-public", Credentials("local-access-key", "local-secret-key"))
         assert public.get_object(lines[3]) == b"\x89PNG not really a picture\n"
 
-        cli_run = bash(localise(readme_block("From the command line")), work, clean_env())
+        cli_block = localise(doc_block("docs/curl.md", "## From the command line"))
+        cli_run = bash(cli_block, work, clean_env())
         assert cli_run.returncode == 0, cli_run.stderr
         assert cli_run.stdout == "PUT to S3: HTTP 200\n"
         store = SeaweedFS(s3_port, "local-uploads", Credentials("local-access-key", "local-secret-key"))
         assert store.get_object("uploads/cli/cat.jpg") == b"\xff\xd8\xff\xe0 not really a cat\n"
+
+        exports = "\n".join(line for line in cli_block.splitlines() if line.startswith("export "))
+        doctor = bash(exports + "\n" + doc_block("docs/deploying.md", "## Checking the store"), work, clean_env())
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # every check passes against SeaweedFS
+        assert '"ok": false' not in doctor.stdout, doctor.stdout
     finally:
         try:
             os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
@@ -112,9 +122,9 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
 
 
 def test_the_cli_blocks_environment_passes_check_config() -> None:
-    """Issue #22, item 4: the README's CLI environment is the service's, complete: its export lines,
+    """Issue #22, item 4: docs/curl.md's CLI environment is the service's, complete: its export lines,
     as written, satisfy `check-config` (which failed for want of a way to know callers)."""
-    exports = "\n".join(line for line in readme_block("From the command line").splitlines()
+    exports = "\n".join(line for line in doc_block("docs/curl.md", "## From the command line").splitlines()
                         if line.startswith("export "))
     assert "SIGNER_BUCKET=" in exports, exports
     result = bash(f"{exports}\n{ROOT / '.venv/bin/python'} -m signer check-config", ROOT, clean_env())
