@@ -153,7 +153,7 @@ def test_small_and_multipart_uploads_land_byte_exact(browser, origin, store, mod
 
 def test_dashboard_page_uploads_with_companion_endpoint_only(browser, origin, store) -> None:
     """The demo page's own Uppy (Dashboard, Companion mode): a file added through the
-    Dashboard's file input lands; its screenshot is the README's."""
+    Dashboard's file input lands; its screenshot is the README's (docs/demo-uppy.png)."""
     page = open_page(browser, origin, "u-dashboard")
     page.set_input_files(".uppy-Dashboard-input", files=[
         {"name": "holiday-photo.png", "mimeType": "image/png", "buffer": payload(300 * 1024, 8)}])
@@ -163,6 +163,43 @@ def test_dashboard_page_uploads_with_companion_endpoint_only(browser, origin, st
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo-uppy.png"), full_page=True)
     assert list(objects(store, "uploads/user/u-dashboard/").values()) == [payload(300 * 1024, 8)]
+    page.close()
+
+
+def test_demo_page_says_why_and_lists_names_with_links(browser, origin, store) -> None:
+    """#29 item 7, the demo page's own Dashboard: an empty list says so; the limit is shown one way
+    (the page, the Dashboard's note and the over-size message agree); a refused type shows the
+    service's own message and leaves nothing to Retry; an upload is listed by the name it was given,
+    linked to a presigned GET that answers its bytes."""
+    page = open_page(browser, origin, "u-demo")
+    page.wait_for_function("!document.getElementById('empty').hidden", timeout=30000)
+    assert page.locator("#objects li").count() == 0
+    limit = "12.5 MiB (13107200 bytes)"
+    assert page.inner_text("#limit") == limit and f"Largest file: {limit}" in page.inner_text(".uppy-Dashboard-note")
+
+    page.set_input_files(".uppy-Dashboard-input", files=[{"name": "page.html", "mimeType": "text/html",
+                                                          "buffer": b"<p>not a picture</p>"}])
+    page.click(".uppy-StatusBar-actionBtn--upload")
+    page.wait_for_function("document.querySelectorAll('#refused li').length === 1", timeout=30000)
+    refusal = page.inner_text("#refused li")
+    assert refusal.startswith("page.html was not uploaded: content type 'text/html' is not allowed"), refusal
+    assert "allowed types are image/*" in refusal and "Retry" not in refusal, refusal
+    page.wait_for_function("window.uppy.getFiles().length === 0", timeout=10000)  # nothing left to retry
+    assert page.locator(".uppy-StatusBar-actionBtn--retry").count() == 0
+    assert "Upload failed" not in page.inner_text("#uppy")
+
+    page.set_input_files(".uppy-Dashboard-input", files=[{"name": "huge.png", "mimeType": "image/png",
+                                                          "buffer": bytes(MAX_SIZE + 1)}])
+    page.wait_for_function("document.querySelectorAll('#refused li').length === 2", timeout=30000)
+    assert page.locator("#refused li").nth(1).inner_text() == f"huge.png is larger than the largest file allowed, {limit}"
+
+    page.set_input_files(".uppy-Dashboard-input", files=[{"name": "holiday photo.png", "mimeType": "image/png",
+                                                          "buffer": payload(2048, 6)}])
+    page.click(".uppy-StatusBar-actionBtn--upload")
+    page.wait_for_function("document.querySelectorAll('#objects li a').length === 1", timeout=60000)
+    link = page.locator("#objects li a")
+    assert link.inner_text() == "holiday photo.png" and page.is_hidden("#empty")
+    assert requests.get(link.get_attribute("href"), timeout=10).content == payload(2048, 6)
     page.close()
 
 
