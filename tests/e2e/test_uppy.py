@@ -200,6 +200,7 @@ def test_demo_page_says_why_and_lists_names_with_links(browser, origin, store) -
     link = page.locator("#objects li a")
     assert link.inner_text() == "holiday photo.png" and page.is_hidden("#empty")
     assert requests.get(link.get_attribute("href"), timeout=10).content == payload(2048, 6)
+    assert list(objects(store, "uploads/user/u-demo/").values()) == [payload(2048, 6)]  # the refused ones left nothing
     page.close()
 
 
