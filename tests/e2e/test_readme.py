@@ -83,6 +83,12 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
         lines = first.stdout.splitlines()
         assert lines[:2] == ["presign: HTTP 200", "PUT to S3: HTTP 200"], first.stdout
         assert len(lines) == 3 and lines[2].count('"key": "uploads/local/') == 1, first.stdout
+        too_large = localise(doc_block("README.md", "## A first upload with curl")).replace(
+            """"content_length":'"$(stat -c%s cat.jpg)"'""", '"content_length":60000000', 1)
+        refused = bash(too_large, work, clean_env())  # what the README says a refusal prints
+        assert refused.returncode != 0 and refused.stdout.splitlines()[0] == "presign: HTTP 403", refused.stdout
+        assert ("refused: {'error': 'content_length 60000000 is above the maximum of 52428800 bytes', "
+                "'code': 'too_large'}") in refused.stderr, refused.stderr
 
         curl_run = bash(localise(doc_block("docs/curl.md", "## With curl")), work, clean_env())
         assert curl_run.returncode == 0, curl_run.stderr
