@@ -104,6 +104,14 @@ def test_every_sh_block_is_run_by_a_test() -> None:
     assert len(read) >= 6  # the README's two, docs/curl.md's three, doctor: the finder finds them
 
 
+def test_an_unread_sh_block_is_found(tmp_path: Path) -> None:
+    """The check above can fail: a new sh block is a block no doc_block call reads; a shell one is not one."""
+    page = tmp_path / "page.md"
+    page.write_text("# Page\n\n```sh\necho run me\n```\n\n```shell\necho only shown\n```\n", encoding="utf-8")
+    assert blocks(page) == [(len("# Page\n\n"), "echo run me\n")]
+    assert all(document != "page.md" for document, _ in _blocks_tests_read())
+
+
 def test_the_library_example_runs() -> None:
     """docs/library.md's Python block, as written (no network: it only signs)."""
     text = (ROOT / "docs" / "library.md").read_text(encoding="utf-8")
