@@ -27,6 +27,7 @@ from ..presign import presign_url
 from ..sigv4 import current_time
 from .config import Config
 from .errors import Refused
+from .jwt_callers import probe
 from .rules import SERVICE_FOLDER
 from .storage import Answer, StorageError, exchange, folders, list_keys, list_objects, signed_request
 
@@ -338,7 +339,12 @@ class Doctor:
 
 
 def run_doctor(config: Config, now: Callable[[], datetime] = current_time) -> list[Finding]:
-    return Doctor(config, now).run()
+    findings = Doctor(config, now).run()
+    if config.jwt is not None:
+        reachable, line = probe(config.jwt)
+        findings.append(Finding("jwt issuer", reachable, line, "" if reachable else
+                                "check SIGNER_JWT_ISSUER / SIGNER_JWT_JWKS_URL and that this machine reaches them"))
+    return findings
 
 
 def report(findings: list[Finding]) -> str:

@@ -1,0 +1,107 @@
+"""A test issuer of its own: discovery and a key set served on 127.0.0.1 from keys the tests make,
+which they can rotate, count the fetches of, and stop; tokens signed with those keys (PyJWT signs,
+as any issuer's library would) or forged by hand for the attack cases."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.servers import serving
+
+AUDIENCE = "signer-tests"
+
+
+@dataclass
+class Key:
+    kid: str
+    private: Any
+    algorithm: str
+
+    @classmethod
+    def rsa(cls, kid: str) -> Key:
+        return cls(kid, rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256")
+
+    @classmethod
+    def ec(cls, kid: str) -> Key:
+        return cls(kid, ec.generate_private_key(ec.SECP256R1()), "ES256")
+
+    def public_jwk(self) -> dict[str, Any]:
+        make = RSAAlgorithm if self.algorithm == "RS256" else ECAlgorithm
+        jwk = json.loads(make.to_jwk(self.private.public_key()))
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": self.algorithm}
+
+    def public_pem(self) -> bytes:
+        return self.private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass
+class Issuer:
+    """What the server serves: ``keys`` (change it to rotate), ``up`` (False: every fetch is a 503)."""
+
+    url: str = ""
+    keys: list[Key] = field(default_factory=list)
+    up: bool = True
+    fetches: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def token(self, sub: str = "alice", key: Key | None = None, headers: dict[str, Any] | None = None,
+              **claims: Any) -> str:
+        key = key or self.keys[0]
+        now = int(time.time())
+        payload = {"iss": self.url, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, **claims}
+        payload = {name: value for name, value in payload.items() if value is not None}
+        return jwt.encode(payload, key.private, algorithm=key.algorithm, headers={"kid": key.kid, **(headers or {})})
+
+
+def unsigned(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
+    """A token put together by hand (``alg: none``, forged headers)."""
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+    return ".".join([part(json.dumps(header).encode()), part(json.dumps(payload).encode()), part(signature)])
+
+
+@contextmanager
+def issuer_server(*keys: Key) -> Iterator[Issuer]:
+    issuer = Issuer(keys=list(keys) or [Key.rsa("key-1")])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if not issuer.up:
+                self.send_error(503)
+                return
+            if self.path == "/.well-known/openid-configuration":
+                body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+            elif self.path == "/jwks":
+                with issuer.lock:
+                    issuer.fetches += 1
+                body = {"keys": [key.public_jwk() for key in issuer.keys]}
+            else:
+                self.send_error(404)
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        issuer.url = url
+        yield issuer
