@@ -59,12 +59,13 @@ class Issuer:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def token(self, sub: str = "alice", key: Key | None = None, headers: dict[str, Any] | None = None,
-              **claims: Any) -> str:
+              keyed: bool = True, **claims: Any) -> str:
         key = key or self.keys[0]
         now = int(time.time())
         payload = {"iss": self.url, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, **claims}
         payload = {name: value for name, value in payload.items() if value is not None}
-        return jwt.encode(payload, key.private, algorithm=key.algorithm, headers={"kid": key.kid, **(headers or {})})
+        kid = {"kid": key.kid} if keyed else {}
+        return jwt.encode(payload, key.private, algorithm=key.algorithm, headers={**kid, **(headers or {})})
 
 
 def unsigned(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:

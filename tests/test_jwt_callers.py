@@ -170,6 +170,23 @@ def test_rotation_needs_no_restart_and_removed_keys_stop_working() -> None:
         assert issuer.fetches == 2
 
 
+def test_a_token_without_kid_is_checked_against_the_only_key_even_after_a_rotation() -> None:
+    """Some providers (oidc-provider-mock, small IdPs) sign without a kid while they have one key."""
+    old, new = Key.rsa("old"), Key.rsa("new")
+    with issuer_server(old) as issuer:
+        clock = [0.0]
+        client = client_with_clock(issuer, clock)
+        assert presign(client, issuer.token(key=old, keyed=False)).status_code == 200
+        issuer.keys = [new]
+        assert presign(client, issuer.token(key=new, keyed=False)).json["code"] == "token_signature"  # refetched < 30 s ago
+        clock[0] += REFETCH_AFTER
+        assert presign(client, issuer.token(key=new, keyed=False)).status_code == 200
+        assert presign(client, issuer.token(key=old, keyed=False)).json["code"] == "token_signature"
+        issuer.keys = [old, new]
+        clock[0] += REFETCH_AFTER
+        assert presign(client, issuer.token(key=old, keyed=False)).json["code"] == "token_unknown_key"  # which of two?
+
+
 def client_with_clock(issuer, clock: list[float]):
     """The service with its key cache on a clock the test moves."""
     config = load_config(jwt_env(issuer.url))

@@ -231,23 +231,33 @@ class Verifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise Unauthenticated("token_malformed", "the token's kid is not a string")
-        key: PyJWK | bytes
         if algorithm in HMAC:
             if settings.secret is None:  # config refuses this; fail closed all the same
                 raise Unauthenticated("token_algorithm", "no secret is configured for HMAC tokens")
-            key = settings.secret
+            claims = self._decode(token, settings.secret, algorithm)
         else:
-            key = self.keys.key(kid, algorithm)
+            try:
+                claims = self._decode(token, self.keys.key(kid, algorithm), algorithm)
+            except Unauthenticated as refused:
+                # A token without a kid is checked against the issuer's only key; after a rotation that
+                # key is another one, which only a refetch (throttled as for unknown kids) can tell.
+                if kid is not None or refused.code != "token_signature" or not self.keys.refresh(force=False):
+                    raise
+                claims = self._decode(token, self.keys.key(kid, algorithm), algorithm)
+        return checked_identity(claims.get(settings.identity_claim), settings.identity_claim)
+
+    def _decode(self, token: str, key: PyJWK | bytes, algorithm: str) -> dict[str, Any]:
+        settings = self.issuer
         try:
-            claims = jwt.decode(token, key, algorithms=[algorithm], audience=list(settings.audiences),
-                                issuer=settings.issuer, leeway=settings.leeway,
-                                options={"require": ["exp", "iss", "aud"], "verify_signature": True})
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[algorithm], audience=list(settings.audiences), issuer=settings.issuer,
+                leeway=settings.leeway, options={"require": ["exp", "iss", "aud"], "verify_signature": True})
         except jwt.PyJWTError as exc:
             for kind, code, message in _REFUSALS:
                 if isinstance(exc, kind):
                     raise Unauthenticated(code, message) from None
             raise Unauthenticated("token_invalid", "the token is not valid") from None
-        return checked_identity(claims.get(settings.identity_claim), settings.identity_claim)
+        return claims
 
 
 def checked_identity(value: object, claim: str) -> str:
