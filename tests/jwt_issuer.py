@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,11 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tests.servers import serving
+from tests.servers import free_port, running, serving
 
 AUDIENCE = "signer-tests"
 
@@ -106,3 +108,30 @@ def issuer_server(*keys: Key) -> Iterator[Issuer]:
     with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
         issuer.url = url
         yield issuer
+
+
+@contextmanager
+def oidc_provider(port: int | None = None) -> Iterator[str]:
+    """oidc-provider-mock (a real OpenID Connect provider: discovery, JWKS, the code flow) on
+    127.0.0.1, in its own process (its imports warn, which this test run turns into errors).
+    Each start makes a new signing key: a restart is a rotation."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-W", "ignore", "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, f"{url}/.well-known/openid-configuration"):
+        yield url
+
+
+def provider_token(provider: str, sub: str, client_id: str = AUDIENCE) -> str:
+    """Log ``sub`` in as a browser would (the provider's form, posted), then trade the code for tokens:
+    the ID token (``aud`` = the client id, signed RS256, no kid)."""
+    redirect = "http://127.0.0.1/cb"
+    answer = requests.post(f"{provider}/oauth2/authorize", data={"sub": sub}, allow_redirects=False, timeout=10,
+                           params={"client_id": client_id, "redirect_uri": redirect, "response_type": "code",
+                                   "scope": "openid"})
+    code = answer.headers["Location"].split("code=", 1)[1].split("&", 1)[0]
+    tokens = requests.post(f"{provider}/oauth2/token", auth=(client_id, "any-secret"), timeout=10, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect})
+    tokens.raise_for_status()
+    token: str = tokens.json()["id_token"]
+    return token

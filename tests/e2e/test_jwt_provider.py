@@ -1,0 +1,57 @@
+"""The service against a real OpenID Connect provider (oidc-provider-mock on loopback: discovery,
+a key set, tokens from its code flow): a user's ID token presigns under their folder; with the
+provider stopped the known key still works and /readyz says the keys are stale; a restarted
+provider (a new key) is picked up without restarting the service."""
+
+from __future__ import annotations
+
+import json
+
+from signer.service.config import load_config
+from signer.service.jwt_callers import REFETCH_AFTER, KeySet, Verifier
+from signer.service.web.app import create_app
+from tests.conftest import env_with
+from tests.jwt_issuer import AUDIENCE, oidc_provider, provider_token
+from tests.servers import free_port
+
+PRESIGN = {"method": "PUT", "filename": "cat.png", "content_type": "image/png", "content_length": 10}
+
+
+def client_for(provider: str, clock: list[float]):
+    config = load_config(env_with(SIGNER_API_TOKENS=None, SIGNER_JWT_ISSUER=provider, SIGNER_JWT_AUDIENCE=AUDIENCE))
+    assert config.jwt_issuer is not None
+    vars(config)["jwt"] = Verifier(config.jwt_issuer, KeySet(config.jwt_issuer, clock=lambda: clock[0]))
+    return create_app(config).test_client()
+
+
+def presign(client, token: str):
+    return client.post("/v1/presign", data=json.dumps(PRESIGN), content_type="application/json",
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_providers_tokens_work_and_survive_its_outage_and_its_rotation() -> None:
+    port, clock = free_port(), [0.0]
+    with oidc_provider(port) as provider:
+        client = client_for(provider, clock)
+        alice, bob = provider_token(provider, "alice"), provider_token(provider, "bob")
+        answer = presign(client, alice)
+        assert answer.status_code == 200, answer.json
+        assert answer.json["key"].startswith("uploads/user/alice/")
+        assert client.get("/readyz").json["jwt"] | {"fetched_at": None} == {
+            "issuer": provider, "keys": 1, "state": "fresh", "fetched_at": None, "error": None}
+        assert presign(client, provider_token(provider, "alice", client_id="another-app")).json["code"] == \
+            "token_audience"
+
+    clock[0] += REFETCH_AFTER  # stopped: a refetch fails, the known key still serves
+    keys = client.application.extensions["signer_config"].jwt.keys
+    assert not keys.refresh()
+    assert presign(client, bob).json["key"].startswith("uploads/user/bob/")
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["jwt"]["state"] == "stale" and ready.json["jwt"]["keys"] == 1
+
+    with oidc_provider(port) as provider:  # the same issuer with a new key: a rotation
+        fresh = provider_token(provider, "alice")
+        clock[0] += REFETCH_AFTER
+        assert presign(client, fresh).json["key"].startswith("uploads/user/alice/")
+        assert presign(client, alice).json["code"] == "token_signature"  # the old key is gone
+        assert client.get("/readyz").json["jwt"]["state"] == "fresh"
