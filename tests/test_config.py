@@ -122,7 +122,10 @@ def test_every_variable_the_readme_documents_is_known() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme.split("## Configuration", 1)[1].split("## Rules before signing", 1)[0]
     documented = set(re.findall(r"SIGNER_[A-Z0-9_]+", table))
-    documented |= {f"{name}_FILE" for name in documented if name in ("SIGNER_API_TOKENS", "SIGNER_COOKIE_SECRET", "SIGNER_WEBHOOK_SECRET")}
+    jwt_page = (Path(__file__).resolve().parent.parent / "docs/jwt.md").read_text().split("## Settings", 1)[1]
+    documented |= set(re.findall(r"SIGNER_[A-Z0-9_]+", jwt_page.split("\n## ", 1)[0]))  # docs/jwt.md's table (#27)
+    documented |= {f"{name}_FILE" for name in documented if name in ("SIGNER_API_TOKENS", "SIGNER_COOKIE_SECRET",
+                                                                     "SIGNER_WEBHOOK_SECRET", "SIGNER_JWT_SECRET")}
     assert documented == set(KNOWN_VARIABLES)
     root = Path(__file__).resolve().parent.parent
     sources = [*root.joinpath("signer").rglob("*.py"), root / "gunicorn.conf.py", root / "wsgi.py"]

@@ -123,6 +123,16 @@ def test_the_leeway_admits_a_little_skew_and_no_more(issuer) -> None:
     assert presign(client, issuer.token(exp=now - 300)).json["code"] == "token_expired"
 
 
+def test_cognito_id_tokens_pass_and_its_access_tokens_lack_an_audience(issuer) -> None:
+    """docs/jwt.md's Cognito recipe: SIGNER_JWT_AUDIENCE = the app client id admits its ID tokens only."""
+    client = create_app(load_config(jwt_env(issuer.url, SIGNER_JWT_AUDIENCE="app-client-id"))).test_client()
+    id_token = issuer.token("f1e2d3c4-0000-4000-8000-000000000001", aud="app-client-id", token_use="id")
+    assert presign(client, id_token).json["key"].startswith("uploads/user/f1e2d3c4-0000-4000-8000-000000000001/")
+    access = issuer.token("f1e2d3c4-0000-4000-8000-000000000001", aud=None, client_id="app-client-id",
+                          token_use="access")
+    assert presign(client, access).json["code"] == "token_claims"
+
+
 @pytest.mark.parametrize("value", ["alice", "auth0|64f0c2", "google-oauth2:1234", "a.b@example.com", "x" * 64])
 def test_safe_identities_are_kept_as_they_are(value) -> None:
     assert checked_identity(value, "sub") == value

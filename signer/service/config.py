@@ -273,7 +273,7 @@ def _load(env: dict[str, str], serving: bool) -> Config:
 
 
 def jwt_issuer(env: Mapping[str, str], secret: str | None) -> Issuer | None:
-    """SIGNER_JWT_*: the one issuer whose bearer JWTs name callers (issue #27; docs/jwt.md)."""
+    """The one issuer (SIGNER_JWT_ISSUER and its settings) whose bearer JWTs name callers (issue #27; docs/jwt.md)."""
     # SIGNER_JWT_ISSUER: the exact iss to require; unset, JWTs are not accepted at all
     issuer = env.get("SIGNER_JWT_ISSUER", "").strip()
     # SIGNER_JWT_AUDIENCE: comma list; a token's aud must name one of them

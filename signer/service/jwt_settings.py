@@ -1,4 +1,4 @@
-"""The settings of a trusted JWT issuer (SIGNER_JWT_*), standard library only: the configuration
+"""The settings of a trusted JWT issuer (SIGNER_JWT_ISSUER and its settings), standard library only: the configuration
 reads them without loading PyJWT, which only the service needs (signer/service/jwt_callers.py)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def key_url_allowed(url: str) -> bool:
 
 @dataclass(frozen=True)
 class Issuer:
-    """One trusted issuer, as configured (SIGNER_JWT_*)."""
+    """One trusted issuer, as configured (SIGNER_JWT_ISSUER and its settings)."""
 
     issuer: str
     audiences: tuple[str, ...]

@@ -55,3 +55,19 @@ def test_the_providers_tokens_work_and_survive_its_outage_and_its_rotation() -> 
         assert presign(client, fresh).json["key"].startswith("uploads/user/alice/")
         assert presign(client, alice).json["code"] == "token_signature"  # the old key is gone
         assert client.get("/readyz").json["jwt"]["state"] == "fresh"
+
+
+def test_doctor_reports_the_issuers_reachability_and_key_count(weed) -> None:
+    from signer.service.doctor import healthy, run_doctor
+
+    port = free_port()
+    config_env = env_with(SIGNER_JWT_ISSUER=f"http://127.0.0.1:{port}", SIGNER_JWT_AUDIENCE=AUDIENCE,
+                          **weed.signer_env("path"))
+    with oidc_provider(port) as provider:
+        findings = run_doctor(load_config(config_env))
+        assert findings[-1].as_json() == {"check": "jwt issuer", "ok": True, "fix": "",
+                                          "message": f"issuer {provider}: reachable, 1 signing key"}
+        assert healthy(findings), [f.as_json() for f in findings if not f.ok]
+    down = run_doctor(load_config(config_env))[-1]
+    assert down.check == "jwt issuer" and down.ok is False and "keys unreachable" in down.message
+    assert "SIGNER_JWT_JWKS_URL" in down.fix
