@@ -21,9 +21,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from tests.conftest import RUNTIME_SECRETS
 from tests.servers import free_port, running, serving
 
 AUDIENCE = "signer-tests"
+PROVIDER_PIDS: dict[str, int] = {}
+"""The running oidc-provider-mock's PID by its URL (a test stops it with SIGSTOP)."""
 
 
 @dataclass
@@ -67,7 +70,9 @@ class Issuer:
         payload = {"iss": self.url, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, **claims}
         payload = {name: value for name, value in payload.items() if value is not None}
         kid = {"kid": key.kid} if keyed else {}
-        return jwt.encode(payload, key.private, algorithm=key.algorithm, headers={**kid, **(headers or {})})
+        token = jwt.encode(payload, key.private, algorithm=key.algorithm, headers={**kid, **(headers or {})})
+        RUNTIME_SECRETS.append(token)  # a bearer token: in no log, no answer (the run's secret scan)
+        return token
 
 
 def unsigned(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
@@ -118,7 +123,8 @@ def oidc_provider(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-W", "ignore", "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
-    with running(command, f"{url}/.well-known/openid-configuration"):
+    with running(command, f"{url}/.well-known/openid-configuration") as process:
+        PROVIDER_PIDS[url] = process.pid
         yield url
 
 
@@ -134,4 +140,5 @@ def provider_token(provider: str, sub: str, client_id: str = AUDIENCE) -> str:
         "grant_type": "authorization_code", "code": code, "redirect_uri": redirect})
     tokens.raise_for_status()
     token: str = tokens.json()["id_token"]
+    RUNTIME_SECRETS.append(token)
     return token

@@ -5,6 +5,7 @@ tests/e2e/test_jwt_provider.py; Uppy in Chromium in tests/e2e/test_uppy_jwt.py."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -16,7 +17,7 @@ import pytest
 
 from signer.service.config import load_config
 from signer.service.errors import ConfigError, Refused
-from signer.service.jwt_callers import REFETCH_AFTER, Issuer, KeySet, Verifier, checked_identity
+from signer.service.jwt_callers import MAX_AGE, REFETCH_AFTER, Issuer, KeySet, Verifier, checked_identity
 from signer.service.web.app import create_app
 from tests import fineuploader_samples as fu
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, env_with
@@ -63,9 +64,15 @@ def test_api_tokens_still_name_their_callers_beside_jwts(client) -> None:
 
 # --- every attack: 401, a code naming the check, nothing signed ---------------------------------
 
+@functools.cache
+def strangers() -> tuple[Key, Key, Key]:
+    """Keys the issuer does not list (made once: RSA keys take a while)."""
+    return Key.rsa("key-1"), Key.rsa("nobody-knows-me"), Key.rsa("anyone")
+
+
 def attacks(issuer) -> dict[str, tuple[str, str]]:
     now = int(time.time())
-    known, stranger = issuer.keys[0], Key.rsa("key-1")  # the stranger reuses a known kid, not its key
+    known, (stranger, nobody, _) = issuer.keys[0], strangers()  # the stranger reuses a known kid, not its key
     claims = {"iss": issuer.url, "aud": AUDIENCE, "sub": "alice", "exp": now + 300}
     header = {"alg": "HS256", "typ": "JWT", "kid": known.kid}
     signing_input = unsigned(header, claims).rsplit(".", 1)[0]
@@ -76,7 +83,7 @@ def attacks(issuer) -> dict[str, tuple[str, str]]:
         "other issuer": (issuer.token(iss="https://evil.example"), "token_issuer"),
         "other audience": (issuer.token(aud="someone-else"), "token_audience"),
         "no exp": (issuer.token(exp=None), "token_claims"),
-        "unknown key": (issuer.token(key=Key.rsa("nobody-knows-me")), "token_unknown_key"),
+        "unknown key": (issuer.token(key=nobody), "token_unknown_key"),
         "known kid, other key": (issuer.token(key=stranger), "token_signature"),
         "alg none": (unsigned({"alg": "none", "typ": "JWT", "kid": known.kid}, claims), "token_algorithm"),
         "HS256 with the public key as secret": (unsigned(header, claims, mac), "token_algorithm"),
@@ -220,7 +227,10 @@ def test_a_hundred_unknown_kids_cost_the_issuer_one_fetch() -> None:
 def test_with_the_issuer_down_known_keys_still_work_and_readyz_says_so() -> None:
     with issuer_server(Key.rsa("k")) as issuer:
         client = create_app(load_config(jwt_env(issuer.url))).test_client()
-        assert client.get("/readyz").json["jwt"]["state"] == "fresh"
+        first = client.get("/readyz").json["jwt"]  # it starts a fetch beside the answer
+        assert first | {"issuer": None} == {"issuer": None, "keys": 0, "state": "none", "fetched_at": None,
+                                            "error": None}
+        assert wait_for(lambda: client.get("/readyz").json["jwt"]["state"] == "fresh")
         assert client.get("/readyz").json["jwt"]["keys"] == 1
         issuer.up = False
         keys: KeySet = client.application.extensions["signer_config"].jwt.keys
@@ -228,6 +238,31 @@ def test_with_the_issuer_down_known_keys_still_work_and_readyz_says_so() -> None
         assert presign(client, issuer.token()).status_code == 200
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json["jwt"]["state"] == "stale" and "503" in ready.json["jwt"]["error"]
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_old_keys_are_refetched_beside_the_request_which_the_known_key_serves() -> None:
+    """Past MAX_AGE a token with a known key is answered at once; the refetch runs in a thread, so a
+    key the issuer removed stops working, and a hung issuer holds no request up."""
+    kept, removed = Key.rsa("kept"), Key.rsa("removed")
+    with issuer_server(kept, removed) as issuer:
+        clock = [0.0]
+        client = client_with_clock(issuer, clock)
+        assert presign(client, issuer.token(key=removed)).status_code == 200
+        issuer.keys = [kept]
+        clock[0] += MAX_AGE + 1
+        assert presign(client, issuer.token(key=removed)).status_code == 200  # served, and refetching
+        assert wait_for(lambda: issuer.fetches == 2)
+        assert wait_for(lambda: presign(client, issuer.token(key=removed)).json.get("code") == "token_unknown_key")
+        assert presign(client, issuer.token(key=kept)).status_code == 200
 
 
 def test_the_key_cache_clock_is_injectable() -> None:

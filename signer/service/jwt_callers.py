@@ -117,13 +117,15 @@ class KeySet:
 
     def key(self, kid: str | None, algorithm: str) -> PyJWK:
         """The key ``kid`` names, for ``algorithm``; without a kid, the only key there is.
-        An unknown kid, or keys older than :data:`MAX_AGE`, refetch if none was tried in the last
-        :data:`REFETCH_AFTER` seconds."""
+        An unknown kid refetches, and waits for it, if no fetch was tried in the last
+        :data:`REFETCH_AFTER` seconds; keys older than :data:`MAX_AGE` are refetched beside the
+        request, which its known key serves (a hung issuer never holds a request up)."""
         jwk = self._lookup(kid)
-        stale = self._fetched is None or self._clock() - self._fetched > MAX_AGE
-        if jwk is None or stale:
+        if jwk is None:
             self.refresh(force=False)
             jwk = self._lookup(kid)
+        elif self._fetched is not None and self._clock() - self._fetched > MAX_AGE:
+            self.refresh_soon()
         if jwk is None:
             if self._fetched is None:
                 raise Unavailable("token_keys_unavailable", "the issuer's keys could not be fetched; retry later")
@@ -135,6 +137,11 @@ class KeySet:
             return PyJWK(jwk, algorithm=algorithm)
         except jwt.PyJWTError:  # e.g. an EC key for RS256: the kid points at a key of another kind
             raise Unauthenticated("token_algorithm", "the token's algorithm does not fit its key") from None
+
+    def refresh_soon(self) -> None:
+        """Refetch in a thread of its own, unless a fetch was tried in the last REFETCH_AFTER seconds."""
+        if self._tried is None or self._clock() - self._tried >= REFETCH_AFTER:
+            threading.Thread(target=self.refresh, kwargs={"force": False}, name="jwt-keys", daemon=True).start()
 
     def _lookup(self, kid: str | None) -> dict[str, Any] | None:
         keys = self._keys

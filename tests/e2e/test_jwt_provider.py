@@ -6,12 +6,16 @@ provider (a new key) is picked up without restarting the service."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
+from dataclasses import replace
 
 from signer.service.config import load_config
-from signer.service.jwt_callers import REFETCH_AFTER, KeySet, Verifier
+from signer.service.jwt_callers import MAX_AGE, REFETCH_AFTER, KeySet, Verifier
 from signer.service.web.app import create_app
 from tests.conftest import env_with
-from tests.jwt_issuer import AUDIENCE, oidc_provider, provider_token
+from tests.jwt_issuer import AUDIENCE, PROVIDER_PIDS, oidc_provider, provider_token
 from tests.servers import free_port
 
 PRESIGN = {"method": "PUT", "filename": "cat.png", "content_type": "image/png", "content_length": 10}
@@ -55,6 +59,33 @@ def test_the_providers_tokens_work_and_survive_its_outage_and_its_rotation() -> 
         assert presign(client, fresh).json["key"].startswith("uploads/user/alice/")
         assert presign(client, alice).json["code"] == "token_signature"  # the old key is gone
         assert client.get("/readyz").json["jwt"]["state"] == "fresh"
+
+
+def test_a_hung_provider_holds_no_request_up_and_readyz_says_the_keys_are_stale() -> None:
+    """SIGSTOP, not a mock: the provider accepts connections and never answers."""
+    port, clock = free_port(), [0.0]
+    with oidc_provider(port) as provider:
+        config = load_config(env_with(SIGNER_JWT_ISSUER=provider, SIGNER_JWT_AUDIENCE=AUDIENCE))
+        assert config.jwt_issuer is not None
+        settings = replace(config.jwt_issuer, timeout=1.0)
+        vars(config)["jwt"] = Verifier(settings, KeySet(settings, clock=lambda: clock[0]))
+        client = create_app(config).test_client()
+        alice = provider_token(provider, "alice")
+        assert presign(client, alice).status_code == 200
+        process = PROVIDER_PIDS[provider]
+        os.kill(process, signal.SIGSTOP)
+        try:
+            clock[0] += MAX_AGE + 1
+            started = time.monotonic()
+            assert presign(client, alice).status_code == 200  # the known key, while a refetch waits aside
+            assert time.monotonic() - started < 1.0
+            deadline = time.monotonic() + 10
+            while client.get("/readyz").json["jwt"]["state"] != "stale" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            jwt = client.get("/readyz").json["jwt"]
+            assert jwt["state"] == "stale" and jwt["keys"] == 1 and "timed out" in jwt["error"], jwt
+        finally:
+            os.kill(process, signal.SIGCONT)
 
 
 def test_doctor_reports_the_issuers_reachability_and_key_count(weed) -> None:

@@ -34,7 +34,7 @@ when last fetched, and ``state`` ``stale`` when the last fetch failed and the la
     answer: dict[str, object] = {}
     if cfg.jwt is not None:  # JWTs are one kind of caller: stale or missing keys are said, not a 503
         if cfg.jwt.keys.status().state == "none":
-            cfg.jwt.keys.refresh(force=False)  # at most once per 30 s, as for tokens
+            cfg.jwt.keys.refresh_soon()  # beside this answer, at most once per 30 s: the next one knows
         keys = cfg.jwt.keys.status()
         answer["jwt"] = {"issuer": keys.issuer, "keys": keys.keys, "state": keys.state,
                          "fetched_at": iso(keys.fetched_at) if keys.fetched_at else None, "error": keys.error}
