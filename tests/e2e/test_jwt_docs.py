@@ -41,8 +41,10 @@ def test_the_docs_blocks_run_as_written(tmp_path) -> None:
                      SIGNER_JWT_AUDIENCE="my-app") as signer:
             ran = bash(presign.replace(PROVIDER, provider).replace(SIGNER, signer.removeprefix("http://")), clean)
             assert ran.returncode == 0, ran.stderr
-            answer = json.loads(ran.stdout)
-            assert answer["key"].startswith("uploads/user/alice/") and answer["method"] == "PUT", answer
+            answer, printed = ran.stdout.split("\n", 1)
+            assert json.loads(answer)["key"].startswith("uploads/user/alice/"), answer
+            page = re.fullmatch(r"the demo page as alice: (http://\S+)/#token=(\S+)\n", printed)
+            assert page and page.group(1) == signer, printed  # the page itself: tests/e2e/test_uppy_jwt.py
 
     stopped = bash(check.replace(PROVIDER, provider), {**clean, **env_with()})  # the provider is gone
     assert stopped.returncode == 1 and "keys unreachable" in stopped.stderr, stopped.stderr

@@ -92,6 +92,27 @@ def test_uppy_sends_the_token_and_uploads_land_in_the_users_folder(browser, orig
     page.close()
 
 
+def test_the_demo_page_uploads_as_the_user_whose_token_its_address_carries(browser, origin, provider,  # noqa: F811
+                                                                              weed) -> None:
+    token = provider_token(provider, "heidi")
+    seen: list[tuple[str, str | None]] = []
+    page = browser.new_page()
+    page.on("request", lambda request: seen.append((request.url, request.headers.get("authorization"))))
+    page.goto(f"{origin}/#token={token}")
+    page.wait_for_function("window.uppy !== undefined", timeout=30000)
+    page.set_input_files(".uppy-Dashboard-input", files=[
+        {"name": "holiday.png", "mimeType": "image/png", "buffer": payload(7 * MiB, 8)}])  # multipart
+    page.click(".uppy-StatusBar-actionBtn--upload")
+    page.wait_for_function("window.uppy.getFiles().every((f) => f.progress.uploadComplete)", timeout=60000)
+    page.wait_for_function("document.querySelectorAll('#objects li').length >= 1", timeout=30000)
+    assert list(objects(weed, "uploads/user/heidi/").values()) == [payload(7 * MiB, 8)]
+    service_calls = [auth for url, auth in seen if re.match(re.escape(origin) + "/(s3|v1)/", url)]
+    assert service_calls and all(auth == f"Bearer {token}" for auth in service_calls)
+    assert all(auth is None for url, auth in seen if not url.startswith(origin))  # never to the store
+    assert all(token not in url for url, _ in seen)  # the fragment never leaves the page
+    page.close()
+
+
 def test_another_users_token_cannot_touch_an_upload_and_a_fresh_token_finishes_it(origin, provider, weed) -> None:
     def call(method: str, path: str, user_token: str, **options):
         return requests.request(method, origin + path, headers={"Authorization": f"Bearer {user_token}"},
