@@ -38,7 +38,10 @@ from .jwt_settings import ASYMMETRIC, HMAC, Issuer, key_url_allowed
 REFETCH_AFTER = 30.0
 """Seconds between two fetches of the key set caused by tokens (unknown kids, stale keys)."""
 MAX_AGE = 600.0
-"""Keys older than this are refreshed on the next token, so a key the issuer removed stops working."""
+"""Keys older than this are refetched beside the next token, so a key the issuer removed stops working."""
+WAIT_FOR_FETCH = 1.0
+"""How long a token waits for a fetch another request started: a hung issuer and a flood of
+unknown kids must not hold every worker thread for the fetch's whole timeout."""
 MAX_DOCUMENT = 256 * 1024
 MAX_TOKEN = 8 * 1024
 SELF_KEYED = ("jku", "x5u", "jwk", "x5c")
@@ -151,8 +154,11 @@ class KeySet:
 
     def refresh(self, force: bool = True) -> bool:
         """Fetch the key set now (``force``) or if none was tried for REFETCH_AFTER seconds.
-        On failure the last good keys stay. True when this call fetched successfully."""
-        with self._lock:
+        On failure the last good keys stay. True when this call fetched successfully. Unforced,
+        a fetch in progress elsewhere is waited for at most :data:`WAIT_FOR_FETCH` seconds."""
+        if not self._lock.acquire(timeout=-1 if force else WAIT_FOR_FETCH):
+            return False
+        try:
             now = self._clock()
             if not force and self._tried is not None and now - self._tried < REFETCH_AFTER:
                 return False
@@ -165,6 +171,8 @@ class KeySet:
                 return False
             self._keys, self._fetched, self._fetched_at, self._error = keys, now, self._wall(), None
             return True
+        finally:
+            self._lock.release()
 
     def _read(self) -> dict[str, dict[str, Any]]:
         url = self.issuer.jwks_url or self._discover()

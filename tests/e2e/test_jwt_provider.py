@@ -9,13 +9,16 @@ import json
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import jwt
+
 from signer.service.config import load_config
-from signer.service.jwt_callers import MAX_AGE, REFETCH_AFTER, KeySet, Verifier
+from signer.service.jwt_callers import MAX_AGE, REFETCH_AFTER, WAIT_FOR_FETCH, KeySet, Verifier
 from signer.service.web.app import create_app
 from tests.conftest import env_with
-from tests.jwt_issuer import AUDIENCE, PROVIDER_PIDS, oidc_provider, provider_token
+from tests.jwt_issuer import AUDIENCE, PROVIDER_PIDS, Key, oidc_provider, provider_token
 from tests.servers import free_port
 
 PRESIGN = {"method": "PUT", "filename": "cat.png", "content_type": "image/png", "content_length": 10}
@@ -84,8 +87,25 @@ def test_a_hung_provider_holds_no_request_up_and_readyz_says_the_keys_are_stale(
                 time.sleep(0.1)
             jwt = client.get("/readyz").json["jwt"]
             assert jwt["state"] == "stale" and jwt["keys"] == 1 and "timed out" in jwt["error"], jwt
+
+            clock[0] += REFETCH_AFTER  # a flood of made-up kids while the provider hangs: one fetch, no pile-up
+            keys, stranger = client.application.extensions["signer_config"].jwt.keys, Key.rsa("made-up")
+            fetches, started = keys.fetches, time.monotonic()
+            forged = [issuer_token(provider, stranger, f"made-up-{n}") for n in range(20)]
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                codes = list(pool.map(lambda token: presign(client, token).json["code"], forged))
+            assert set(codes) == {"token_unknown_key"}, codes
+            assert keys.fetches - fetches == 1
+            assert time.monotonic() - started < 2 * settings.timeout + WAIT_FOR_FETCH + 1.5
         finally:
             os.kill(process, signal.SIGCONT)
+
+
+def issuer_token(provider: str, key: Key, kid: str) -> str:
+    """A token in the provider's name, signed by a key it never had."""
+    now = int(time.time())
+    claims = {"iss": provider, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300}
+    return jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": kid})
 
 
 def test_doctor_reports_the_issuers_reachability_and_key_count(weed) -> None:
