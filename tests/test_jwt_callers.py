@@ -5,6 +5,7 @@ tests/e2e/test_jwt_provider.py; Uppy in Chromium in tests/e2e/test_uppy_jwt.py."
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
@@ -14,6 +15,8 @@ from datetime import UTC, datetime
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signer.service.config import load_config
 from signer.service.errors import ConfigError, Refused
@@ -328,3 +331,26 @@ def test_a_jwt_issuer_alone_is_a_way_to_know_callers() -> None:
     assert config.jwt is not None and config.jwt.issuer.algorithms == ("RS256", "ES256")
     assert config.jwt.issuer.identity_claim == "sub" and config.jwt.issuer.leeway == 60
     assert load_config(jwt_env("http://[::1]:9/", SIGNER_API_TOKENS=None)).jwt is not None  # loopback http
+
+
+# --- malformed input never gives a 500 -----------------------------------------------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                       max_size=3), max_leaves=8)
+HEADERS = st.fixed_dictionaries({"alg": st.sampled_from(["RS256", "ES256", "HS256", "none", "PS256"]) | JSON_VALUES},
+                                optional={"kid": st.sampled_from(["key-1", "key-ec"]) | JSON_VALUES,
+                                          "typ": JSON_VALUES, "crit": JSON_VALUES})
+CLAIMS = st.dictionaries(st.sampled_from(["iss", "aud", "sub", "exp", "nbf", "iat"]), JSON_VALUES)
+
+
+@settings(max_examples=150)
+@given(header=HEADERS | JSON_VALUES, claims=CLAIMS | JSON_VALUES, signature=st.binary(max_size=300),
+       raw=st.text(st.characters(min_codepoint=32, max_codepoint=0x10FFFF, exclude_categories=("Cc", "Cs")), max_size=40))
+def test_hostile_tokens_are_refused_never_a_500(client, header, claims, signature, raw) -> None:
+    def part(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+    for token in (f"{part(header)}.{part(claims)}.{base64.urlsafe_b64encode(signature).decode()}", f"{raw}.{raw}.{raw}"):
+        answer = presign(client, token)
+        assert answer.status_code in (400, 401), (token, answer.status_code, answer.json)
+        assert answer.json["code"].startswith("token_") or answer.json["code"] in ("unauthorized", "invalid_header")
