@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import jwt
 import pytest
@@ -354,3 +355,16 @@ def test_hostile_tokens_are_refused_never_a_500(client, header, claims, signatur
         answer = presign(client, token)
         assert answer.status_code in (400, 401), (token, answer.status_code, answer.json)
         assert answer.json["code"].startswith("token_") or answer.json["code"] in ("unauthorized", "invalid_header")
+
+
+def test_pyjwt_is_loaded_only_where_an_issuer_is_configured() -> None:
+    """A worker without SIGNER_JWT_ISSUER carries neither PyJWT nor cryptography (memory per worker)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from signer.service.web.app import create_app; from signer.service.config import "
+              "load_config; from tests.conftest import env_with; create_app(load_config(env_with())); "
+              "print('jwt' in sys.modules, 'cryptography' in sys.modules)")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert ran.stdout.split() == ["False", "False"], ran.stderr

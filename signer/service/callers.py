@@ -26,7 +26,7 @@ from itsdangerous import BadSignature, Signer
 
 from .config import Config
 from .errors import Unauthenticated
-from .jwt_callers import looks_like_jwt
+from .jwt_settings import looks_like_jwt
 from .networks import is_trusted
 from .rules import ANONYMOUS, GATEWAY_FOLDER, IDENTITY
 

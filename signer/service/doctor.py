@@ -27,7 +27,6 @@ from ..presign import presign_url
 from ..sigv4 import current_time
 from .config import Config
 from .errors import Refused
-from .jwt_callers import probe
 from .rules import SERVICE_FOLDER
 from .storage import Answer, StorageError, exchange, folders, list_keys, list_objects, signed_request
 
@@ -341,6 +340,8 @@ class Doctor:
 def run_doctor(config: Config, now: Callable[[], datetime] = current_time) -> list[Finding]:
     findings = Doctor(config, now).run()
     if config.jwt is not None:
+        from .jwt_callers import probe  # PyJWT only where an issuer is configured
+
         reachable, line = probe(config.jwt)
         findings.append(Finding("jwt issuer", reachable, line, "" if reachable else
                                 "check SIGNER_JWT_ISSUER / SIGNER_JWT_JWKS_URL and that this machine reaches them"))

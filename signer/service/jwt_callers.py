@@ -43,7 +43,6 @@ WAIT_FOR_FETCH = 1.0
 """How long a token waits for a fetch another request started: a hung issuer and a flood of
 unknown kids must not hold every worker thread for the fetch's whole timeout."""
 MAX_DOCUMENT = 256 * 1024
-MAX_TOKEN = 8 * 1024
 SELF_KEYED = ("jku", "x5u", "jwk", "x5c")
 """Headers by which a token names its own key: trusting them lets anyone sign."""
 _IDENTITY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@|:-]{0,63}")
@@ -218,10 +217,6 @@ _REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
     (jwt.InvalidAlgorithmError, "token_algorithm", "the token's algorithm is not allowed"),
     (jwt.DecodeError, "token_malformed", "the token is not a well-formed JWT"),
 )
-
-
-def looks_like_jwt(token: str) -> bool:
-    return token.count(".") == 2 and len(token) <= MAX_TOKEN
 
 
 class Verifier:
