@@ -195,3 +195,24 @@ def test_fine_uploader_sends_the_token_from_the_docs_snippet(browser, provider, 
         landed = sorted(objects(weed, prefix).values(), key=len)
         assert landed == [payload(20 * 1000, 4), payload(11 * 1000 * 1000, 6)]
         page.close()
+
+
+def test_an_auth0_style_sub_is_a_folder_the_store_takes(origin, provider, weed) -> None:
+    """``auth0|…`` and ``:`` are in the identity alphabet: signed (percent-encoded) and stored as they are."""
+    token = provider_token(provider, "auth0|64f0c2:x")
+    headers = {"Authorization": f"Bearer {token}"}
+    signed = requests.post(f"{origin}/v1/presign", headers=headers, timeout=30, json={
+        "method": "PUT", "filename": "a.pdf", "content_type": "application/pdf", "content_length": 5}).json()
+    assert signed["key"].startswith("uploads/user/auth0|64f0c2:x/"), signed
+    put = requests.put(signed["url"], data=b"hello", headers=signed["headers"], timeout=30)
+    assert put.status_code == 200, put.text
+    created = requests.post(f"{origin}/s3/multipart", headers=headers, timeout=30,
+                            json={"filename": "b.pdf", "type": "application/pdf"}).json()
+    upload_id = urllib.parse.quote(created["uploadId"], safe="")
+    part = requests.get(f"{origin}/s3/multipart/{upload_id}/1", headers=headers, params={"key": created["key"]},
+                        timeout=30).json()
+    etag = requests.put(part["url"], data=b"world", timeout=30).headers["ETag"]
+    done = requests.post(f"{origin}/s3/multipart/{upload_id}/complete", headers=headers, timeout=30,
+                         params={"key": created["key"]}, json={"parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert done.status_code == 200, done.text
+    assert sorted(objects(weed, "uploads/user/auth0|64f0c2:x/").values()) == [b"hello", b"world"]
