@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             until = status.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if status.expiration else "never (static keys)"
             print(f"credentials: {status.provider}, access key {status.access_key}, expire {until}")
+            if config.jwt is not None:
+                from .service.jwt_callers import probe
+
+                reachable, line = probe(config.jwt)
+                print(f"jwt: {line}", file=sys.stdout if reachable else sys.stderr)
+                return 0 if reachable else 1
             return 0
         if args.command == "doctor":
             from .service.doctor import healthy, report, run_doctor

@@ -1,10 +1,12 @@
-"""Who is calling: bearer tokens, a trusted gateway's user header, or anonymous visitors.
+"""Who is calling: bearer tokens, a trusted gateway's user header, the app's own JWTs, or anonymous visitors.
 
 Each kind of caller has its own namespace under ``SIGNER_KEY_PREFIX``, so no name of one
 kind can reach another kind's objects:
 
 * a bearer token named ``webapp`` writes under ``<prefix>webapp/``;
 * a gateway user ``webapp`` writes under ``<prefix>user/webapp/``;
+* a user of the app's login, whose bearer JWT from SIGNER_JWT_ISSUER names ``webapp``
+  (:mod:`signer.service.jwt_callers`), writes there too: both are the app's users;
 * an anonymous visitor writes under ``<prefix>anonymous/<random id>/``, its id carried in a
   signed cookie (:class:`VisitorCookies`).
 
@@ -24,6 +26,7 @@ from itsdangerous import BadSignature, Signer
 
 from .config import Config
 from .errors import Unauthenticated
+from .jwt_settings import looks_like_jwt
 from .networks import is_trusted
 from .rules import ANONYMOUS, GATEWAY_FOLDER, IDENTITY
 
@@ -46,7 +49,7 @@ class Caller:
     is the signed cookie value the web layer must send back."""
 
     identity: str
-    via: str  # "token", "gateway" or "anonymous", for the access log
+    via: str  # "token", "gateway", "jwt" or "anonymous", for the access log
     folder: str
     new_cookie: str | None = None
 
@@ -98,7 +101,8 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None, coo
     """Authenticate a request. The gateway's user header counts only when the TCP peer
     is a trusted proxy; from anyone else it is ignored, never trusted. When a trusted
     gateway names a user, that user wins and an Authorization header is not looked at
-    (gateways often forward their own). ``cookie`` is the visitor cookie's raw value."""
+    (gateways often forward their own). A bearer token that is no configured API token is
+    tried as a JWT of SIGNER_JWT_ISSUER. ``cookie`` is the visitor cookie's raw value."""
     if config.user_header and is_trusted(remote_addr, config.trusted_proxies):
         user = headers.get(config.user_header)
         if user is not None:
@@ -112,10 +116,14 @@ def identify(config: Config, headers: HeaderLookup, remote_addr: str | None, coo
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthenticated("unauthorized", "Authorization must be 'Bearer <token>'")
-        name = _matching_token_name(config, presented.strip().encode("utf-8", "replace"))
-        if name is None:
-            raise Unauthenticated("unauthorized", "the bearer token is not valid")
-        return Caller(name, "token", name)
+        presented = presented.strip()
+        name = _matching_token_name(config, presented.encode("utf-8", "replace"))
+        if name is not None:
+            return Caller(name, "token", name)
+        if config.jwt is not None and looks_like_jwt(presented):
+            user = config.jwt.identity(presented)
+            return Caller(user, "jwt", f"{GATEWAY_FOLDER}/{user}")
+        raise Unauthenticated("unauthorized", "the bearer token is not valid")
 
     if config.allow_anonymous:
         return anonymous_caller(config, cookie)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from ..credentials import Credentials, read_secret
 from ..environment import choice, flag, integer, items, optional_integer
@@ -25,12 +26,16 @@ from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Unavailable
 from .finish import DEFAULT_MAX_PENDING, Expectation, Finish, PendingLedger
+from .jwt_settings import ASYMMETRIC, HMAC, Issuer, key_url_allowed
 from .networks import Network
 from .notify import Webhook, webhook_from
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish, template_problem
 from .rules import IDENTITY, Rules, is_reserved
 from .settings import KNOWN_VARIABLES as KNOWN_VARIABLES  # re-exported: the names live in settings.py
 from .settings import unknown_variables
+
+if TYPE_CHECKING:
+    from .jwt_callers import Verifier
 
 MIN_TOKEN_LENGTH = 16
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
@@ -54,6 +59,7 @@ class Config:
     webhook: Webhook | None = None
     finish_interval: int = 10
     max_pending_per_caller: int = DEFAULT_MAX_PENDING
+    jwt_issuer: Issuer | None = None  # SIGNER_JWT_ISSUER: bearer JWTs from the app's OIDC issuer (#27)
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
     @property
@@ -73,6 +79,16 @@ class Config:
         return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
                       self.finish_interval, self.webhook, self._publish_unseen if publishing else None,
                       PendingLedger(self.max_pending_per_caller))
+
+    @cached_property
+    def jwt(self) -> Verifier | None:
+        """The issuer's verifier and its key cache, one per process (PyJWT is loaded only here,
+        so the CLI's presign runs without it)."""
+        if self.jwt_issuer is None:
+            return None
+        from .jwt_callers import Verifier
+
+        return Verifier(self.jwt_issuer)
 
     def _publish_unseen(self, expected: Expectation) -> None:
         """Publish, for the sweepers, an upload whose completion the service did not see."""
@@ -148,6 +164,7 @@ def _load(env: dict[str, str], serving: bool) -> Config:
         raw_tokens = read_secret(env, "SIGNER_API_TOKENS") or ""
         cookie_secret = read_secret(env, "SIGNER_COOKIE_SECRET")
         webhook_secret = read_secret(env, "SIGNER_WEBHOOK_SECRET")
+        jwt_secret = read_secret(env, "SIGNER_JWT_SECRET")
     except InvalidCredentials as exc:
         raise ConfigError(exc.message) from None
 
@@ -192,9 +209,11 @@ def _load(env: dict[str, str], serving: bool) -> Config:
     user_header = env.get("SIGNER_USER_HEADER", "").strip() or None
     if user_header and not re.fullmatch(r"[A-Za-z0-9-]+", user_header):
         raise ConfigError("SIGNER_USER_HEADER must be a header name such as X-Auth-User")
-    if serving and not tokens and not anonymous and not user_header:
+    jwt = jwt_issuer(env, jwt_secret)
+    if serving and not tokens and not anonymous and not user_header and not jwt:
         raise ConfigError(
-            "SIGNER_API_TOKENS is required (or SIGNER_USER_HEADER behind a gateway, or SIGNER_ALLOW_ANONYMOUS=true)"
+            "SIGNER_API_TOKENS is required (or SIGNER_USER_HEADER behind a gateway, SIGNER_JWT_ISSUER for the app's "
+            "login, or SIGNER_ALLOW_ANONYMOUS=true)"
         )
     origins = frozenset(o.rstrip("/") for o in items(env, "SIGNER_CORS_ORIGINS"))
     for origin in origins:
@@ -217,10 +236,59 @@ def _load(env: dict[str, str], serving: bool) -> Config:
         webhook=webhook_from(env.get("SIGNER_WEBHOOK_URL", "").strip() or None, webhook_secret, 5.0),
         finish_interval=integer(env, "SIGNER_FINISH_INTERVAL", 10, 1, 3600),
         max_pending_per_caller=integer(env, "SIGNER_MAX_PENDING_PER_CALLER", DEFAULT_MAX_PENDING, 1, 1_000_000),
+        jwt_issuer=jwt,
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
         publish=_publish(env, bucket, prefix, secret),
     )
+
+
+def jwt_issuer(env: Mapping[str, str], secret: str | None) -> Issuer | None:
+    """The one issuer (SIGNER_JWT_ISSUER and its settings) whose bearer JWTs name callers (issue #27; docs/jwt.md)."""
+    # SIGNER_JWT_ISSUER: the exact iss to require; unset, JWTs are not accepted at all
+    issuer = env.get("SIGNER_JWT_ISSUER", "").strip()
+    # SIGNER_JWT_AUDIENCE: comma list; a token's aud must name one of them
+    audiences = tuple(items(env, "SIGNER_JWT_AUDIENCE"))
+    # SIGNER_JWT_JWKS_URL: the key set; unset, found through <issuer>/.well-known/openid-configuration
+    jwks_url = env.get("SIGNER_JWT_JWKS_URL", "").strip() or None
+    # SIGNER_JWT_ALGORITHMS: comma list (default RS256,ES256); never none, HS* only with SIGNER_JWT_SECRET
+    algorithms = tuple(items(env, "SIGNER_JWT_ALGORITHMS")) or ("RS256", "ES256")
+    # SIGNER_JWT_IDENTITY_CLAIM: the claim naming the user's folder <prefix>user/<claim>/ (default sub)
+    claim = env.get("SIGNER_JWT_IDENTITY_CLAIM", "").strip() or "sub"
+    # SIGNER_JWT_LEEWAY: seconds of clock skew allowed on exp, nbf, iat (default 60)
+    leeway = integer(env, "SIGNER_JWT_LEEWAY", 60, 0, 600)
+    # SIGNER_JWT_SECRET (or _FILE): the HMAC key, for issuers that sign HS256 (Supabase's legacy secret)
+    if not issuer:
+        for variable in ("SIGNER_JWT_AUDIENCE", "SIGNER_JWT_JWKS_URL", "SIGNER_JWT_ALGORITHMS",
+                         "SIGNER_JWT_IDENTITY_CLAIM", "SIGNER_JWT_LEEWAY", "SIGNER_JWT_SECRET", "SIGNER_JWT_SECRET_FILE"):
+            if env.get(variable, "").strip():
+                raise ConfigError(f"{variable} needs SIGNER_JWT_ISSUER (the iss the tokens must carry)")
+        return None
+    if not audiences:
+        raise ConfigError("SIGNER_JWT_AUDIENCE is required with SIGNER_JWT_ISSUER (the aud your tokens carry: "
+                          "a client id, an API identifier)")
+    needs_keys = bool(ASYMMETRIC & set(algorithms))
+    if needs_keys and not key_url_allowed(issuer) and jwks_url is None:
+        raise ConfigError("SIGNER_JWT_ISSUER must be an https:// URL (http only on loopback) to find its keys; "
+                          "or set SIGNER_JWT_JWKS_URL")
+    if jwks_url is not None and not key_url_allowed(jwks_url):
+        raise ConfigError("SIGNER_JWT_JWKS_URL must be https:// (http only to 127.0.0.1, ::1 or localhost)")
+    for algorithm in algorithms:
+        if algorithm in HMAC:
+            if secret is None:
+                raise ConfigError(f"SIGNER_JWT_ALGORITHMS: {algorithm} needs SIGNER_JWT_SECRET (its shared key)")
+        elif algorithm not in ASYMMETRIC:
+            raise ConfigError(f"SIGNER_JWT_ALGORITHMS: {algorithm!r} is not one of "
+                              f"{', '.join(sorted(ASYMMETRIC | HMAC))} ('none' never is)")
+    if secret is not None:
+        if not HMAC & set(algorithms):
+            raise ConfigError("SIGNER_JWT_SECRET is set but SIGNER_JWT_ALGORITHMS lists no HS256/HS384/HS512")
+        if len(secret) < 32:
+            raise ConfigError("SIGNER_JWT_SECRET must be at least 32 characters")
+    if not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,100}", claim):
+        raise ConfigError("SIGNER_JWT_IDENTITY_CLAIM must be a claim name such as sub or email")
+    return Issuer(issuer=issuer, audiences=audiences, algorithms=algorithms, jwks_url=jwks_url, identity_claim=claim,
+                  leeway=leeway, secret=None if secret is None else secret.encode("utf-8"))
 
 
 def _publish(env: Mapping[str, str], uploads: Bucket, key_prefix: str, secret: bytes) -> PublishSettings | None:

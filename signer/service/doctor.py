@@ -338,7 +338,14 @@ class Doctor:
 
 
 def run_doctor(config: Config, now: Callable[[], datetime] = current_time) -> list[Finding]:
-    return Doctor(config, now).run()
+    findings = Doctor(config, now).run()
+    if config.jwt is not None:
+        from .jwt_callers import probe  # PyJWT only where an issuer is configured
+
+        reachable, line = probe(config.jwt)
+        findings.append(Finding("jwt issuer", reachable, line, "" if reachable else
+                                "check SIGNER_JWT_ISSUER / SIGNER_JWT_JWKS_URL and that this machine reaches them"))
+    return findings
 
 
 def report(findings: list[Finding]) -> str:

@@ -51,6 +51,18 @@ class Unauthenticated(Refused):
 
     CODES: ClassVar[Mapping[str, str]] = {
         "unauthorized": "authentication is missing or wrong",
+        "token_malformed": "the bearer JWT cannot be read",
+        "token_header": "the JWT names its own key (jku, x5u, jwk, x5c), which is never trusted",
+        "token_algorithm": "the JWT's alg is not in SIGNER_JWT_ALGORITHMS or does not fit its key",
+        "token_unknown_key": "the JWT's kid is not in the issuer's key set",
+        "token_signature": "the JWT's signature does not verify",
+        "token_expired": "the JWT has expired (exp)",
+        "token_not_yet_valid": "the JWT is not valid yet (nbf, iat)",
+        "token_issuer": "the JWT is from another issuer than SIGNER_JWT_ISSUER",
+        "token_audience": "the JWT is not for SIGNER_JWT_AUDIENCE",
+        "token_claims": "the JWT lacks a required claim (exp, iss, aud)",
+        "token_identity": "the JWT's identity claim is not a safe folder name",
+        "token_invalid": "the JWT is not valid",
     }
 
 
@@ -104,11 +116,12 @@ class StoreFailed(Refused):
 
 
 class Unavailable(Refused):
-    """The service cannot sign now (its credentials)."""
+    """The service cannot sign now (its credentials, the JWT issuer's keys)."""
 
     CODES: ClassVar[Mapping[str, str]] = {
         "invalid_credentials": "the signing credentials are unusable",
         "credentials_unavailable": "the signing credentials expired and could not be refreshed; retry later",
+        "token_keys_unavailable": "the JWT issuer's keys have never been fetched; retry later",
     }
 
 

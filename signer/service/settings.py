@@ -113,6 +113,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIGNER_TRUSTED_PROXIES", "`127.0.0.1`", "comma list of proxy addresses/networks allowed to set "
             "`X-Forwarded-*` and the user header", CALLERS),
     Setting("SIGNER_DEMO_PAGE", "`false`", "serve the demo page at `/`", CALLERS),
+    Setting("SIGNER_JWT_ISSUER", "unset: JWTs are not accepted", "the exact `iss` of the app's OIDC login; a bearer "
+            "JWT from it is a caller writing under `<prefix>user/<claim>/` ([JWT callers](jwt.md))", CALLERS),
+    Setting("SIGNER_JWT_AUDIENCE", "required with `SIGNER_JWT_ISSUER`", "comma list; a token's `aud` must name one",
+            CALLERS),
+    Setting("SIGNER_JWT_JWKS_URL", "from `<issuer>/.well-known/openid-configuration`", "the issuer's key set (https, "
+            "or http to loopback only)", CALLERS),
+    Setting("SIGNER_JWT_ALGORITHMS", "`RS256,ES256`", "algorithms accepted; never `none`; `HS*` only with "
+            "`SIGNER_JWT_SECRET`", CALLERS),
+    Setting("SIGNER_JWT_IDENTITY_CLAIM", "`sub`", "the claim that names the user's folder", CALLERS),
+    Setting("SIGNER_JWT_LEEWAY", "`60`", "seconds of clock skew allowed on `exp`, `nbf` and `iat` (0–600)", CALLERS),
+    Setting("SIGNER_JWT_SECRET", "none", "the shared key for HMAC-signed tokens, at least 32 characters", CALLERS,
+            file=True),
     # The finish step and webhooks
     Setting("SIGNER_WEBHOOK_URL", "none", "where the finish step POSTs one signed JSON event per finished upload "
             "(`http(s)://host[:port][/path]`; see [Tell the app](finish.md#tell-the-app-webhooks)); only this URL is "

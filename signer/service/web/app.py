@@ -56,6 +56,7 @@ def create_app(cfg: Config | None = None, *, lean: bool = True) -> Flask:
     cfg = cfg or load_config()
     app = Flask(__name__)
     app.extensions["signer_config"] = cfg
+    _ = cfg.jwt  # the issuer's key cache, made once before the worker's threads share it
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_body
     app.before_request(cors_preflight)
     app.after_request(cors_headers)

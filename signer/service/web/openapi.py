@@ -133,7 +133,8 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": server_url}],
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description":
+                                           "an API token (SIGNER_API_TOKENS) or a JWT from SIGNER_JWT_ISSUER"}},
             "schemas": {"Error": _ERROR},
         },
         "paths": {
