@@ -1,0 +1,195 @@
+"""What the service counts, and how a worker tells it to the one aggregator (docs/metrics.md).
+
+gunicorn runs several worker processes and replaces each after ``max_requests``: totals kept in a
+worker would die with it, and files kept per worker (prometheus_client's multiprocess mode) pile
+up and slow every scrape. So no worker keeps a total. Each event is one short line sent as a Unix
+datagram to the aggregator that gunicorn's master started (signer/service/web/metrics_listener.py),
+which holds the totals in memory for as long as the service runs and answers ``/metrics``.
+
+:data:`METRICS` is the contract: names, kinds and label names are fixed (dashboards and alerts
+rely on them). Every label value is chosen by this code, never by a caller: codes from the
+refusal table, route patterns, operation names; anything else is sent as ``other``. Until
+:func:`connect` (gunicorn's post_worker_init, only with SIGNER_METRICS_BIND) recording costs one
+attribute test and sends nothing.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STORE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of the contract: ``kind`` is ``counter``, ``histogram`` or ``gauge``."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+    help: str
+    buckets: tuple[float, ...] = ()
+
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric("signer_signatures_total", "counter", ("kind", "protocol", "method"),
+           "Signatures handed out (URLs, POST forms, multipart strings), by protocol and signed method"),
+    Metric("signer_refusals_total", "counter", ("code",), "Requests refused, by error code (docs: error codes)"),
+    Metric("signer_request_seconds", "histogram", ("route",), "Time the app took to answer, by route pattern",
+           REQUEST_BUCKETS),
+    Metric("signer_store_request_seconds", "histogram", ("operation", "outcome"),
+           "The service's own S3 requests, by operation and outcome", STORE_BUCKETS),
+    Metric("signer_finish_pending", "gauge", (),
+           "Finish-step markers due now, as the last sweep listed them (at most 200 are counted)"),
+    Metric("signer_finish_oldest_due_seconds", "gauge", (),
+           "How long the oldest due marker has been due, as the last sweep saw it"),
+    Metric("signer_finish_checks_total", "counter", ("outcome",),
+           "Finished uploads checked by the sweeps: verified, rejected, gone (never came), failed (store error)"),
+    Metric("signer_webhook_deliveries_total", "counter", ("outcome",),
+           "Webhook delivery attempts: delivered, failed, dropped (given up after three days)"),
+    Metric("signer_webhook_oldest_undelivered_seconds", "gauge", (),
+           "Age of the oldest event whose last delivery from this service failed; 0 when none is waiting"),
+    Metric("signer_credentials_expiry_seconds", "gauge", (),
+           "Seconds until the signing credentials expire (absent for credentials without expiry)"),
+    Metric("signer_metrics_dropped_total", "counter", (),
+           "Metric events lost: the aggregator was busy or gone, or an event broke the contract"),
+)}
+
+# The wire: one event per line, fields separated by tabs, label values by \x1f.
+COUNT, OBSERVE, SET, EXPIRES, UNDELIVERED, SETTLED = "c", "h", "g", "x", "u", "s"
+METHODS = frozenset({"GET", "PUT", "POST", "HEAD", "DELETE"})
+CHECK_OUTCOMES = frozenset({"verified", "rejected", "gone", "failed"})
+OTHER = "other"
+
+
+def line(op: str, name: str, labels: tuple[str, ...] = (), value: float = 1.0) -> str:
+    return f"{op}\t{name}\t{chr(31).join(labels)}\t{value!r}"
+
+
+class Recorder:
+    """A worker's end of the datagram socket. Events recorded inside :meth:`batch` (one request)
+    travel in one datagram; others (the sweeper's) one each. A send that would wait longer than
+    ``timeout`` is dropped and counted, and told with the next one that goes through: a stalled
+    aggregator never holds a request."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self._path = ""
+        self._socket: socket.socket | None = None
+        self._local = threading.local()
+        self._dropped = 0
+
+    def connect(self, path: str, timeout: float = 0.05) -> None:
+        """Send to the aggregator's socket at ``path`` (after the fork: this process's own socket)."""
+        self._path = path
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.settimeout(timeout)
+        self.on = True
+
+    def close(self) -> None:
+        self.on = False
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def send(self, event: str) -> None:
+        batch: list[str] | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            batch.append(event)
+        else:
+            self._send(event)
+
+    def _send(self, text: str) -> None:
+        sock = self._socket
+        if sock is None:
+            return
+        if self._dropped:
+            text = f"{line(COUNT, 'signer_metrics_dropped_total', (), float(self._dropped))}\n{text}"
+        try:
+            sock.sendto(text.encode("utf-8", "replace"), self._path)
+            self._dropped = 0
+        except OSError:  # full (timed out), or the aggregator is restarting
+            self._dropped += text.count("\n") + 1
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect this thread's events until the block ends, then send them as one datagram."""
+        if not self.on:
+            yield
+            return
+        events: list[str] = []
+        self._local.batch = events
+        try:
+            yield
+        finally:
+            self._local.batch = None
+            if events:
+                self._send("\n".join(events))
+
+
+RECORDER = Recorder()
+
+
+def connect(path: str) -> None:
+    RECORDER.connect(path)
+
+
+def signed(protocol: str, method: str, count: int = 1, kind: str = "default") -> None:
+    """``count`` signatures handed out (after every check passed and the answer is made)."""
+    if RECORDER.on:
+        verb = method if method in METHODS else OTHER
+        RECORDER.send(line(COUNT, "signer_signatures_total", (kind, protocol, verb), float(count)))
+
+
+def refused(code: str) -> None:
+    """A refusal answered; ``code`` comes from the service's code table (web/statuses.py)."""
+    if RECORDER.on:
+        RECORDER.send(line(COUNT, "signer_refusals_total", (code,)))
+
+
+def request_took(route: str, seconds: float) -> None:
+    if RECORDER.on:
+        RECORDER.send(line(OBSERVE, "signer_request_seconds", (route,), seconds))
+
+
+def store_request(operation: str, outcome: str, seconds: float) -> None:
+    if RECORDER.on:
+        RECORDER.send(line(OBSERVE, "signer_store_request_seconds", (operation, outcome), seconds))
+
+
+def finish_backlog(due: int, oldest_due_seconds: float) -> None:
+    """What one sweep's listing found: markers due now, and how long the oldest has been due."""
+    if RECORDER.on:
+        RECORDER.send(line(SET, "signer_finish_pending", (), float(due)) + "\n"
+                      + line(SET, "signer_finish_oldest_due_seconds", (), max(0.0, oldest_due_seconds)))
+
+
+def finish_checked(outcome: str) -> None:
+    if RECORDER.on:
+        RECORDER.send(line(COUNT, "signer_finish_checks_total", (outcome if outcome in CHECK_OUTCOMES else OTHER,)))
+
+
+def webhook_attempt(event_id: str, event_time: float, delivered: bool) -> None:
+    """One delivery attempt of the event ``event_id`` (made by this code: a hash or a UUID) that
+    happened at ``event_time`` (Unix seconds): the aggregator keeps the failing ones' times."""
+    if RECORDER.on:
+        outcome = "delivered" if delivered else "failed"
+        waiting = line(SETTLED, event_id) if delivered else line(UNDELIVERED, event_id, (), event_time)
+        RECORDER.send(line(COUNT, "signer_webhook_deliveries_total", (outcome,)) + "\n" + waiting)
+
+
+def webhook_dropped(event_id: str) -> None:
+    """An event given up on: counted, and no longer waiting."""
+    if RECORDER.on:
+        RECORDER.send(line(COUNT, "signer_webhook_deliveries_total", ("dropped",)) + "\n" + line(SETTLED, event_id))
+
+
+def credentials_expire(at: float | None) -> None:
+    """When the signing credentials in use expire (Unix seconds), None for none."""
+    if RECORDER.on and at is not None:
+        RECORDER.send(line(EXPIRES, "signer_credentials_expiry_seconds", (), at))

@@ -1,0 +1,163 @@
+"""The aggregator: one small process, started by gunicorn's master, that holds the service's metric
+totals and answers ``GET /metrics`` on SIGNER_METRICS_BIND (never the public port).
+
+Why a process of the master's and not the workers' own files (prometheus_client's multiprocess
+mode): a worker recycled by ``max_requests`` takes nothing with it here, since it never held a
+total; and nothing is written per worker, so the scrape costs the same after a thousand recycles
+as after none (docs/metrics.md, measured by tests/e2e/test_metrics.py). Why a process and not a
+thread in the master: gunicorn forks its workers from the master, and a fork copies no thread but
+every lock a thread holds; an exec'd process shares nothing with the workers but the socket name.
+
+Workers send event lines as datagrams to a Unix socket in a fresh 0700 folder (only this user can
+send). One thread applies them as they come; a scrape first applies what is queued, so it sees
+every event sent before it began. The master restarts the aggregator if it dies (the counters then
+start again from zero, which Prometheus' ``rate()`` reads as a reset), and it dies with the master.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..aggregate import Totals
+from .front import Listen, _die_with_parent
+
+RECEIVE_BUFFER = 4 * 1024 * 1024
+"""Queued datagrams the kernel keeps for us (capped by net.core.rmem_max): a burst of events while
+a scrape renders waits here instead of being dropped."""
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Inbox:
+    """The datagram socket and the totals it feeds, behind one lock."""
+
+    def __init__(self, path: str) -> None:
+        self.totals = Totals()
+        self.lock = threading.Lock()
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        self.socket.bind(path)
+        self.socket.setblocking(False)
+
+    def drain(self) -> None:
+        """Apply every queued datagram (the lock held)."""
+        while True:
+            try:
+                datagram = self.socket.recv(65536)
+            except BlockingIOError:
+                return
+            self.totals.apply(datagram, time.time())
+
+    def run(self) -> None:
+        while True:
+            select.select([self.socket], [], [])
+            with self.lock:
+                self.drain()
+
+    def scrape(self) -> bytes:
+        with self.lock:
+            self.drain()
+            return self.totals.render(time.time()).encode("utf-8")
+
+
+def _handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
+    class Scrape(BaseHTTPRequestHandler):
+        timeout = 10  # a scraper that stalls holds one thread, for this long
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self._answer(404, b'{"error":"no endpoint at this path","code":"no_such_route"}\n', "application/json")
+                return
+            self._answer(200, inbox.scrape(), CONTENT_TYPE)
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass  # a scrape every 15 s is not news
+
+    return Scrape
+
+
+def serve(bind: str, path: str) -> None:
+    """The aggregator's main: totals from ``path``, ``/metrics`` on ``bind`` (host:port)."""
+    listen = Listen.from_bind(bind)
+    inbox = Inbox(path)
+
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+        daemon_threads = True
+
+    server = Server((listen.host, listen.port), _handler(inbox))
+    threading.Thread(target=inbox.run, name="metrics-inbox", daemon=True).start()
+    server.serve_forever()
+
+
+class Aggregator:
+    """The aggregator process, seen from gunicorn's master (gunicorn.conf.py's hooks): started in
+    on_starting (before any worker forks, so each worker knows the socket), restarted if it dies,
+    stopped at on_exit."""
+
+    def __init__(self, bind: str) -> None:
+        self.bind = bind
+        self.listen = Listen.from_bind(bind)
+        self.folder = ""
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.folder, "metrics.sock")
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start it and wait until it answers; OSError if it does not."""
+        if not self.folder:
+            shared = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - RAM-backed, made private
+            self.folder = tempfile.mkdtemp(prefix="sigv4-signer-metrics-", dir=shared)
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "signer.service.web.metrics_listener", self.bind, self.socket],
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if os.path.exists(self.socket) and self.listen.accepts():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise OSError(f"the metrics listener did not start on {self.bind}")
+
+    def exited(self) -> bool:
+        """Whether it is gone (gunicorn's master may have reaped it: poll() then says 0)."""
+        return self.process is not None and self.process.poll() is not None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = ""
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2])
