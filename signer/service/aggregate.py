@@ -150,7 +150,7 @@ def _histogram(metric: Metric, labels: tuple[str, ...], found: Histogram) -> lis
     lines, running = [], 0
     for bound, count in zip(metric.buckets, found.buckets, strict=True):
         running += count
-        lines.append(f"{metric.name}_bucket{_labels((*metric.labels, 'le'), (*labels, _number(bound)))} {running}")
+        lines.append(f"{metric.name}_bucket{_labels((*metric.labels, 'le'), (*labels, repr(float(bound))))} {running}")
     lines.append(f"{metric.name}_bucket{_labels((*metric.labels, 'le'), (*labels, '+Inf'))} {found.count}")
     lines.append(f"{metric.name}_sum{_labels(metric.labels, labels)} {_number(found.total)}")
     lines.append(f"{metric.name}_count{_labels(metric.labels, labels)} {found.count}")

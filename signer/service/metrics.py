@@ -108,13 +108,14 @@ class Recorder:
         sock = self._socket
         if sock is None:
             return
+        events = text.count("\n") + 1
         if self._dropped:
             text = f"{line(COUNT, 'signer_metrics_dropped_total', (), float(self._dropped))}\n{text}"
         try:
             sock.sendto(text.encode("utf-8", "replace"), self._path)
             self._dropped = 0
         except OSError:  # full (timed out), or the aggregator is restarting
-            self._dropped += text.count("\n") + 1
+            self._dropped += events
 
     @contextmanager
     def batch(self) -> Iterator[None]:
