@@ -1,6 +1,6 @@
 """The metrics: what a worker sends (signer/service/metrics.py), what the aggregator makes of it
 (signer/service/aggregate.py), read back with prometheus_client's own parser (an independent
-reader of the text format), and the app's events through a real Unix datagram socket."""
+reader of the text format), and the app's events through the aggregator's real Unix socket."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from signer.service.metrics import METRICS, Recorder, line
 from signer.service.server import server_settings
 from signer.service.storage import operation_of, outcome_of
 from signer.service.web.measured import UNMATCHED, measure
+from signer.service.web.metrics_listener import MAX_LINE, Inbox
 from signer.service.web.statuses import CODES
 from tests.conftest import ALICE_TOKEN, env_with
 
@@ -146,53 +147,68 @@ def test_store_outcomes() -> None:
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    """A real datagram socket for the recorder to send to, and the module's recorder connected to it."""
-    path = str(tmp_path / "metrics.sock")
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(path)
-    receiver.setblocking(False)
-    metrics.connect(path)
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    """The aggregator's own inbox (a real Unix stream socket, read in this process when scraped),
+    and the module's recorder connected to it."""
+    found = Inbox(str(tmp_path / "metrics.sock"))
+    metrics.connect(str(tmp_path / "metrics.sock"))
     try:
-        yield receiver, path
+        yield found
     finally:
         metrics.RECORDER.close()
-        receiver.close()
+        close(found)
 
 
-def received(receiver: socket.socket) -> list[bytes]:
-    datagrams = []
-    while True:
-        try:
-            datagrams.append(receiver.recv(65536))
-        except BlockingIOError:
-            return datagrams
+def close(inbox: Inbox) -> None:
+    for connection in list(inbox.partial):
+        inbox._forget(connection)
+    inbox.listener.close()
 
 
-def test_a_batch_is_one_datagram_and_lost_events_are_told_later(inbox: tuple[socket.socket, str]) -> None:
-    receiver, path = inbox
+def scraped(inbox: Inbox) -> dict[str, Any]:
+    return parsed(inbox.scrape().decode())
+
+
+def test_a_requests_events_go_at_its_end_and_lost_ones_are_told_later(inbox: Inbox, tmp_path: Path) -> None:
     recorder = metrics.RECORDER
-    with recorder.batch():
-        metrics.signed("presign", "PUT")
-        metrics.refused("too_large")
-        metrics.request_took("/v1/presign", 0.001)
-    metrics.finish_checked("verified")  # outside a batch: at once
-    assert [datagram.count(b"\n") + 1 for datagram in received(receiver)] == [3, 1]
-    receiver.close()
-    Path(path).unlink()  # the aggregator is gone (restarting)
+    recorder.begin()
+    metrics.signed("presign", "PUT")
+    metrics.refused("too_large")
+    assert "signer_signatures_total" not in scraped(inbox)  # not before the request ends
+    recorder.end()
+    metrics.finish_checked("verified")  # outside a request: at once
+    samples = scraped(inbox)
+    assert value(samples, "signer_signatures_total", kind="default", protocol="presign", method="PUT") == 1
+    assert value(samples, "signer_refusals_total", code="too_large") == 1
+    assert value(samples, "signer_finish_checks_total", outcome="verified") == 1
+    close(inbox)
+    (tmp_path / "metrics.sock").unlink()  # the aggregator is gone (restarting)
     metrics.signed("presign", "GET")
     metrics.signed("presign", "GET", 2)
-    again = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    again.bind(path)
-    again.setblocking(False)
-    metrics.signed("presign", "GET")
-    totals = Totals()
-    for datagram in received(again):
-        totals.apply(datagram, NOW)
-    again.close()
-    samples = parsed(totals.render(NOW))
+    again = Inbox(str(tmp_path / "metrics.sock"))
+    try:
+        metrics.signed("presign", "GET")
+        samples = scraped(again)
+    finally:
+        close(again)
     assert value(samples, "signer_metrics_dropped_total") == 2
     assert value(samples, "signer_signatures_total", kind="default", protocol="presign", method="GET") == 1
+
+
+def test_a_half_written_line_is_dropped_with_its_connection(inbox: Inbox, tmp_path: Path) -> None:
+    """A worker that gives up mid-line (its write timed out) closes: the rest of the line never comes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as worker:
+        worker.connect(str(tmp_path / "metrics.sock"))
+        worker.sendall(b"c\tsigner_refusals_total\tx\t1.0\nc\tsigner_refusals_tot")
+        assert value(scraped(inbox), "signer_refusals_total", code="x") == 1  # the whole line, not the half
+    samples = scraped(inbox)
+    assert value(samples, "signer_refusals_total", code="x") == 1 and "signer_metrics_dropped_total" not in samples
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as endless:
+        endless.connect(str(tmp_path / "metrics.sock"))
+        endless.sendall(b"x" * (MAX_LINE + 10))
+        scraped(inbox)
+        endless.settimeout(5)
+        assert endless.recv(1) == b"" and not inbox.partial  # cut off
 
 
 def test_recording_does_nothing_until_connected() -> None:
@@ -202,11 +218,10 @@ def test_recording_does_nothing_until_connected() -> None:
         recorder.send("anything")  # no socket: nothing sent, nothing raised
 
 
-def test_the_app_counts_what_it_signs_and_refuses_by_route_pattern(inbox: tuple[socket.socket, str]) -> None:
+def test_the_app_counts_what_it_signs_and_refuses_by_route_pattern(inbox: Inbox) -> None:
     from signer.service.config import load_config
     from signer.service.web.app import create_app
 
-    receiver, _ = inbox
     app = create_app(load_config(env_with()))
     measure(app)
     client = app.test_client()
@@ -220,10 +235,7 @@ def test_the_app_counts_what_it_signs_and_refuses_by_route_pattern(inbox: tuple[
     assert client.get("/s3/multipart/some-upload-id/batch?key=uploads/alice/a&partNumbers=1",
                       headers=bearer).status_code in (400, 404)
     assert client.post("/s3/signature?v4=true", json={"conditions": []}, headers=bearer).status_code == 400
-    totals = Totals()
-    for datagram in received(receiver):
-        totals.apply(datagram, NOW)
-    samples = parsed(totals.render(NOW))
+    samples = scraped(inbox)
     assert samples["signer_signatures_total"] == {
         (("kind", "default"), ("method", "GET"), ("protocol", "presign")): 3}
     refusals = samples["signer_refusals_total"]

@@ -2,8 +2,8 @@
 
 gunicorn runs several worker processes and replaces each after ``max_requests``: totals kept in a
 worker would die with it, and files kept per worker (prometheus_client's multiprocess mode) pile
-up and slow every scrape. So no worker keeps a total. Each event is one short line sent as a Unix
-datagram to the aggregator that gunicorn's master started (signer/service/web/metrics_listener.py),
+up and slow every scrape. So no worker keeps a total. Each event is one short line written on a
+Unix socket to the aggregator that gunicorn's master started (signer/service/web/metrics_listener.py),
 which holds the totals in memory for as long as the service runs and answers ``/metrics``.
 
 :data:`METRICS` is the contract: names, kinds and label names are fixed (dashboards and alerts
@@ -72,27 +72,34 @@ def line(op: str, name: str, labels: tuple[str, ...] = (), value: float = 1.0) -
 
 
 class Recorder:
-    """A worker's end of the datagram socket. Events recorded inside :meth:`batch` (one request)
-    travel in one datagram; others (the sweeper's) one each. A send that would wait longer than
-    ``timeout`` is dropped and counted, and told with the next one that goes through: a stalled
-    aggregator never holds a request."""
+    """A worker's end of the stream to the aggregator. Events recorded between :meth:`begin` and
+    :meth:`end` (one request) travel in one write; others (the sweeper's) one each. A stream, not
+    datagrams: Linux queues at most ``net.unix.max_dgram_qlen`` (often 10) datagrams on a socket,
+    a stream as many bytes as the send buffer holds (about 200 KiB: a thousand requests' worth).
+    A write that would wait longer than ``timeout`` (the aggregator is stalled or gone) drops the
+    connection, whose half-written line the aggregator discards, and the events, which are counted
+    and told with the next write that goes through: a stalled aggregator never holds a request."""
 
     def __init__(self) -> None:
         self.on = False
         self._path = ""
+        self._timeout = 0.05
         self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
         self._local = threading.local()
         self._dropped = 0
 
     def connect(self, path: str, timeout: float = 0.05) -> None:
-        """Send to the aggregator's socket at ``path`` (after the fork: this process's own socket)."""
-        self._path = path
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.settimeout(timeout)
+        """Send to the aggregator's socket at ``path`` (after the fork: this process's own connection)."""
+        self._path, self._timeout, self._lock = path, timeout, threading.Lock()
         self.on = True
 
     def close(self) -> None:
         self.on = False
+        with self._lock:
+            self._disconnect()
+
+    def _disconnect(self) -> None:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
@@ -102,35 +109,42 @@ class Recorder:
         if batch is not None:
             batch.append(event)
         else:
-            self._send(event)
+            self._write(event)
 
-    def _send(self, text: str) -> None:
-        sock = self._socket
-        if sock is None:
-            return
-        events = text.count("\n") + 1
-        if self._dropped:
-            text = f"{line(COUNT, 'signer_metrics_dropped_total', (), float(self._dropped))}\n{text}"
-        try:
-            sock.sendto(text.encode("utf-8", "replace"), self._path)
-            self._dropped = 0
-        except OSError:  # full (timed out), or the aggregator is restarting
-            self._dropped += events
+    def begin(self) -> None:
+        """Collect this thread's events from now on (a request starts)."""
+        self._local.batch = []
+
+    def end(self) -> None:
+        """Send what this thread collected since :meth:`begin` (the request is answered)."""
+        events: list[str] | None = getattr(self._local, "batch", None)
+        self._local.batch = None
+        if events:
+            self._write("\n".join(events))
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Collect this thread's events until the block ends, then send them as one datagram."""
-        if not self.on:
-            yield
-            return
-        events: list[str] = []
-        self._local.batch = events
+        self.begin()
         try:
             yield
         finally:
-            self._local.batch = None
-            if events:
-                self._send("\n".join(events))
+            self.end()
+
+    def _write(self, text: str) -> None:
+        events = text.count("\n") + 1
+        with self._lock:
+            if self._dropped:
+                text = f"{line(COUNT, 'signer_metrics_dropped_total', (), float(self._dropped))}\n{text}"
+            try:
+                if self._socket is None:
+                    self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self._socket.settimeout(self._timeout)
+                    self._socket.connect(self._path)
+                self._socket.sendall(f"{text}\n".encode("utf-8", "replace"), socket.MSG_NOSIGNAL)
+                self._dropped = 0
+            except OSError:  # stalled past the timeout, or the aggregator is gone or restarting
+                self._disconnect()
+                self._dropped += events
 
 
 RECORDER = Recorder()

@@ -1,5 +1,5 @@
 """WSGI middleware: how long the app took for each request, by route *pattern*, and the request's
-events sent to the aggregator in one datagram (signer/service/metrics.py).
+events sent to the aggregator in one write (signer/service/metrics.py).
 
 The route label is the pattern of the app's URL rule (``/s3/multipart/<upload_id>/batch``), never
 the path a client sent: a path no rule takes is ``unmatched``, so the label has as many values as
@@ -67,12 +67,14 @@ class Measured:
             self.next_report = started + self.REPORT_EVERY
             expires = self.expiry()
             metrics.credentials_expire(expires.timestamp() if expires is not None else None)
-        with metrics.RECORDER.batch():
-            try:
-                return self.app(environ, start_response)
-            finally:
-                route = self.routes.of(environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET"))
-                metrics.request_took(route, time.perf_counter() - started)
+        recorder = metrics.RECORDER
+        recorder.begin()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            route = self.routes.of(environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET"))
+            metrics.request_took(route, time.perf_counter() - started)
+            recorder.end()
 
 
 def measure(app: Flask) -> None:

@@ -8,16 +8,18 @@ as after none (docs/metrics.md, measured by tests/e2e/test_metrics.py). Why a pr
 thread in the master: gunicorn forks its workers from the master, and a fork copies no thread but
 every lock a thread holds; an exec'd process shares nothing with the workers but the socket name.
 
-Workers send event lines as datagrams to a Unix socket in a fresh 0700 folder (only this user can
-send). One thread applies them as they come; a scrape first applies what is queued, so it sees
-every event sent before it began. The master restarts the aggregator if it dies (the counters then
-start again from zero, which Prometheus' ``rate()`` reads as a reset), and it dies with the master.
+Each worker writes event lines on its own connection to a Unix socket in a fresh 0700 folder (only
+this user can connect). One thread applies them as they come; a scrape first applies what is
+queued, so it sees every event written before it began. A worker that exits (recycled) closes its
+connection after its last line: what it wrote is read all the same. The master restarts the
+aggregator if it dies (the counters then start again from zero, which Prometheus' ``rate()`` reads
+as a reset), and it dies with the master.
 """
 
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import shutil
 import socket
 import subprocess
@@ -31,37 +33,81 @@ from typing import Any
 from ..aggregate import Totals
 from .front import Listen, _die_with_parent
 
-RECEIVE_BUFFER = 4 * 1024 * 1024
-"""Queued datagrams the kernel keeps for us (capped by net.core.rmem_max): a burst of events while
-a scrape renders waits here instead of being dropped."""
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_LINE = 64 * 1024
+"""A sender whose line grows past this without an end is not one of ours: it is cut off."""
 
 
 class Inbox:
-    """The datagram socket and the totals it feeds, behind one lock."""
+    """The Unix socket the workers write to, their connections, and the totals they feed, behind
+    one lock. Everything is read inside the lock, so a scrape sees every line written before it."""
 
     def __init__(self, path: str) -> None:
         self.totals = Totals()
         self.lock = threading.Lock()
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        self.socket.bind(path)
-        self.socket.setblocking(False)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(128)
+        self.listener.setblocking(False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.partial: dict[socket.socket, bytes] = {}
 
-    def drain(self) -> None:
-        """Apply every queued datagram (the lock held)."""
+    def _accept(self) -> None:
         while True:
             try:
-                datagram = self.socket.recv(65536)
+                connection, _ = self.listener.accept()
             except BlockingIOError:
                 return
-            self.totals.apply(datagram, time.time())
+            connection.setblocking(False)
+            self.partial[connection] = b""
+            self.selector.register(connection, selectors.EVENT_READ)
+
+    def _read(self, connection: socket.socket) -> None:
+        """Apply the complete lines waiting on ``connection``; at its end, drop a half-written one."""
+        pending = self.partial[connection]
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:  # the worker is gone (recycled) or gave up on this connection
+                self._forget(connection)
+                pending = b""
+                break
+            pending += chunk
+        done, _, pending = pending.rpartition(b"\n")
+        if done:
+            self.totals.apply(done, time.time())
+        if connection in self.partial:
+            if len(pending) > MAX_LINE:
+                self._forget(connection)
+            else:
+                self.partial[connection] = pending
+
+    def _forget(self, connection: socket.socket) -> None:
+        self.selector.unregister(connection)
+        del self.partial[connection]
+        connection.close()
+
+    def drain(self) -> None:
+        """Take new connections and read every one (the lock held)."""
+        self._accept()
+        for connection in list(self.partial):
+            if connection in self.partial:
+                self._read(connection)
 
     def run(self) -> None:
         while True:
-            select.select([self.socket], [], [])
+            ready = self.selector.select()
             with self.lock:
-                self.drain()
+                for key, _ in ready:
+                    if key.fileobj is self.listener:
+                        self._accept()
+                    elif key.fileobj in self.partial:
+                        self._read(key.fileobj)
 
     def scrape(self) -> bytes:
         with self.lock:
