@@ -195,6 +195,15 @@ def test_a_requests_events_go_at_its_end_and_lost_ones_are_told_later(inbox: Inb
     assert value(samples, "signer_signatures_total", kind="default", protocol="presign", method="GET") == 1
 
 
+def test_what_a_worker_wrote_before_it_exited_is_all_read(inbox: Inbox, tmp_path: Path) -> None:
+    """A recycled worker writes its last lines and closes at once: the end of its connection comes in
+    the same read as they do, and they count, all of them."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as worker:
+        worker.connect(str(tmp_path / "metrics.sock"))
+        worker.sendall(b"c\tsigner_refusals_total\tx\t1.0\n" * 500)
+    assert value(scraped(inbox), "signer_refusals_total", code="x") == 500 and not inbox.partial
+
+
 def test_a_half_written_line_is_dropped_with_its_connection(inbox: Inbox, tmp_path: Path) -> None:
     """A worker that gives up mid-line (its write timed out) closes: the rest of the line never comes."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as worker:

@@ -43,6 +43,8 @@ class Totals:
     waiting: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Undelivered event id -> (its time, when a failure was last reported), Unix seconds."""
     series: dict[str, int] = field(default_factory=dict)
+    heads: dict[str, tuple[str, Metric, tuple[str, ...]]] = field(default_factory=dict)
+    """A line's text before its value -> what it was checked to mean."""
 
     def apply(self, datagram: bytes, now: float) -> None:
         """Apply every line of one datagram; a line that breaks the contract is counted as dropped."""
@@ -51,30 +53,40 @@ class Totals:
                 self._count("signer_metrics_dropped_total", (), 1.0)
 
     def _apply(self, text: str, now: float) -> bool:
-        parts = text.split("\t")
-        if len(parts) != 4:
-            return False
-        op, name, joined, raw = parts
+        head, _, raw = text.rpartition("\t")
         try:
             value = float(raw)
         except ValueError:
             return False
         if not math.isfinite(value):
             return False
+        known = self.heads.get(head)  # a line seen before: checked then (the per-request path)
+        if known is not None:
+            return self._update(*known, value)
+        parts = head.split("\t")
+        if len(parts) != 3:
+            return False
+        op, name, joined = parts
         if op in (UNDELIVERED, SETTLED):
             return self._waiting(op, name, value, now)
         metric = METRICS.get(name)
         labels = tuple(joined.split("\x1f")) if joined else ()
         if metric is None or len(labels) != len(metric.labels) or not all(_VALUE.fullmatch(v) for v in labels):
             return False
+        if not self._update(op, metric, labels, value):
+            return False
+        self.heads[head] = (op, metric, labels)  # bounded: only lines whose series was admitted
+        return True
+
+    def _update(self, op: str, metric: Metric, labels: tuple[str, ...], value: float) -> bool:
         if op == COUNT and metric.kind == "counter" and value >= 0:
-            return self._count(name, labels, value)
+            return self._count(metric.name, labels, value)
         if op == OBSERVE and metric.kind == "histogram":
             return self._observe(metric, labels, value)
         if op == SET and metric.kind == "gauge" and not labels:
-            self.gauges[name] = value
+            self.gauges[metric.name] = value
             return True
-        if op == EXPIRES and name == "signer_credentials_expiry_seconds":
+        if op == EXPIRES and metric.name == "signer_credentials_expiry_seconds":
             self.expires_at = value
             return True
         return False

@@ -60,6 +60,11 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            "Metric events lost: the aggregator was busy or gone, or an event broke the contract"),
 )}
 
+SEND_BUFFER = 1024 * 1024
+"""Asked of the kernel for each worker's connection (capped by net.core.wmem_max; Linux doubles it):
+each small write costs about a kilobyte of it, so this queues a thousand requests or more while the
+aggregator sleeps between reads (web/metrics_listener.GATHER) or waits for a CPU."""
+
 # The wire: one event per line, fields separated by tabs, label values by \x1f.
 COUNT, OBSERVE, SET, EXPIRES, UNDELIVERED, SETTLED = "c", "h", "g", "x", "u", "s"
 METHODS = frozenset({"GET", "PUT", "POST", "HEAD", "DELETE"})
@@ -75,7 +80,7 @@ class Recorder:
     """A worker's end of the stream to the aggregator. Events recorded between :meth:`begin` and
     :meth:`end` (one request) travel in one write; others (the sweeper's) one each. A stream, not
     datagrams: Linux queues at most ``net.unix.max_dgram_qlen`` (often 10) datagrams on a socket,
-    a stream as many bytes as the send buffer holds (about 200 KiB: a thousand requests' worth).
+    a stream as much as the send buffer holds (:data:`SEND_BUFFER`).
     A write that would wait longer than ``timeout`` (the aggregator is stalled or gone) drops the
     connection, whose half-written line the aggregator discards, and the events, which are counted
     and told with the next write that goes through: a stalled aggregator never holds a request."""
@@ -138,6 +143,7 @@ class Recorder:
             try:
                 if self._socket is None:
                     self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
                     self._socket.settimeout(self._timeout)
                     self._socket.connect(self._path)
                 self._socket.sendall(f"{text}\n".encode("utf-8", "replace"), socket.MSG_NOSIGNAL)

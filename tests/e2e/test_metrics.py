@@ -285,3 +285,27 @@ def test_finish_gauges_rise_when_markers_are_due_and_fall_after_the_sweep(weed: 
     # Every store call of the finish step was timed: list, get, put (claim), head, delete.
     operations = {dict(labels)["operation"] for labels in after["signer_store_request_seconds_count"]}
     assert operations == {"LIST", "GET", "PUT", "HEAD", "DELETE"}
+
+
+def test_a_stalled_aggregator_holds_no_request_and_loses_nothing_it_can_hold(aggregator: Aggregator) -> None:
+    """SIGSTOP the aggregator: requests go on at full speed, their events wait in the kernel's buffer
+    (SEND_BUFFER), and once it runs again every one is counted."""
+    assert aggregator.process is not None
+    os.kill(aggregator.process.pid, signal.SIGSTOP)
+    try:
+        slowest = 0.0
+        for _ in range(300):
+            started = time.perf_counter()
+            metrics.RECORDER.begin()
+            metrics.signed("presign", "PUT")
+            metrics.request_took("/v1/presign", 0.001)
+            metrics.RECORDER.end()
+            slowest = max(slowest, time.perf_counter() - started)
+    finally:
+        os.kill(aggregator.process.pid, signal.SIGCONT)
+    assert slowest < 0.01
+    with urllib.request.urlopen(f"http://127.0.0.1:{aggregator.listen.port}/metrics", timeout=10) as answer:
+        samples = parse(answer.read().decode())
+    assert total(samples, "signer_signatures_total") == 300
+    assert total(samples, "signer_request_seconds_count") == 300
+    assert "signer_metrics_dropped_total" not in samples

@@ -34,6 +34,10 @@ from ..aggregate import Totals
 from .front import Listen, _die_with_parent
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+GATHER = 0.005
+"""After a wake-up, the aggregator waits this long before reading, so one wake-up reads many
+requests' lines (at most 200 wake-ups a second however busy the service: measured, a wake-up per
+request cost more than the rest of the metrics together). A scrape reads at once."""
 MAX_LINE = 64 * 1024
 """A sender whose line grows past this without an end is not one of ours: it is cut off."""
 
@@ -65,27 +69,26 @@ class Inbox:
 
     def _read(self, connection: socket.socket) -> None:
         """Apply the complete lines waiting on ``connection``; at its end, drop a half-written one."""
-        pending = self.partial[connection]
+        chunks = [self.partial[connection]]
+        ended = False
         while True:
             try:
-                chunk = connection.recv(65536)
+                chunk = connection.recv(1 << 20)
             except BlockingIOError:
                 break
             except OSError:
                 chunk = b""
             if not chunk:  # the worker is gone (recycled) or gave up on this connection
-                self._forget(connection)
-                pending = b""
+                ended = True
                 break
-            pending += chunk
-        done, _, pending = pending.rpartition(b"\n")
+            chunks.append(chunk)
+        done, _, pending = b"".join(chunks).rpartition(b"\n")
         if done:
             self.totals.apply(done, time.time())
-        if connection in self.partial:
-            if len(pending) > MAX_LINE:
-                self._forget(connection)
-            else:
-                self.partial[connection] = pending
+        if ended or len(pending) > MAX_LINE:  # a half-written line has no end coming
+            self._forget(connection)
+        else:
+            self.partial[connection] = pending
 
     def _forget(self, connection: socket.socket) -> None:
         self.selector.unregister(connection)
@@ -101,13 +104,10 @@ class Inbox:
 
     def run(self) -> None:
         while True:
-            ready = self.selector.select()
+            self.selector.select()
+            time.sleep(GATHER)
             with self.lock:
-                for key, _ in ready:
-                    if key.fileobj is self.listener:
-                        self._accept()
-                    elif key.fileobj in self.partial:
-                        self._read(key.fileobj)
+                self.drain()
 
     def scrape(self) -> bytes:
         with self.lock:
