@@ -268,3 +268,14 @@ def test_the_setting_is_host_and_port_and_never_the_public_port() -> None:
         with pytest.raises(ConfigError, match="SIGNER_METRICS_BIND") as caught:
             server_settings({**base, "SIGNER_METRICS_BIND": bad}, cpus=1)
         assert words in caught.value.message
+
+
+def test_the_docs_page_lists_the_contract() -> None:
+    """docs/metrics.md's table names every metric with its type and labels, and no other."""
+    import re
+
+    from tests.servers import ROOT
+
+    rows = re.findall(r"^\| `(signer_[a-z_]+)` \| (\w+) \|([^|]*)\|", (ROOT / "docs" / "metrics.md").read_text(), re.M)
+    assert {name: (kind, tuple(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows} == {
+        metric.name: (metric.kind, metric.labels) for metric in METRICS.values()}
