@@ -113,7 +113,8 @@ def test_unknown_signer_variables_are_warned_about_not_fatal() -> None:
 
 
 def test_every_variable_the_readme_documents_is_known() -> None:
-    """The README's configuration table and KNOWN_VARIABLES name the same SIGNER_* settings."""
+    """The README's configuration table (and the settings tables of the docs/ pages) and
+    KNOWN_VARIABLES name the same SIGNER_* settings."""
     import re
     from pathlib import Path
 
@@ -122,6 +123,8 @@ def test_every_variable_the_readme_documents_is_known() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme.split("## Configuration", 1)[1].split("## Rules before signing", 1)[0]
     documented = set(re.findall(r"SIGNER_[A-Z0-9_]+", table))
+    for page in (Path(__file__).resolve().parent.parent / "docs").glob("*.md"):  # a table row: | `SIGNER_…` |
+        documented |= set(re.findall(r"^\| `(SIGNER_[A-Z0-9_]+)` \|", page.read_text(), re.M))
     documented |= {f"{name}_FILE" for name in documented if name in ("SIGNER_API_TOKENS", "SIGNER_COOKIE_SECRET", "SIGNER_WEBHOOK_SECRET")}
     assert documented == set(KNOWN_VARIABLES)
     root = Path(__file__).resolve().parent.parent

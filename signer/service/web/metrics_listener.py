@@ -28,10 +28,12 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..aggregate import Totals
-from .front import Listen, _die_with_parent
+
+if TYPE_CHECKING:  # the master's side only: the aggregator process does not load the front
+    from .front import Listen
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 GATHER = 0.005
@@ -140,15 +142,18 @@ def _handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(bind: str, path: str) -> None:
-    """The aggregator's main: totals from ``path``, ``/metrics`` on ``bind`` (host:port)."""
-    listen = Listen.from_bind(bind)
+    """The aggregator's main: totals from ``path``, ``/metrics`` on ``bind`` (``host:port`` or
+    ``[v6]:port``, checked by the master already). Neither the front nor the service's configuration
+    is loaded here: about 25 MiB resident, most of it Python and http.server."""
+    host, _, port = bind.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
     inbox = Inbox(path)
 
     class Server(ThreadingHTTPServer):
-        address_family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         daemon_threads = True
 
-    server = Server((listen.host, listen.port), _handler(inbox))
+    server = Server((host, int(port)), _handler(inbox))
     threading.Thread(target=inbox.run, name="metrics-inbox", daemon=True).start()
     server.serve_forever()
 
@@ -159,8 +164,10 @@ class Aggregator:
     stopped at on_exit."""
 
     def __init__(self, bind: str) -> None:
+        from .front import Listen
+
         self.bind = bind
-        self.listen = Listen.from_bind(bind)
+        self.listen: Listen = Listen.from_bind(bind)
         self.folder = ""
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -175,6 +182,8 @@ class Aggregator:
             self.folder = tempfile.mkdtemp(prefix="sigv4-signer-metrics-", dir=shared)
         if os.path.exists(self.socket):
             os.unlink(self.socket)
+        from .front import _die_with_parent
+
         self.process = subprocess.Popen(
             [sys.executable, "-m", "signer.service.web.metrics_listener", self.bind, self.socket],
             preexec_fn=_die_with_parent,
