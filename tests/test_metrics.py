@@ -279,3 +279,29 @@ def test_the_docs_page_lists_the_contract() -> None:
     rows = re.findall(r"^\| `(signer_[a-z_]+)` \| (\w+) \|([^|]*)\|", (ROOT / "docs" / "metrics.md").read_text(), re.M)
     assert {name: (kind, tuple(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows} == {
         metric.name: (metric.kind, metric.labels) for metric in METRICS.values()}
+
+
+def test_the_credentials_expiry_is_told_at_most_every_ten_seconds(inbox: Inbox) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from werkzeug.routing import Map
+
+    from signer.service.web.measured import Measured
+
+    def empty(environ: dict[str, Any], start_response: Any) -> list[bytes]:  # noqa: ARG001 - WSGI's signature
+        return [b""]
+
+    def request() -> None:
+        app({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}, None)  # type: ignore[arg-type]
+
+    expires = [datetime.now(UTC) + timedelta(minutes=30)]
+    app = Measured(empty, Map(), lambda: expires[0])
+    request()
+    seconds = value(scraped(inbox), "signer_credentials_expiry_seconds")
+    assert 1790 < seconds <= 1800
+    expires[0] += timedelta(hours=1)  # refreshed
+    request()
+    assert value(scraped(inbox), "signer_credentials_expiry_seconds") <= 1800  # not asked again yet
+    app.next_report = 0.0  # ten seconds later
+    request()
+    assert value(scraped(inbox), "signer_credentials_expiry_seconds") > 5000
