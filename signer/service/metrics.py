@@ -140,17 +140,26 @@ class Recorder:
         with self._lock:
             if self._dropped:
                 text = f"{line(COUNT, 'signer_metrics_dropped_total', (), float(self._dropped))}\n{text}"
-            try:
-                if self._socket is None:
-                    self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-                    self._socket.settimeout(self._timeout)
-                    self._socket.connect(self._path)
-                self._socket.sendall(f"{text}\n".encode("utf-8", "replace"), socket.MSG_NOSIGNAL)
-                self._dropped = 0
-            except OSError:  # stalled past the timeout, or the aggregator is gone or restarting
-                self._disconnect()
-                self._dropped += events
+            data = f"{text}\n".encode("utf-8", "replace")
+            for attempt in (1, 2):
+                fresh = self._socket is None
+                try:
+                    if self._socket is None:
+                        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+                        self._socket.settimeout(self._timeout)
+                        self._socket.connect(self._path)
+                    self._socket.sendall(data, socket.MSG_NOSIGNAL)
+                    self._dropped = 0
+                    return
+                except TimeoutError:  # stalled past the timeout: no second wait
+                    self._disconnect()
+                    break
+                except OSError:  # gone: a restarted aggregator takes a new connection at once
+                    self._disconnect()
+                    if fresh or attempt == 2:
+                        break
+            self._dropped += events
 
 
 RECORDER = Recorder()
