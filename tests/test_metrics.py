@@ -72,6 +72,15 @@ def test_the_text_format_reads_back_with_prometheus_clients_parser() -> None:
         assert families[metric.name.removesuffix("_total")] == metric.kind
 
 
+def test_an_age_grows_until_reported_again() -> None:
+    totals = Totals()
+    totals.apply(line("a", "signer_finish_oldest_due_seconds", (), NOW - 30).encode(), NOW)
+    assert value(parsed(totals.render(NOW)), "signer_finish_oldest_due_seconds") == 30
+    assert value(parsed(totals.render(NOW + 10)), "signer_finish_oldest_due_seconds") == 40  # no sweep since
+    totals.apply(line("a", "signer_finish_oldest_due_seconds", (), 0.0).encode(), NOW + 10)  # none due
+    assert value(parsed(totals.render(NOW + 20)), "signer_finish_oldest_due_seconds") == 0
+
+
 def test_label_values_are_escaped() -> None:
     totals = Totals()
     totals.apply(line("c", "signer_refusals_total", ('a"b\\c',)).encode(), NOW)

@@ -13,7 +13,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from .metrics import COUNT, EXPIRES, METRICS, OBSERVE, SET, SETTLED, UNDELIVERED, Metric
+from .metrics import COUNT, EXPIRES, METRICS, OBSERVE, SET, SETTLED, SINCE, UNDELIVERED, Metric
 
 MAX_SERIES = 1000
 MAX_WAITING = 10_000
@@ -40,6 +40,8 @@ class Totals:
     histograms: dict[tuple[str, tuple[str, ...]], Histogram] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
     expires_at: float | None = None
+    since: dict[str, float] = field(default_factory=dict)
+    """Gauges of an age: when it began (Unix seconds, 0 for none), rendered as the seconds since."""
     waiting: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Undelivered event id -> (its time, when a failure was last reported), Unix seconds."""
     series: dict[str, int] = field(default_factory=dict)
@@ -85,6 +87,9 @@ class Totals:
             return self._observe(metric, labels, value)
         if op == SET and metric.kind == "gauge" and not labels:
             self.gauges[metric.name] = value
+            return True
+        if op == SINCE and metric.kind == "gauge" and not labels:
+            self.since[metric.name] = value
             return True
         if op == EXPIRES and metric.name == "signer_credentials_expiry_seconds":
             self.expires_at = value
@@ -153,6 +158,9 @@ class Totals:
             elif metric.name == "signer_credentials_expiry_seconds":
                 if self.expires_at is not None:
                     out.append(f"{metric.name} {_number(self.expires_at - now)}")
+            elif metric.name in self.since:
+                began = self.since[metric.name]
+                out.append(f"{metric.name} {_number(max(0.0, now - began) if began else 0.0)}")
             else:
                 out.append(f"{metric.name} {_number(self.gauges.get(metric.name, 0.0))}")
         return "\n".join(out) + "\n"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("signer_finish_pending", "gauge", (),
            "Finish-step markers due now, as the last sweep listed them (at most 200 are counted)"),
     Metric("signer_finish_oldest_due_seconds", "gauge", (),
-           "How long the oldest due marker has been due, as the last sweep saw it"),
+           "How long the oldest due marker has been due, as the last sweep found it (rising until the next)"),
     Metric("signer_finish_checks_total", "counter", ("outcome",),
            "Finished uploads checked by the sweeps: verified, rejected, gone (never came), failed (store error)"),
     Metric("signer_webhook_deliveries_total", "counter", ("outcome",),
@@ -66,7 +67,7 @@ each small write costs about a kilobyte of it, so this queues a thousand request
 aggregator sleeps between reads (web/metrics_listener.GATHER) or waits for a CPU."""
 
 # The wire: one event per line, fields separated by tabs, label values by \x1f.
-COUNT, OBSERVE, SET, EXPIRES, UNDELIVERED, SETTLED = "c", "h", "g", "x", "u", "s"
+COUNT, OBSERVE, SET, SINCE, EXPIRES, UNDELIVERED, SETTLED = "c", "h", "g", "a", "x", "u", "s"
 METHODS = frozenset({"GET", "PUT", "POST", "HEAD", "DELETE"})
 CHECK_OUTCOMES = frozenset({"verified", "rejected", "gone", "failed"})
 OTHER = "other"
@@ -193,10 +194,13 @@ def store_request(operation: str, outcome: str, seconds: float) -> None:
 
 
 def finish_backlog(due: int, oldest_due_seconds: float) -> None:
-    """What one sweep's listing found: markers due now, and how long the oldest has been due."""
+    """What one sweep's listing found: markers due now, and how long the oldest has been due. The
+    age is sent as the moment it became due (this host's clock), so it goes on growing until a
+    sweep lists again: sweeps that fail (the store is down) leave it rising, not frozen."""
     if RECORDER.on:
+        since = time.time() - max(0.0, oldest_due_seconds) if due else 0.0
         RECORDER.send(line(SET, "signer_finish_pending", (), float(due)) + "\n"
-                      + line(SET, "signer_finish_oldest_due_seconds", (), max(0.0, oldest_due_seconds)))
+                      + line(SINCE, "signer_finish_oldest_due_seconds", (), since))
 
 
 def finish_checked(outcome: str) -> None:
