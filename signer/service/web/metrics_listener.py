@@ -184,9 +184,11 @@ class Aggregator:
             os.unlink(self.socket)
         from .front import _die_with_parent
 
+        # Its own session: a signal to the service's process group (Ctrl-C, a supervisor's SIGTERM)
+        # reaches the master, which stops it after the workers; it dies with the master in any case.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "signer.service.web.metrics_listener", self.bind, self.socket],
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
