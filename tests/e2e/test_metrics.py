@@ -196,6 +196,9 @@ def test_counts_are_exact_across_recycled_workers_and_the_scrape_stays_fast(weed
         assert signer.call("POST", "/v1/presign", presign_body(99))[0] == 200
         assert total(signer.scrape(), "signer_signatures_total") == 1
     assert not os.path.exists(folder)  # the master removed it at exit
+    # Restarted once, after the SIGKILL; the stop (SIGTERM to the service's process group) did not
+    # reach it: its own session, stopped by the master.
+    assert signer.log.read_text().count("the metrics aggregator exited") == 1
 
 
 def test_failing_webhooks_show_and_clear(weed: SeaweedFS, tmp_path: Path) -> None:
