@@ -12,11 +12,13 @@ Default workers: the CPUs this process may use (affinity and cgroup quota) + 1."
 import json
 import os
 import sys
+from typing import Any
 
 from signer.service.config import WARNED, load_config
 from signer.service.errors import ConfigError
 from signer.service.server import server_settings
-from signer.service.web.front import INSTALL_HINT, Fronted, haproxy_path
+from signer.service.web.front import INSTALL_HINT, Fronted, Listen, haproxy_path
+from signer.service.web.metrics_listener import Aggregator
 
 # Refuse to start half-configured: check the whole environment once, as gunicorn reads this
 # file, before it logs or binds anything. The one line names the variable; the exit code is 2.
@@ -97,13 +99,60 @@ access_log_format = json.dumps(
 # together stay below the 10 s a container runtime waits before SIGKILL.
 FRONT_GRACE = 4.0
 _fronted = Fronted(_settings, _haproxy, FRONT_GRACE) if _haproxy else None
+# SIGNER_METRICS_BIND: the aggregator the workers send their metric events to (docs/metrics.md).
+_metrics = Aggregator(_settings.metrics_bind) if _settings.metrics_bind else None
 
 
 def on_starting(server: object) -> None:
     """Behind the front, gunicorn binds a private socket; the front takes the addresses gunicorn was
-    asked to bind (SIGNER_BIND, or --bind on the command line). signer/service/web/front.py."""
+    asked to bind (SIGNER_BIND, or --bind on the command line). signer/service/web/front.py.
+    Then the metrics aggregator starts, before any worker forks, so each knows where to send."""
+    public = _ports(server.cfg.bind)  # type: ignore[attr-defined]
     if _fronted is not None:
         _fronted.on_starting(server)
+    if _metrics is not None:
+        _start_metrics(server, public)
+
+
+def _ports(binds: list[str]) -> set[int]:
+    """The TCP ports among gunicorn's binds (one it cannot read is the front's to refuse)."""
+    ports = set()
+    for address in binds:
+        try:
+            ports.add(Listen.from_bind(address).port)
+        except ValueError:
+            continue
+    return ports
+
+
+def _start_metrics(server: Any, public: set[int]) -> None:
+    """Start the aggregator (signer/service/web/metrics_listener.py) on its own port, never one
+    gunicorn was asked to serve on; the master restarts it if it dies."""
+    assert _metrics is not None
+    if _metrics.listen.port in public:
+        print(f"sigv4-signer: configuration error: SIGNER_METRICS_BIND {_metrics.bind} is the public port",
+              file=sys.stderr, flush=True)
+        sys.exit(2)
+    try:
+        _metrics.listen.claim()
+        _metrics.start()
+    except OSError as exc:
+        print(f"sigv4-signer: cannot serve metrics on {_metrics.bind}: {exc.strerror or exc}", file=sys.stderr,
+              flush=True)
+        sys.exit(2)
+    server.log.info("Metrics: /metrics on %s", _metrics.bind)
+    reap_workers = server.reap_workers
+
+    def reap_and_watch_metrics() -> None:
+        reap_workers()
+        if _metrics is not None and _metrics.exited():
+            server.log.warning("the metrics aggregator exited; starting it again (its counters start from 0)")
+            try:
+                _metrics.start()
+            except OSError as exc:
+                server.log.error("the metrics aggregator did not start again: %s", exc)
+
+    server.reap_workers = reap_and_watch_metrics
 
 
 def when_ready(server: object) -> None:
@@ -116,13 +165,16 @@ def on_exit(server: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
     """gunicorn stops: the front stops with it, its socket's folder goes."""
     if _fronted is not None:
         _fronted.on_exit()
+    if _metrics is not None:
+        _metrics.stop()
 
 
 def post_worker_init(worker: object) -> None:
     """The app is loaded: move everything made so far out of the garbage collector's sight.
     Those objects live as long as the worker, yet every full collection walked them all;
-    frozen, a collection costs only what requests made. Then start this worker's finish-step
-    sweeper (after the fork: a thread does not survive one; signer/service/finish.py)."""
+    frozen, a collection costs only what requests made. With SIGNER_METRICS_BIND, connect to the
+    aggregator and time the app's requests. Then start this worker's finish-step sweeper (after
+    the fork: a thread does not survive one; signer/service/finish.py)."""
     import gc
 
     from signer.service.finish import start_sweeper
@@ -131,6 +183,12 @@ def post_worker_init(worker: object) -> None:
     gc.freeze()
     app = worker.wsgi  # type: ignore[attr-defined]  # the app gunicorn loaded
     config = getattr(app, "extensions", {}).get("signer_config")  # None: another app (benchmarks/apps.py)
+    if config is not None and _metrics is not None:  # before the sweeper: it records too
+        from signer.service import metrics
+        from signer.service.web.measured import measure
+
+        metrics.connect(_metrics.socket)
+        measure(app)
     if config is not None:
         worker.signer_sweeper = start_sweeper(config.finish)  # type: ignore[attr-defined]
 

@@ -3,6 +3,7 @@ side by side: requests/s and, steadier on a shared machine, server CPU per reque
 
 Run from the repository root:
     .venv/bin/python -m benchmarks.service [--rounds 5] [--seconds 3] [--connections 16] [--compare DIR]
+    .venv/bin/python -m benchmarks.service --metrics   # the service with metrics on against off, alone
 Needs wrk (Debian: apt-get install wrk) and the test requirements (boto3 for the comparison).
 
 All servers run at once, each under gunicorn.conf.py (the Dockerfile's settings) on
@@ -226,6 +227,53 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
     return targets, rss, {"workers": workers, "body_bytes": body_bytes}
 
 
+def table(targets: list[Target]) -> None:
+    print(f"{'target':30} {'req/s':>7} {'(min-max)':>13} {'CPU µs/req':>11} {'(min-max)':>13} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6}")
+    for target in targets:
+        errors = sum(run["non2xx"] + run["socket_errors"] for run in target.runs)
+        rps_low, rps_high = target.spread("rps")
+        cpu_low, cpu_high = target.spread("cpu_us")
+        print(f"{target.name:30} {target.median('rps'):7.0f} {rps_low:6.0f}-{rps_high:<6.0f} "
+              f"{target.median('cpu_us'):11.0f} {cpu_low:6.0f}-{cpu_high:<6.0f} {target.median('p50_ms'):7.2f} "
+              f"{target.median('p99_ms'):7.2f} {errors:6d}")
+
+
+def metrics_side_by_side(args: argparse.Namespace, work: Path) -> int:
+    """The same service twice, at once: SIGNER_METRICS_BIND unset and set (docs/metrics.md). Server
+    CPU counts the metrics aggregator too (a child of the master). A presign, and a refusal (403),
+    which records one event more."""
+    env = {**os.environ, **ENV}
+    refused_body = {**PRESIGN_BODY, "key": "uploads/someone-else/x.jpg"}
+    with ExitStack() as stack:
+        targets: list[Target] = []
+        for name, extra in (("off", {}), ("on", {"SIGNER_METRICS_BIND": f"127.0.0.1:{free_port()}"})):
+            port = free_port()
+            server = stack.enter_context(running(gunicorn("wsgi:app", port, args.workers),
+                                                 f"http://127.0.0.1:{port}/healthz", env={**env, **extra},
+                                                 log_path=work / f"metrics-{name}.log"))
+            targets.append(Target(f"presign, metrics {name}", f"http://127.0.0.1:{port}/v1/presign", server.pid,
+                                  wrk_script(work, PRESIGN_BODY)))
+            targets.append(Target(f"refused (403), metrics {name}", f"http://127.0.0.1:{port}/v1/presign", server.pid,
+                                  wrk_script(work, refused_body)))
+        for target in targets:
+            run_wrk(target.url, target.script, 1, args.connections)
+        for round_number in range(args.rounds):
+            shift = round_number % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                target.run(args.seconds, args.connections)
+    print(f"{args.rounds} rounds x {args.seconds}s per target, order rotated each round; wrk -t2 -c{args.connections}; "
+          f"gunicorn.conf.py, both servers up at once; {os.cpu_count()} cores, load generator on the same machine\n")
+    table(targets)
+    print()
+    off, off_refused, on, on_refused = targets
+    print("presign CPU per request, metrics on / off: " + ratio_text(
+        [b["cpu_us"] / a["cpu_us"] for a, b in zip(off.runs, on.runs, strict=True)], "<= 1.05x"))
+    print("refused CPU per request, metrics on / off: " + ratio_text(
+        [b["cpu_us"] / a["cpu_us"] for a, b in zip(off_refused.runs, on_refused.runs, strict=True)], "<= 1.05x"))
+    return 0
+
+
 def kill_one_worker(seconds: int, connections: int, work: Path) -> dict:
     port = free_port()
     env = {**os.environ, **ENV}
@@ -263,6 +311,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=None, help="default: gunicorn.conf.py's")
     parser.add_argument("--no-kill", action="store_true", help="skip the SIGKILL run")
+    parser.add_argument("--metrics", action="store_true", help="only the service with metrics on against off")
     parser.add_argument("--compare", metavar="DIR", help="also run DIR's service (another checkout, e.g. a git "
                         "worktree of an older commit) as a row, for before/after in one run")
     args = parser.parse_args()
@@ -271,6 +320,8 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_WORK_DIR")) as tmp:
         work = Path(tmp)
+        if args.metrics:
+            return metrics_side_by_side(args, work)
         targets, rss, facts = side_by_side(args, work)
         workers, body_bytes = facts["workers"], facts["body_bytes"]
         killed = None if args.no_kill else kill_one_worker(args.seconds * 2, args.connections, work)

@@ -20,6 +20,8 @@ fi
 source scripts/venv.sh
 ensure_haproxy
 export SIGNER_BIND="${SIGNER_BIND:-127.0.0.1:8080}"
+# Prometheus metrics on their own listener, loopback only (docs/metrics.md); SIGNER_METRICS_BIND= turns them off.
+export SIGNER_METRICS_BIND="${SIGNER_METRICS_BIND-127.0.0.1:9102}"
 if [ -z "${SIGNER_BUCKET:-}" ]; then
     ensure_venv requirements-local.txt
     if [ -f package.json ] && command -v npm >/dev/null; then

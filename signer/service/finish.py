@@ -42,6 +42,7 @@ from typing import Any
 from ..credentials import Credentials
 from ..s3 import Bucket
 from ..sigv4 import current_time
+from . import metrics
 from .errors import NotAllowed, Refused, Throttled
 from .notify import Webhook, deliver
 from .rules import SERVICE_FOLDER, CallerRules, Rules
@@ -368,6 +369,7 @@ def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_S
     Returns how many were claimed."""
     want = limit * 4
     keys, clock = due_markers(finish, now, want, page_size or min(1000, want + 1))
+    metrics.finish_backlog(len(keys), clock.timestamp() - _due_of(keys[0], finish) if keys else 0.0)
     (rng or random).shuffle(keys)
     started, claimed = time.monotonic(), 0
     for key in keys[:limit]:
@@ -420,6 +422,8 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
         log.error("finish step: dropped a marker it cannot read")
         due = None
     except Refused as exc:  # the store (or the object's key) failed: look again later, like any look
+        if marker.get("state") == "check":
+            metrics.finish_checked("failed")
         due = _after_failure(marker, int(now.timestamp()), exc)
     marker["lease_until"] = 0
     if due is not None:
@@ -439,7 +443,7 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
             try:
                 list_parts(finish.credentials(), finish.bucket, expected.key, marker["upload_id"],
                            timeout=finish.timeout)
-                return later  # still open: not completed yet
+                return _looked(later)  # still open: not completed yet
             except UploadNotFound:
                 pass
         # One request (a PUT, a POST form) makes its object whole: an object there written before the
@@ -448,7 +452,8 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
         recorded = marker.get("recorded") if not marker.get("upload_id") else None
         verdict = check_object(finish, expected, not_before=recorded)
         if verdict.outcome == "absent":
-            return later  # not uploaded yet; None once no signature can still make it
+            return _looked(later)  # not uploaded yet; None once no signature can still make it
+        metrics.finish_checked(verdict.outcome)
         if (verdict.outcome == "verified" and finish.publish_unseen is not None
                 and completion_unseen(marker.get("protocol"), marker.get("upload_id"))):
             finish.publish_unseen(expected)  # idempotent: a retry after a failure copies nothing twice
@@ -468,8 +473,16 @@ def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | Non
     if (now - first).total_seconds() > GIVE_UP:
         log.error("finish step: gave up delivering %s %s after %d attempts", marker["event"]["type"],
                   marker["id"], attempts)
+        metrics.webhook_dropped(marker["event"]["id"])
         return None
     return moment + min(finish.interval * 2 ** (attempts - 1), BACKOFF_CAP)  # type: ignore[no-any-return]
+
+
+def _looked(later: int | None) -> int | None:
+    """An upload not there (or not completed) yet: None once no signature can make it any more."""
+    if later is None:
+        metrics.finish_checked("gone")
+    return later
 
 
 def _event_time(marker: dict[str, Any]) -> datetime:

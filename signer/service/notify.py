@@ -17,11 +17,12 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..sigv4 import current_time
+from . import metrics
 from .errors import ConfigError
 from .storage import StorageError, exchange
 
@@ -93,9 +94,21 @@ def deliver(webhook: Webhook, event: dict[str, Any], *, now: datetime | None = N
         answer = exchange("POST", webhook.url, headers, body, webhook.timeout)
     except StorageError:
         log.warning("webhook delivery of %s failed: the receiver did not answer", event["type"])
+        _attempted(event, False)
         return False
     if 200 <= answer.status < 300:
         log.info("webhook delivered %s %s", event["type"], event["id"])
+        _attempted(event, True)
         return True
     log.warning("webhook delivery of %s failed: the receiver answered %d", event["type"], answer.status)
+    _attempted(event, False)
     return False
+
+
+def _attempted(event: dict[str, Any], delivered: bool) -> None:
+    """Counted, and the event's age kept while it waits (signer_webhook_oldest_undelivered_seconds)."""
+    try:
+        happened = datetime.strptime(str(event.get("time")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        happened = current_time().timestamp()
+    metrics.webhook_attempt(str(event["id"]), happened, delivered)

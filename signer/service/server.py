@@ -39,6 +39,7 @@ class ServerSettings:
     front: str = "haproxy"
     max_body: int = 64 * 1024
     trusted_proxies: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
+    metrics_bind: str | None = None
 
 
 def available_cpus(affinity: int, quota: int | None, period: int | None) -> int:
@@ -79,6 +80,22 @@ def cpus_of_this_process() -> int:
 _BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>[0-9]{1,5})|unix:/\S+")
 
 
+def metrics_bind(environ: Mapping[str, str], public: str) -> str | None:
+    """The metrics setting (docs/metrics.md), read here with the server's own:
+    SIGNER_METRICS_BIND: host:port where /metrics is served, its own listener (unset: no metrics);
+    never the public port."""
+    bind = environ.get("SIGNER_METRICS_BIND", "").strip()
+    if not bind:
+        return None
+    match = _BIND.fullmatch(bind)
+    if not match or match["port"] is None or not 1 <= int(match["port"]) <= 65535:
+        raise ConfigError(f"SIGNER_METRICS_BIND must be host:port (e.g. 127.0.0.1:9102), got {bind!r}")
+    if public.rpartition(":")[2] == match["port"]:
+        raise ConfigError(f"SIGNER_METRICS_BIND must not use SIGNER_BIND's port ({match['port']}): "
+                          "/metrics has a listener of its own")
+    return bind
+
+
 def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> ServerSettings:
     """Read ``SIGNER_BIND``, ``SIGNER_WORKERS``, ``SIGNER_THREADS``, ``SIGNER_REQUEST_TIMEOUT``,
     ``SIGNER_MAX_CONNECTIONS_PER_PEER``, ``SIGNER_MAX_CONNECTIONS``, ``SIGNER_FRONT`` (and the body
@@ -102,6 +119,7 @@ def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> Serv
             front=choice(environ, "SIGNER_FRONT", FRONTS, "haproxy"),
             max_body=max_body(environ),
             trusted_proxies=trusted_proxies(environ),
+            metrics_bind=metrics_bind(environ, bind),
         )
     except InvalidSetting as exc:
         raise ConfigError(exc.message) from None

@@ -156,6 +156,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIGNER_WORKERS", "available CPUs + 1", "gunicorn worker processes (see [Workers, threads and slow "
             "clients](deploying.md#workers-threads-and-slow-clients))", SERVER),
     Setting("SIGNER_THREADS", "`32`", "threads per worker", SERVER),
+    Setting("SIGNER_METRICS_BIND", "unset: no metrics (`scripts/run.sh`: `127.0.0.1:9102`)", "`host:port` where "
+            "Prometheus' `/metrics` is served on a listener of its own, never the public port ([Metrics](metrics.md))",
+            SERVER),
     Setting("SIGNER_FRONT", "`haproxy`", "`haproxy`: gunicorn's master starts HAProxy on `SIGNER_BIND` in front of "
             "itself; `none`: gunicorn listens on `SIGNER_BIND`, only behind your own buffering proxy", SERVER),
     Setting("SIGNER_REQUEST_TIMEOUT", "`5`", "seconds a request's headers may take to reach the front, and its body "

@@ -7,6 +7,7 @@ object exists."""
 from __future__ import annotations
 
 import http.client
+import time
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from ..credentials import Credentials
 from ..headers import sign_headers
 from ..s3 import Bucket, encode_key
+from . import metrics
 from .errors import Conflict, NotFound, Refused, StoreFailed
 
 if TYPE_CHECKING:
@@ -82,10 +84,47 @@ def signed_request(credentials: Credentials, bucket: Bucket, method: str, url: s
                    headers: Mapping[str, str] | None = None, body: bytes = b"", timeout: float = 10.0,
                    now: datetime | None = None) -> Answer:
     """One request signed with the service's credentials: every given header is signed, the
-    body is hashed."""
+    body is hashed. Each is timed, by operation and outcome (signer_store_request_seconds)."""
     extra = dict(headers or {})
     extra.update(sign_headers(credentials, method, url, headers=extra, body=body, region=bucket.region, now=now))
-    return exchange(method, url, extra, body, timeout)
+    started = time.perf_counter()
+    outcome = "unreachable"
+    try:
+        answer = exchange(method, url, extra, body, timeout)
+        outcome = outcome_of(answer.status)
+        return answer
+    finally:
+        metrics.store_request(operation_of(method, url, extra), outcome, time.perf_counter() - started)
+
+
+def operation_of(method: str, url: str, headers: Mapping[str, str]) -> str:
+    """The S3 operation a request of ours is, as the metrics name it: HEAD, GET, PUT, DELETE, LIST,
+    COPY, CREATE_MULTIPART, LIST_PARTS, COPY_PART, COMPLETE_MULTIPART, ABORT_MULTIPART, LIST_MULTIPART."""
+    query = urlsplit(url).query
+    names = {part.partition("=")[0] for part in query.split("&")} if query else set()
+    copying = "x-amz-copy-source" in headers
+    if method == "GET":
+        return ("LIST" if "list-type" in names else "LIST_PARTS" if "uploadId" in names
+                else "LIST_MULTIPART" if "uploads" in names else "GET")
+    if method == "PUT":
+        return ("COPY_PART" if copying else "PUT_PART") if "partNumber" in names else "COPY" if copying else "PUT"
+    if method == "POST":
+        return "CREATE_MULTIPART" if "uploads" in names else "COMPLETE_MULTIPART" if "uploadId" in names else "POST"
+    if method == "DELETE":
+        return "ABORT_MULTIPART" if "uploadId" in names else "DELETE"
+    return "HEAD" if method == "HEAD" else "other"
+
+
+def outcome_of(status: int) -> str:
+    """An answer's status as a metric's outcome: ok, not_found, conflict (409, 412), client_error,
+    server_error (``unreachable``: no answer at all)."""
+    if 200 <= status < 300:
+        return "ok"
+    if status == 404:
+        return "not_found"
+    if status in (409, 412):
+        return "conflict"
+    return "client_error" if status < 500 else "server_error"
 
 
 def head_object(

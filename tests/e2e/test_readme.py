@@ -35,7 +35,7 @@ def test_run_sh_then_the_readme_blocks_verbatim(tmp_path: Path) -> None:
     require_weed()
     service_port, s3_port = free_port(), free_port()
     environ = clean_env(SIGNER_BIND=f"127.0.0.1:{service_port}", LOCAL_S3_PORT=str(s3_port),
-                        LOCAL_DATA_DIR=str(tmp_path / "data"))
+                        LOCAL_DATA_DIR=str(tmp_path / "data"), SIGNER_METRICS_BIND=f"127.0.0.1:{free_port()}")
     log = tmp_path / "run-sh.log"
     SERVER_LOGS.append(log)
     commands = [line.split("#")[0].strip() for line in doc_block("README.md", "## The two commands").splitlines()]

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
+from .. import metrics
 from ..callers import Caller
 from ..checksums import CHECKSUM_FIELDS
 from ..completion import guard_parts, refuse_existing
@@ -57,6 +58,7 @@ def presign_answer(cfg: Config, who: Caller, body: dict[str, Any]) -> dict[str, 
                       signed_until=url.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now,
                       owner=pending_owner(who))
     log.info("presigned %s for %s (%s)", plan.method, who.identity or "-", who.via)
+    metrics.signed("presign", plan.method)
     return answer
 
 
@@ -72,6 +74,7 @@ def post_policy() -> Response:
     expect_upload(cfg.finish, Expectation.of(rules, who.identity, plan.key), protocol="post-policy",
                   signed_until=form.expires_at, clock_skew=cfg.rules.clock_skew, bounded=True, now=now, owner=pending_owner(who))
     log.info("signed POST policy for %s (%s)", who.identity or "-", who.via)
+    metrics.signed("post-policy", "POST")
     return json_response({
         "url": form.url, "fields": form.fields, "bucket": cfg.bucket.name, "key": plan.key,
         "expires_at": iso(form.expires_at),
@@ -106,12 +109,14 @@ def sign_request() -> Response:
         form = step.plan.sign(credentials, cfg.bucket, now)
         expect_upload(cfg.finish, expected, protocol="sign-request", signed_until=form.expires_at,
                       clock_skew=cfg.rules.clock_skew, bounded=True, now=now, owner=pending_owner(who))
+        metrics.signed("sign-request", "POST")
         return json_response({"url": form.url, "fields": form.fields, "key": step.plan.key})
     url = step.plan.sign(credentials, cfg.bucket, now)
     if step.operation == "complete":  # the browser sends it: checked once it has happened
         expect_upload(cfg.finish, expected, protocol="sign-request", signed_until=url.expires_at,
                       clock_skew=cfg.rules.clock_skew, upload_id=step.upload_id, now=now,
                       owner=pending_owner(who))
+    metrics.signed("sign-request", step.plan.method)
     return json_response({"url": url.url, "headers": url.headers, "key": step.plan.key})
 
 

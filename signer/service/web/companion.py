@@ -12,6 +12,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from ...sigv4 import current_time
+from .. import metrics
 from ..companion import Companion
 from . import fields
 from .context import caller, caller_rules, config, json_body, pending_owner
@@ -43,7 +44,9 @@ def _companion() -> Companion:
 
 @companion.get("/s3/params")
 def params() -> Response:
-    return json_response(_companion().params(request.args.get("filename"), request.args.get("type")))
+    answer = _companion().params(request.args.get("filename"), request.args.get("type"))
+    metrics.signed("companion", "POST")
+    return json_response(answer)
 
 
 @companion.post("/s3/multipart")
@@ -57,12 +60,16 @@ def create() -> Response:
 
 @companion.get("/s3/multipart/<upload_id>/batch")
 def batch(upload_id: str) -> Response:
-    return json_response(_companion().sign_batch(upload_id, request.args.get("partNumbers"), request.args.get("key")))
+    answer = _companion().sign_batch(upload_id, request.args.get("partNumbers"), request.args.get("key"))
+    metrics.signed("companion", "PUT", len(answer["presignedUrls"]))
+    return json_response(answer)
 
 
 @companion.get("/s3/multipart/<upload_id>/<part_number:part_number>")
 def part(upload_id: str, part_number: str) -> Response:
-    return json_response(_companion().sign_part(upload_id, part_number, request.args.get("key")))
+    answer = _companion().sign_part(upload_id, part_number, request.args.get("key"))
+    metrics.signed("companion", "PUT")
+    return json_response(answer)
 
 
 @companion.get("/s3/multipart/<upload_id>")

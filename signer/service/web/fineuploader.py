@@ -8,6 +8,7 @@ import logging
 from flask import Blueprint, Response, request
 
 from ...sigv4 import current_time
+from .. import metrics
 from ..completion import guard_parts, refuse_existing
 from ..errors import Malformed, NotAllowed, NotFound, refusal
 from ..fineuploader import FineUploader, policy_key
@@ -43,15 +44,22 @@ def signature() -> Response:
         if call.kind == "complete":
             _guard_complete(adapter, call.key, call.upload_id, call.conditional)
         answer = adapter.sign_call(call)
+        method = _SIGNED_METHOD.get(call.kind, "other")
     else:
         adapter = _adapter()
         answer = adapter.sign_policy(body)
+        method = "POST"
         cfg = config()
         expect_upload(cfg.finish, Expectation.of(adapter.caller, who.identity, policy_key(body["conditions"])),
                       protocol="fine-uploader", signed_until=adapter.policy_expires(body), bounded=True,
                       clock_skew=cfg.rules.clock_skew, now=adapter.now, owner=pending_owner(who))
     log.info("signed Fine Uploader %s for %s", "headers" if "headers" in body else "policy", who.identity or "-")
+    metrics.signed("fine-uploader", method)
     return json_response(answer)
+
+
+_SIGNED_METHOD = {"initiate": "POST", "part": "PUT", "complete": "POST", "abort": "DELETE"}
+"""The S3 request each kind of multipart string signs (for the metrics)."""
 
 
 def _guard_complete(adapter: FineUploader, key: str, upload_id: str | None, conditional: bool) -> None:

@@ -14,8 +14,9 @@ from werkzeug.exceptions import HTTPException
 from ...errors import SigningError
 from ...post_policy import policy_expiration
 from ...post_policy import policy_json as json_text
+from .. import metrics
 from ..errors import Refused
-from .statuses import status_of
+from .statuses import CODES, status_of
 
 log = logging.getLogger("signer")
 
@@ -53,6 +54,8 @@ def reason_phrase(message: str) -> str:
 
 
 def error_response(code: str, message: str, shape: ErrorShape = PLAIN) -> Response:
+    """Every refusal the app answers comes here, and is counted by its code (a code of the table)."""
+    metrics.refused(code if code in CODES else "internal_error")
     body: dict[str, Any] = {"error": message, "code": code}
     if shape.invalid:
         body["invalid"] = True
