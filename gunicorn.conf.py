@@ -99,11 +99,20 @@ FRONT_GRACE = 4.0
 _fronted = Fronted(_settings, _haproxy, FRONT_GRACE) if _haproxy else None
 
 
+_replica: dict[str, str] = {}
+"""This replica's private folder, made by the master: its workers elect one finish-step sweeper there
+(signer/service/sweeping.py)."""
+
+
 def on_starting(server: object) -> None:
     """Behind the front, gunicorn binds a private socket; the front takes the addresses gunicorn was
-    asked to bind (SIGNER_BIND, or --bind on the command line). signer/service/web/front.py."""
+    asked to bind (SIGNER_BIND, or --bind on the command line). signer/service/web/front.py.
+    Then the replica's folder for its one sweeper."""
+    from signer.service.sweeping import replica_folder
+
     if _fronted is not None:
         _fronted.on_starting(server)
+    _replica["folder"] = replica_folder()
 
 
 def when_ready(server: object) -> None:
@@ -113,26 +122,33 @@ def when_ready(server: object) -> None:
 
 
 def on_exit(server: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
-    """gunicorn stops: the front stops with it, its socket's folder goes."""
+    """gunicorn stops: the front stops with it, its socket's folder goes, and the sweeper's."""
+    import shutil
+
     if _fronted is not None:
         _fronted.on_exit()
+    if "folder" in _replica:
+        shutil.rmtree(_replica["folder"], ignore_errors=True)
 
 
 def post_worker_init(worker: object) -> None:
     """The app is loaded: move everything made so far out of the garbage collector's sight.
     Those objects live as long as the worker, yet every full collection walked them all;
     frozen, a collection costs only what requests made. Then start this worker's finish-step
-    sweeper (after the fork: a thread does not survive one; signer/service/finish.py)."""
+    sweeper (after the fork: a thread does not survive one); one worker of the replica leads it
+    (signer/service/sweeping.py), and with SIGNER_EVENTS_QUEUE_URL polls the queue too."""
     import gc
 
-    from signer.service.finish import start_sweeper
+    from signer.service.events import poller
+    from signer.service.sweeping import start_sweeper
 
     gc.collect()
     gc.freeze()
     app = worker.wsgi  # type: ignore[attr-defined]  # the app gunicorn loaded
     config = getattr(app, "extensions", {}).get("signer_config")  # None: another app (benchmarks/apps.py)
     if config is not None:
-        worker.signer_sweeper = start_sweeper(config.finish)  # type: ignore[attr-defined]
+        also = poller(config.finish, config.events) if config.events is not None else None
+        worker.signer_sweeper = start_sweeper(config.finish, _replica.get("folder"), also)  # type: ignore[attr-defined]
 
 
 def worker_exit(server: object, worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature

@@ -25,11 +25,13 @@ from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Unavailable
-from .finish import DEFAULT_MAX_PENDING, Expectation, Finish, PendingLedger
+from .events import EventsQueue
+from .finish import DEFAULT_MAX_PENDING, MAX_SHARDS, SETTLE, Expectation, Finish, PendingLedger
 from .networks import Network
 from .notify import Webhook, webhook_from
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish, template_problem
 from .rules import IDENTITY, Rules, is_reserved
+from .sqs import Queue
 
 MIN_TOKEN_LENGTH = 16
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
@@ -53,6 +55,8 @@ class Config:
     webhook: Webhook | None = None
     finish_interval: int = 10
     max_pending_per_caller: int = DEFAULT_MAX_PENDING
+    finish_shards: int = 1
+    events: EventsQueue | None = None  # None: SIGNER_EVENTS_QUEUE_URL is not set
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
     @property
@@ -71,7 +75,9 @@ class Config:
         publishing = self.publish is not None and self.publish.on_upload
         return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
                       self.finish_interval, self.webhook, self._publish_unseen if publishing else None,
-                      PendingLedger(self.max_pending_per_caller))
+                      PendingLedger(self.max_pending_per_caller), shards=self.finish_shards,
+                      events=self.events is not None,
+                      horizon=self.rules.max_expires + self.rules.clock_skew + SETTLE)
 
     def _publish_unseen(self, expected: Expectation) -> None:
         """Publish, for the sweepers, an upload whose completion the service did not see."""
@@ -93,7 +99,8 @@ KNOWN_VARIABLES = frozenset({
     "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
     "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
-    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_FINISH_INTERVAL", "SIGNER_FRONT", "SIGNER_KEY_PREFIX",
+    "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_EVENTS_QUEUE_URL", "SIGNER_FINISH_INTERVAL",
+    "SIGNER_FINISH_SHARDS", "SIGNER_FRONT", "SIGNER_KEY_PREFIX",
     "SIGNER_MAX_BODY", "SIGNER_MAX_CONNECTIONS", "SIGNER_MAX_CONNECTIONS_PER_PEER",
     "SIGNER_MAX_PENDING_PER_CALLER", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE",
     "SIGNER_OVERWRITE", "SIGNER_PUBLISH_BUCKET", "SIGNER_PUBLISH_DELETE_SOURCE", "SIGNER_PUBLISH_ON_UPLOAD",
@@ -244,10 +251,28 @@ def _load(env: dict[str, str], serving: bool) -> Config:
         webhook=webhook_from(env.get("SIGNER_WEBHOOK_URL", "").strip() or None, webhook_secret, 5.0),
         finish_interval=integer(env, "SIGNER_FINISH_INTERVAL", 10, 1, 3600),
         max_pending_per_caller=integer(env, "SIGNER_MAX_PENDING_PER_CALLER", DEFAULT_MAX_PENDING, 1, 1_000_000),
+        finish_shards=_finish_shards(env),
+        events=_events(env, region),
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
         publish=_publish(env, bucket, prefix, secret),
     )
+
+
+def _finish_shards(env: Mapping[str, str]) -> int:
+    """The finish step's settings for many uploads (issue #30; docs/events.md)."""
+    # SIGNER_FINISH_SHARDS: how many key prefixes new pending markers spread over (1-256; default 1).
+    return integer(env, "SIGNER_FINISH_SHARDS", 1, 1, MAX_SHARDS)
+
+
+def _events(env: Mapping[str, str], region: str) -> EventsQueue | None:
+    """SIGNER_EVENTS_QUEUE_URL, with the region its requests are signed for (docs/events.md)."""
+    # SIGNER_EVENTS_QUEUE_URL: the SQS queue receiving the bucket's ObjectCreated events (default: none).
+    url = env.get("SIGNER_EVENTS_QUEUE_URL", "").strip()
+    if url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?/[A-Za-z0-9._~/-]+", url):
+        raise ConfigError("SIGNER_EVENTS_QUEUE_URL must be an SQS queue URL, "
+                          "https://sqs.<region>.amazonaws.com/<account>/<queue>")
+    return EventsQueue(Queue.at(url, region)) if url else None
 
 
 def _publish(env: Mapping[str, str], uploads: Bucket, key_prefix: str, secret: bytes) -> PublishSettings | None:
