@@ -89,7 +89,7 @@ def finish_from_event(finish: Finish, key: str) -> str:
     credentials = finish.credentials()
     found = get_object(credentials, finish.bucket, name, timeout=finish.timeout)
     if found is None:
-        log.info("finish step: an event for a key with no upload waiting (never signed here, or finished already): "
+        log.warning("finish step: an event for a key with no upload waiting (never signed here, or finished already): "
                  "ignored")
         return "unknown"
     try:
