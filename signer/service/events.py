@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -37,7 +38,7 @@ from .finish import (
 )
 from .notify import deliver
 from .rules import Rules
-from .sqs import Queue, delete, receive
+from .sqs import Message, Queue, delete, receive
 from .storage import delete_object, get_object
 
 log = logging.getLogger("signer")
@@ -126,27 +127,30 @@ def handle(finish: Finish, body: str) -> list[str]:
     return [finish_from_event(finish, key) for key in created_keys(body, finish.bucket.name)]
 
 
-def poller(finish: Finish, events: EventsQueue) -> Callable[[threading.Event], None]:
+def poller(finish: Finish, events: EventsQueue, concurrency: int = 10) -> Callable[[threading.Event], None]:
     """The loop the sweeper leader runs beside its sweeps (signer/service/sweeping.py)."""
+
+    def one(message: Message) -> None:
+        try:
+            handle(finish, message.body)
+            delete(finish.credentials(), events.queue, message.receipt, timeout=finish.timeout)
+        except Refused as exc:  # left in the queue: it comes back after the visibility timeout
+            log.warning("finish step: an event could not be handled yet: %s", exc.message)
+        except Exception:  # a bug on one message must not stop the others
+            log.exception("finish step: an event failed")
 
     def run(stop: threading.Event) -> None:
         backoff = 1
-        while not stop.is_set():
-            try:
-                messages = receive(finish.credentials(), events.queue, wait=events.wait, timeout=finish.timeout)
-            except Refused as exc:
-                log.warning("finish step: %s", exc.message)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, POLL_BACKOFF_CAP)
-                continue
-            backoff = 1
-            for message in messages:
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="signer-events") as pool:
+            while not stop.is_set():
                 try:
-                    handle(finish, message.body)
-                    delete(finish.credentials(), events.queue, message.receipt, timeout=finish.timeout)
-                except Refused as exc:  # left in the queue: it comes back after the visibility timeout
-                    log.warning("finish step: an event could not be handled yet: %s", exc.message)
-                except Exception:  # a bug on one message must not stop the others
-                    log.exception("finish step: an event failed")
+                    messages = receive(finish.credentials(), events.queue, wait=events.wait, timeout=finish.timeout)
+                except Refused as exc:
+                    log.warning("finish step: %s", exc.message)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, POLL_BACKOFF_CAP)
+                    continue
+                backoff = 1
+                list(pool.map(one, messages))  # the messages of one receive at once: their round trips overlap
 
     return run

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import boto3
 import pytest
@@ -23,7 +25,7 @@ import requests
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, SECRET_KEY, bearer, env_with
 from tests.counting_proxy import Counter, counting_proxy
 from tests.e2e.test_finish import SECRET
-from tests.servers import free_port, moto_server, running
+from tests.servers import ROOT, free_port, moto_server, running
 from tests.webhook_receiver import Receiver, receiver
 
 BUCKET = "events-bucket"
@@ -130,3 +132,55 @@ def test_an_objectcreated_event_finishes_the_upload_with_fewer_store_requests_th
         _, sweeping = run_flow(url, moto_url, hook, store, 4)
         print(f"sweeping: {sweeping:.2f} store requests per upload")
     assert per_upload < sweeping
+
+
+DOC = ROOT / "docs" / "events.md"
+
+
+def doc_blocks(language: str) -> list[str]:
+    """docs/events.md's ```<language> blocks, in order."""
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_operators_documents_in_the_docs_apply_as_written(moto: tuple[str, str]) -> None:
+    """The queue policy and the bucket notification of docs/events.md, with the placeholders filled,
+    set on moto: a new object under the prefix arrives on the queue as an ObjectCreated record."""
+    moto_url, _ = moto
+    policy, notification = doc_blocks("json")
+    fill = {"REGION": "us-east-1", "ACCOUNT": "123456789012", "BUCKET": "doc-bucket", "upload-events": "doc-events"}
+    for placeholder, value in fill.items():
+        policy, notification = policy.replace(placeholder, value), notification.replace(placeholder, value)
+    s3, sqs = client("s3", moto_url), client("sqs", moto_url)
+    queue = sqs.create_queue(QueueName="doc-events")["QueueUrl"]
+    assert json.loads(policy)["Statement"][0]["Resource"] == sqs.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": policy})
+    s3.create_bucket(Bucket="doc-bucket")
+    s3.put_bucket_notification_configuration(Bucket="doc-bucket", NotificationConfiguration=json.loads(notification))
+    sqs.purge_queue(QueueUrl=queue)
+    s3.put_object(Bucket="doc-bucket", Key="uploads/alice/cat.png", Body=b"png")
+    s3.put_object(Bucket="doc-bucket", Key="elsewhere/dog.png", Body=b"png")
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=5).get("Messages", [])
+    records = [record for message in messages for record in json.loads(message["Body"]).get("Records", [])]
+    assert [(r["eventName"], unquote_plus(r["s3"]["object"]["key"])) for r in records] == [
+        ("ObjectCreated:Put", "uploads/alice/cat.png")]  # keys come URL-encoded, as from S3
+
+
+def test_the_sh_blocks_of_the_docs_run() -> None:
+    """Every ```sh block of docs/events.md, run by bash as written (``python`` is this venv's)."""
+    check, bench = doc_blocks("sh")
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIGNER_"))},
+               **env_with(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", check], cwd=ROOT, env=environ, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert ("finish step: 16 shard(s), events from https://sqs.eu-west-3.amazonaws.com/123456789012/upload-events "
+            "(region eu-west-3)") in done.stdout
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", bench], cwd=ROOT, env=environ, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| presign PUT", "| POST form"))]
+    assert len(rows) == 2, done.stdout
+    for row in rows:
+        sweeping, events = (float(cell) for cell in row.split("|")[2:4])
+        assert events < sweeping
