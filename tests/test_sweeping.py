@@ -42,29 +42,32 @@ def test_one_worker_of_a_replica_sweeps_and_another_takes_over_when_it_stops(tmp
     finally:
         for sweeper in sweepers:
             sweeper.stop()
+            sweeper.finish.alarm.close()
 
 
 def test_a_marker_written_in_any_worker_wakes_the_leader(tmp_path: Path) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"
-    leader = Sweeper(finish_at(endpoint), str(tmp_path)).start()
+    leader = Sweeper(finish_at(endpoint), str(tmp_path))
+    received: list[int | None] = []
+    original = leader._receive
+
+    def spy(timeout: float) -> int | None:
+        due = original(timeout)
+        received.append(due)
+        return due
+
+    leader._receive = spy  # type: ignore[method-assign]
+    leader.start()
     writer = finish_at(endpoint)
     Sweeper(writer, str(tmp_path))  # another worker of the replica: its alarm rings the leader's socket
     try:
         assert wait_for(lambda: leader.leading)
-        received: list[int | None] = []
-        original = leader._receive
-
-        def spy(timeout: float) -> int | None:
-            due = original(timeout)
-            received.append(due)
-            return due
-
-        leader._receive = spy  # type: ignore[method-assign]
         time.sleep(0.3)
         writer.alarm.ring(1_900_000_000)
         assert wait_for(lambda: 1_900_000_000 in received)
     finally:
         leader.stop()
+        writer.alarm.close()
 
 
 def test_followers_take_the_leaders_reading_of_the_store_clock(tmp_path: Path) -> None:
@@ -73,3 +76,4 @@ def test_followers_take_the_leaders_reading_of_the_store_clock(tmp_path: Path) -
     follower = Sweeper(follower_finish, str(tmp_path))
     follower._follow()
     assert follower_finish.clock.offset == -120
+    follower_finish.alarm.close()

@@ -112,6 +112,11 @@ class Alarm:
         except OSError:
             pass  # no sweeper listening, or its queue is full: it sweeps on its own schedule
 
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
 
 class StoreClock:
     """How far the store's clock is from this process's, from the store's own ``Date`` headers (each
