@@ -46,7 +46,7 @@ def botocore_sent(queue: Queue, credentials: Credentials, action: str, params: d
     client = sqs_client(queue.region, queue.endpoint.rstrip("/"), credentials.access_key, credentials.secret_key,
                         credentials.session_token)
     CAPTURED.clear()
-    operation = {"ReceiveMessage": client.receive_message, "DeleteMessage": client.delete_message}[action]
+    operation = {"ReceiveMessage": client.receive_message, "DeleteMessageBatch": client.delete_message_batch}[action]
     try:
         operation(QueueUrl=queue.url, **params)
     except RuntimeError:
@@ -74,7 +74,7 @@ def test_the_region_of_an_aws_queue_comes_from_its_host() -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(
-    action=st.sampled_from(["ReceiveMessage", "DeleteMessage"]),
+    action=st.sampled_from(["ReceiveMessage", "DeleteMessageBatch"]),
     receipt=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60),
     token=st.sampled_from([None, "FQoGZXIvYXdzEJr//////////wEaDOEXAMPLETOKEN="]),
     queue_url=st.sampled_from([AWS_QUEUE, "http://127.0.0.1:4566/000000000000/events"]),
@@ -84,7 +84,8 @@ def test_each_call_is_what_botocore_sends_and_signs(action: str, receipt: str, t
     credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
     queue = Queue.at(queue_url, "us-east-1")
     params: dict[str, Any] = ({"MaxNumberOfMessages": 10, "WaitTimeSeconds": 20} if action == "ReceiveMessage"
-                              else {"ReceiptHandle": receipt})
+                              else {"Entries": [{"Id": "0", "ReceiptHandle": receipt},
+                                                {"Id": "1", "ReceiptHandle": receipt[::-1]}]})
     ours = call(credentials, queue, action, params, now=MOMENT)
     theirs = botocore_sent(queue, credentials, action, params)
     assert json.loads(ours.body) == json.loads(theirs.body)

@@ -134,14 +134,16 @@ def handle(finish: Finish, body: str) -> list[str]:
 def poller(finish: Finish, events: EventsQueue, concurrency: int = 10) -> Callable[[threading.Event], None]:
     """The loop the sweeper leader runs beside its sweeps (signer/service/sweeping.py)."""
 
-    def one(message: Message) -> None:
+    def one(message: Message) -> str | None:
+        """The message's receipt once handled; None leaves it to come back after the visibility timeout."""
         try:
             handle(finish, message.body)
-            delete(finish.credentials(), events.queue, message.receipt, timeout=finish.timeout)
-        except Refused as exc:  # left in the queue: it comes back after the visibility timeout
+            return message.receipt
+        except Refused as exc:
             log.warning("finish step: an event could not be handled yet: %s", exc.message)
         except Exception:  # a bug on one message must not stop the others
             log.exception("finish step: an event failed")
+        return None
 
     def poll(stop: threading.Event, pool: ThreadPoolExecutor) -> None:
         backoff = 1
@@ -154,7 +156,13 @@ def poller(finish: Finish, events: EventsQueue, concurrency: int = 10) -> Callab
                 backoff = min(backoff * 2, POLL_BACKOFF_CAP)
                 continue
             backoff = 1
-            list(pool.map(one, messages))  # the messages of one receive at once: their round trips overlap
+            handled = [receipt for receipt in pool.map(one, messages) if receipt]  # at once: round trips overlap
+            if handled:
+                try:
+                    if failed := delete(finish.credentials(), events.queue, handled, timeout=finish.timeout):
+                        log.warning("finish step: SQS kept %d handled events; they will come back", failed)
+                except Refused as exc:
+                    log.warning("finish step: %s", exc.message)
 
     def run(stop: threading.Event) -> None:
         with ThreadPoolExecutor(concurrency, thread_name_prefix="signer-events") as pool:

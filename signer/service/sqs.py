@@ -1,4 +1,4 @@
-"""The two SQS calls the service makes (ReceiveMessage, DeleteMessage), signed by our own
+"""The SQS calls the service makes (ReceiveMessage, DeleteMessageBatch), signed by our own
 :func:`signer.sign_headers` for service ``sqs`` and sent with the standard library: no SDK.
 
 SQS's JSON protocol (``X-Amz-Target: AmazonSQS.<Action>``, ``application/x-amz-json-1.0``), POSTed
@@ -104,6 +104,9 @@ def receive(credentials: Credentials, queue: Queue, *, wait: int = 20, most: int
     return messages
 
 
-def delete(credentials: Credentials, queue: Queue, receipt: str, *, timeout: float = 10.0) -> None:
-    """Delete one received message: it was handled."""
-    _send(call(credentials, queue, "DeleteMessage", {"ReceiptHandle": receipt}), "DeleteMessage", timeout)
+def delete(credentials: Credentials, queue: Queue, receipts: list[str], *, timeout: float = 10.0) -> int:
+    """Delete handled messages (at most 10: one receive's), in one request; how many SQS did not delete
+    (they come back after the visibility timeout, and find nothing to do)."""
+    entries = [{"Id": str(number), "ReceiptHandle": receipt} for number, receipt in enumerate(receipts)]
+    data = _send(call(credentials, queue, "DeleteMessageBatch", {"Entries": entries}), "DeleteMessageBatch", timeout)
+    return len(data.get("Failed") or [])
