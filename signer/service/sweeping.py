@@ -186,6 +186,7 @@ class Sweeper:
             self.finish.alarm.ring(0)  # wakes the leader's wait
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self.finish.alarm.close()
 
 
 def start_sweeper(finish: Finish, folder: str | None = None,
