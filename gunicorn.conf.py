@@ -103,15 +103,24 @@ _fronted = Fronted(_settings, _haproxy, FRONT_GRACE) if _haproxy else None
 _metrics = Aggregator(_settings.metrics_bind) if _settings.metrics_bind else None
 
 
+_replica: dict[str, str] = {}
+"""This replica's private folder, made by the master: its workers elect one finish-step sweeper there
+(signer/service/sweeping.py)."""
+
+
 def on_starting(server: object) -> None:
     """Behind the front, gunicorn binds a private socket; the front takes the addresses gunicorn was
     asked to bind (SIGNER_BIND, or --bind on the command line). signer/service/web/front.py.
-    Then the metrics aggregator starts, before any worker forks, so each knows where to send."""
+    Then the metrics aggregator starts, before any worker forks, so each knows where to send, and the
+    replica's folder for its one sweeper is made."""
+    from signer.service.sweeping import replica_folder
+
     public = _ports(server.cfg.bind)  # type: ignore[attr-defined]
     if _fronted is not None:
         _fronted.on_starting(server)
     if _metrics is not None:
         _start_metrics(server, public)
+    _replica["folder"] = replica_folder()
 
 
 def _ports(binds: list[str]) -> set[int]:
@@ -162,11 +171,15 @@ def when_ready(server: object) -> None:
 
 
 def on_exit(server: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
-    """gunicorn stops: the front stops with it, its socket's folder goes."""
+    """gunicorn stops: the front stops with it, its socket's folder goes, and the sweeper's."""
+    import shutil
+
     if _fronted is not None:
         _fronted.on_exit()
     if _metrics is not None:
         _metrics.stop()
+    if "folder" in _replica:
+        shutil.rmtree(_replica["folder"], ignore_errors=True)
 
 
 def post_worker_init(worker: object) -> None:
@@ -174,10 +187,12 @@ def post_worker_init(worker: object) -> None:
     Those objects live as long as the worker, yet every full collection walked them all;
     frozen, a collection costs only what requests made. With SIGNER_METRICS_BIND, connect to the
     aggregator and time the app's requests. Then start this worker's finish-step sweeper (after
-    the fork: a thread does not survive one; signer/service/finish.py)."""
+    the fork: a thread does not survive one); one worker of the replica leads it
+    (signer/service/sweeping.py), and with SIGNER_EVENTS_QUEUE_URL polls the queue too."""
     import gc
 
-    from signer.service.finish import start_sweeper
+    from signer.service.events import poller
+    from signer.service.sweeping import start_sweeper
 
     gc.collect()
     gc.freeze()
@@ -190,7 +205,8 @@ def post_worker_init(worker: object) -> None:
         metrics.connect(_metrics.socket)
         measure(app)
     if config is not None:
-        worker.signer_sweeper = start_sweeper(config.finish)  # type: ignore[attr-defined]
+        also = poller(config.finish, config.events) if config.events is not None else None
+        worker.signer_sweeper = start_sweeper(config.finish, _replica.get("folder"), also)  # type: ignore[attr-defined]
 
 
 def worker_exit(server: object, worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
             until = status.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if status.expiration else "never (static keys)"
             print(f"credentials: {status.provider}, access key {status.access_key}, expire {until}")
+            events = (f"events from {config.events.queue.url} (region {config.events.queue.region})"
+                      if config.events else "no events queue: markers are swept")
+            print(f"finish step: {config.finish_shards} shard(s), {events}")
             if config.jwt is not None:
                 from .service.jwt_callers import probe
 

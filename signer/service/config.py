@@ -25,7 +25,8 @@ from ..refresh import CredentialsStatus, RefreshingCredentials
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Unavailable
-from .finish import DEFAULT_MAX_PENDING, Expectation, Finish, PendingLedger
+from .events import EventsQueue
+from .finish import DEFAULT_MAX_PENDING, MAX_SHARDS, SETTLE, Expectation, Finish, PendingLedger
 from .jwt_settings import ASYMMETRIC, HMAC, Issuer, key_url_allowed
 from .networks import Network
 from .notify import Webhook, webhook_from
@@ -33,6 +34,7 @@ from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish,
 from .rules import IDENTITY, Rules, is_reserved
 from .settings import KNOWN_VARIABLES as KNOWN_VARIABLES  # re-exported: the names live in settings.py
 from .settings import unknown_variables
+from .sqs import Queue
 
 if TYPE_CHECKING:
     from .jwt_callers import Verifier
@@ -60,6 +62,8 @@ class Config:
     finish_interval: int = 10
     max_pending_per_caller: int = DEFAULT_MAX_PENDING
     jwt_issuer: Issuer | None = None  # SIGNER_JWT_ISSUER: bearer JWTs from the app's OIDC issuer (#27)
+    finish_shards: int = 1
+    events: EventsQueue | None = None  # None: SIGNER_EVENTS_QUEUE_URL is not set
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
 
     @property
@@ -78,7 +82,9 @@ class Config:
         publishing = self.publish is not None and self.publish.on_upload
         return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
                       self.finish_interval, self.webhook, self._publish_unseen if publishing else None,
-                      PendingLedger(self.max_pending_per_caller))
+                      PendingLedger(self.max_pending_per_caller), shards=self.finish_shards,
+                      events=self.events is not None,
+                      horizon=self.rules.max_expires + self.rules.clock_skew + SETTLE)
 
     @cached_property
     def jwt(self) -> Verifier | None:
@@ -237,6 +243,8 @@ def _load(env: dict[str, str], serving: bool) -> Config:
         finish_interval=integer(env, "SIGNER_FINISH_INTERVAL", 10, 1, 3600),
         max_pending_per_caller=integer(env, "SIGNER_MAX_PENDING_PER_CALLER", DEFAULT_MAX_PENDING, 1, 1_000_000),
         jwt_issuer=jwt,
+        finish_shards=_finish_shards(env),
+        events=_events(env, region),
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
         publish=_publish(env, bucket, prefix, secret),
@@ -289,6 +297,22 @@ def jwt_issuer(env: Mapping[str, str], secret: str | None) -> Issuer | None:
         raise ConfigError("SIGNER_JWT_IDENTITY_CLAIM must be a claim name such as sub or email")
     return Issuer(issuer=issuer, audiences=audiences, algorithms=algorithms, jwks_url=jwks_url, identity_claim=claim,
                   leeway=leeway, secret=None if secret is None else secret.encode("utf-8"))
+
+
+def _finish_shards(env: Mapping[str, str]) -> int:
+    """The finish step's settings for many uploads (issue #30; docs/events.md)."""
+    # SIGNER_FINISH_SHARDS: how many key prefixes new pending markers spread over (1-256; default 1).
+    return integer(env, "SIGNER_FINISH_SHARDS", 1, 1, MAX_SHARDS)
+
+
+def _events(env: Mapping[str, str], region: str) -> EventsQueue | None:
+    """SIGNER_EVENTS_QUEUE_URL, with the region its requests are signed for (docs/events.md)."""
+    # SIGNER_EVENTS_QUEUE_URL: the SQS queue receiving the bucket's ObjectCreated events (default: none).
+    url = env.get("SIGNER_EVENTS_QUEUE_URL", "").strip()
+    if url and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?/[A-Za-z0-9._~/-]+", url):
+        raise ConfigError("SIGNER_EVENTS_QUEUE_URL must be an SQS queue URL, "
+                          "https://sqs.<region>.amazonaws.com/<account>/<queue>")
+    return EventsQueue(Queue.at(url, region)) if url else None
 
 
 def _publish(env: Mapping[str, str], uploads: Bucket, key_prefix: str, secret: bytes) -> PublishSettings | None:

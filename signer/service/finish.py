@@ -2,12 +2,18 @@
 
 When the service signs something whose outcome it must check (a complete the client sends
 itself) or report (any upload, when ``SIGNER_WEBHOOK_URL`` is set), it first writes a
-*marker*: a small JSON object at ``<SIGNER_KEY_PREFIX>.signer/pending/<due>-<id>`` (a folder
-no caller may sign for, see rules.SERVICE_FOLDER) holding the key, the caller and the rules that
-applied. Every worker of every replica runs a :class:`Sweeper` that lists the due markers
-(the due time, in whole seconds of the store's clock, leads the name, so a listing in key
-order stops at the first one not due), claims one by a conditional write of a short lease
-into it (``If-Match`` its ETag: one winner), then:
+*marker*: a small JSON object at ``<SIGNER_KEY_PREFIX>.signer/pending/<shard>/<due>-<id>`` (a
+folder no caller may sign for, see rules.SERVICE_FOLDER) holding the key, the caller and the rules
+that applied. ``<shard>`` (two hex digits, from the id) spreads the writes over
+``SIGNER_FINISH_SHARDS`` prefixes (S3 takes about 3,500 writes a second per prefix); markers of the
+older layout, ``pending/<due>-<id>``, are still swept. With ``SIGNER_EVENTS_QUEUE_URL`` the store's
+own notifications finish an upload (signer/service/events.py), and its marker is named by its key
+instead, ``pending/keyed/<hash of the key>``: the event finds it by name; the sweep only looks at
+it once every signature it covers has expired (its write time + :attr:`Finish.horizon`), for an
+event that never came. One :class:`~signer.service.sweeping.Sweeper` per replica lists the due
+markers (the due time, in whole seconds of the store's clock, leads the name, so a listing of a
+shard in key order stops at the first one not due), claims one by a conditional write of a short
+lease into it (``If-Match`` its ETag: one winner), then:
 
 * **check** (:func:`check_object`): HEAD the object, compare size, type and folder with the
   rules it was signed under, delete what breaks them; not there yet: look again later, until
@@ -30,14 +36,16 @@ import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..credentials import Credentials
 from ..s3 import Bucket
@@ -47,6 +55,7 @@ from .errors import NotAllowed, Refused, Throttled
 from .notify import Webhook, deliver
 from .rules import SERVICE_FOLDER, CallerRules, Rules
 from .storage import (
+    Listing,
     ObjectInfo,
     PreconditionFailed,
     UploadNotFound,
@@ -77,7 +86,37 @@ FAILURE_BACKOFF_CAP = 600
 PENDING_WINDOW = 900
 """Seconds a recorded upload counts against its caller's SIGNER_MAX_PENDING_PER_CALLER."""
 DEFAULT_MAX_PENDING = 200
-_NAME = re.compile(r"(?P<due>[0-9]{10})-(?P<id>[0-9a-f]{32})")
+MAX_SHARDS = 256
+_NAME = re.compile(r"(?:(?P<shard>[0-9a-f]{2})/)?(?P<due>[0-9]{10})-(?P<id>[0-9a-f]{32})|keyed/(?P<hash>[0-9a-f]{32})")
+"""A marker's name under the pending folder: ``<shard>/<due>-<id>``, the older ``<due>-<id>``, or
+``keyed/<hash>`` (with store notifications)."""
+KEYED = "keyed/"
+
+
+class Alarm:
+    """How a request thread tells its replica's sweeper that a marker it wrote is due at a time (store
+    seconds): one datagram to the sweeper's Unix socket (signer/service/sweeping.py), never waited
+    for. Lost or unheard (no sweeper yet), the sweeper's own schedule still finds the marker."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self._socket: socket.socket | None = None
+
+    def ring(self, due: int) -> None:
+        if self.path is None:
+            return
+        try:
+            if self._socket is None:
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._socket.setblocking(False)
+            self._socket.sendto(str(due).encode("ascii"), self.path)
+        except OSError:
+            pass  # no sweeper listening, or its queue is full: it sweeps on its own schedule
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
 
 class StoreClock:
@@ -120,6 +159,15 @@ class Finish:
     """The store's clock against this process's, as the sweeps last read it."""
     now: Callable[[], datetime] = current_time
     """This process's clock (tests skew it)."""
+    shards: int = 1
+    """SIGNER_FINISH_SHARDS: how many prefixes new markers spread over (all are swept, whatever it is)."""
+    events: bool = False
+    """SIGNER_EVENTS_QUEUE_URL is set: the store tells of new objects; a check marker is named by its key."""
+    horizon: int = 3600 + 900 + 960
+    """Seconds after a keyed marker's write by which every signature it covers has expired and settled
+    (SIGNER_MAX_EXPIRES + SIGNER_CLOCK_SKEW + :data:`SETTLE`): when the sweep looks at it."""
+    alarm: Alarm = field(default_factory=Alarm)
+    """Wakes this replica's sweeper when a marker is written (signer/service/sweeping.py)."""
 
     @property
     def pending_prefix(self) -> str:
@@ -221,7 +269,20 @@ def check_object(finish: Finish, expected: Expectation, *, not_before: int | Non
 # --- recording what to finish (request threads) -----------------------------------------
 
 def _marker_key(finish: Finish, due: int, marker_id: str) -> str:
-    return f"{finish.pending_prefix}{due:010d}-{marker_id}"
+    """A marker's name in the due order of its shard; the shard comes from its id, so a rescheduled
+    marker stays in its shard (or moves into the current layout)."""
+    shard = int(marker_id[:8], 16) % finish.shards if re.fullmatch(r"[0-9a-f]{8,}", marker_id) else 0
+    return f"{finish.pending_prefix}{shard:02x}/{due:010d}-{marker_id}"
+
+
+def keyed_marker_key(finish: Finish, key: str) -> str:
+    """Where an upload's marker is kept when the store notifies (``SIGNER_EVENTS_QUEUE_URL``): named by
+    the bucket and key, so the event for that key finds it with one GET."""
+    return f"{finish.pending_prefix}{KEYED}{_key_hash(finish, key)}"
+
+
+def _key_hash(finish: Finish, key: str) -> str:
+    return hashlib.sha256(f"{finish.bucket.name}\n{key}".encode()).hexdigest()[:32]
 
 
 def _write(finish: Finish, key: str, marker: dict[str, Any], *, fresh: bool = True) -> None:
@@ -254,7 +315,9 @@ def expect_upload(
     now = now or finish.now()
     finish.pending.admit(owner or expected.identity or expected.folder, now.timestamp())
     store_now = finish.clock.store_now(now)
-    if upload_id is not None:  # every complete signed for one upload shares the event id
+    if finish.events:
+        marker_id = _key_hash(finish, expected.key)
+    elif upload_id is not None:  # every complete signed for one upload shares the event id
         marker_id = hashlib.sha256(f"{finish.bucket.name}\n{expected.key}\n{upload_id}".encode()).hexdigest()[:32]
     else:
         marker_id = uuid.uuid4().hex
@@ -263,11 +326,16 @@ def expect_upload(
         "upload_id": upload_id, "looks": 0, "attempts": 0,
         "deadline": int(signed_until.timestamp()) + finish.clock.offset + clock_skew + SETTLE, "lease_until": 0,
     }
+    if finish.events:  # one marker per key, the latest signature's: the event finds it by name
+        written = keyed_marker_key(finish, expected.key)
+        _write(finish, written, marker, fresh=False)
+        return written
     written = _first_check_key(finish, marker_id, store_now)
     try:
         _write(finish, written, marker)
     except PreconditionFailed:
         pass  # the same complete, signed twice within a second: one marker is enough
+    finish.alarm.ring(int(store_now.timestamp()) + CHECK_DELAYS[0])
     return written
 
 
@@ -302,7 +370,15 @@ def queue_event(
         _write(finish, _marker_key(finish, int(now.timestamp()), marker_id), marker)
     except PreconditionFailed:
         pass  # the same event, queued twice within a second: one is enough
+    finish.alarm.ring(int(now.timestamp()))
     return marker_id
+
+
+def defer_delivery(finish: Finish, marker: dict[str, Any], event: dict[str, Any], now: datetime) -> None:
+    """An event the webhook did not take (signer/service/events.py): its marker goes into the due
+    order as a notify marker, and the sweep retries it with backoff like any other."""
+    marker.update(state="notify", attempts=1, event=event, lease_until=0)
+    _write(finish, _marker_key(finish, int(now.timestamp()) + finish.interval, marker["id"]), marker, fresh=False)
 
 
 def upload_event_id(finish: Finish, kind: str, expected: Expectation, info: ObjectInfo | None) -> str:
@@ -334,63 +410,167 @@ def make_event(
 
 # --- sweeping (any worker of any replica) -------------------------------------------------
 
-def _due_of(key: str, finish: Finish) -> int:
+def _due_of(finish: Finish, key: str, modified: datetime | None) -> int:
+    """When a marker is due, from its name (a keyed one: its write time + the horizon); a name we
+    did not write is due at once, and then dropped."""
     match = _NAME.fullmatch(key[len(finish.pending_prefix):])
-    return int(match["due"]) if match else 0  # a name we did not write: due now, then dropped
+    if not match:
+        return 0
+    if match["hash"]:
+        return int(modified.timestamp()) + finish.horizon if modified else 0
+    return int(match["due"])
 
 
-def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int = 1000) -> tuple[list[str], datetime]:
-    """Up to ``want`` due marker keys, earliest first, and the store's time. Pages are followed
-    until a marker is not due: the listing is in due order, so no more is read than needed."""
-    found: list[str] = []
+class Due(NamedTuple):
+    """What a listing found: due marker keys (earliest first), the store's time, and when the earliest
+    marker seen that is not due yet will be (store seconds; None: none seen)."""
+
+    keys: list[str]
+    clock: datetime
+    next_due: int | None
+    oldest: int | None = None  # when the earliest due marker was due (for the backlog gauge)
+
+
+def due_markers(finish: Finish, now: datetime | None, want: int, page_size: int = 1000) -> Due:
+    """Up to ``want`` due marker keys, earliest first. One LIST of the whole pending folder when it
+    holds at most a page (the usual case, and an idle replica's only request); past a page, each
+    shard on its own, in due order, each listing stopped at its first marker not due, so no more is
+    read than needed (keyed markers, in no time order, are read whole)."""
+    lister = _Lister(finish, now)
+    page = lister.page(finish.pending_prefix, None, page_size)
+    if page.next_token is None:
+        return lister.result([(key, page.modified.get(key)) for key in page.keys], want)
+    found: list[tuple[str, datetime | None]] = []
+    sources: list[str] = []
+    older: list[tuple[str, datetime | None]] = []
     token: str | None = None
-    clock = now
-    while True:
+    while True:  # the top level: older-layout markers (in due order) and the shard folders
+        top = lister.page(finish.pending_prefix, token, page_size, delimiter="/")
+        sources += top.prefixes
+        stop = lister.take(top, older, want)
+        token = top.next_token
+        if stop or not token:
+            break
+    found += older
+    for source in sources:
+        taken: list[tuple[str, datetime | None]] = []
+        token = None
+        while True:
+            page = lister.page(source, token, page_size)
+            stop = lister.take(page, taken, want, ordered=not source.endswith(KEYED))
+            token = page.next_token
+            if stop or not token:
+                break
+        found += taken
+    return lister.result(found, want)
+
+
+class _Lister:
+    """The listings of one :func:`due_markers`: the store's clock read from their answers, the due
+    markers and the earliest one not due yet."""
+
+    def __init__(self, finish: Finish, now: datetime | None) -> None:
+        self.finish = finish
+        self.clock = now
+        self.later: int | None = None
+
+    def page(self, prefix: str, token: str | None, size: int, delimiter: str | None = None) -> Listing:
+        finish = self.finish
         asked = finish.now()
-        page = list_keys(finish.credentials(), finish.bucket, finish.pending_prefix, token=token,
-                         max_keys=page_size, timeout=finish.timeout)
+        page = list_keys(finish.credentials(), finish.bucket, prefix, token=token, max_keys=size,
+                         timeout=finish.timeout, delimiter=delimiter)
         answered = finish.now()
         if page.time is not None:  # the store dated its answer between our asking and our reading it
             finish.clock.observe(page.time, asked + (answered - asked) / 2)
-        clock = clock or page.time or finish.clock.store_now(asked)
+        self.clock = self.clock or page.time or finish.clock.store_now(asked)
+        return page
+
+    def take(self, page: Listing, found: list[tuple[str, datetime | None]], want: int, *, ordered: bool = True) -> bool:
+        """Add the page's due markers to ``found`` (one source's, at most ``want``); True when an
+        ordered listing need not go on."""
+        assert self.clock is not None
         for key in page.keys:
-            if _due_of(key, finish) > clock.timestamp() or len(found) >= want:
-                return found, clock
-            found.append(key)
-        token = page.next_token
-        if not token:
-            return found, clock
+            due = _due_of(self.finish, key, page.modified.get(key))
+            if due > self.clock.timestamp():
+                self.later = due if self.later is None else min(self.later, due)
+                if ordered:
+                    return True
+            elif len(found) < want:
+                found.append((key, page.modified.get(key)))
+            elif ordered:
+                return True
+        return False
+
+    def result(self, found: list[tuple[str, datetime | None]], want: int) -> Due:
+        assert self.clock is not None
+        moment = self.clock.timestamp()
+        due, later = [], self.later
+        for key, modified in found:
+            when = _due_of(self.finish, key, modified)
+            if when <= moment:
+                due.append((when, key))
+            else:
+                later = when if later is None else min(later, when)
+        due.sort()
+        return Due([key for _, key in due[:want]], self.clock, later, due[0][0] if due else None)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One sweep's outcome, for the sweeper's schedule: how many markers it claimed, whether it took
+    as many as it may (more may be due: go on at once), and the earliest due time it knows of."""
+
+    claimed: int
+    full: bool
+    next_due: int | None
 
 
 def sweep(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP, page_size: int | None = None,
           rng: random.Random | None = None, stop: threading.Event | None = None) -> int:
-    """One pass: work on at most ``limit`` due markers, picked at random among the earliest
-    (so replicas sweeping at once mostly take different ones), until ``stop`` is set.
-    Returns how many were claimed."""
+    """One pass (:func:`sweep_pass`), one marker at a time: how many were claimed."""
+    return sweep_pass(finish, now=now, limit=limit, page_size=page_size, rng=rng, stop=stop).claimed
+
+
+def sweep_pass(finish: Finish, *, now: datetime | None = None, limit: int = MAX_PER_SWEEP,
+               page_size: int | None = None, rng: random.Random | None = None, stop: threading.Event | None = None,
+               pool: Executor | None = None) -> Pass:
+    """Work on at most ``limit`` due markers, picked at random among the earliest (so replicas
+    sweeping at once mostly take different ones), until ``stop`` is set; with ``pool``, several at
+    once (the store's and the webhook's latency, not this process, bound one sweeper)."""
     want = limit * 4
-    keys, clock = due_markers(finish, now, want, page_size or min(1000, want + 1))
-    metrics.finish_backlog(len(keys), clock.timestamp() - _due_of(keys[0], finish) if keys else 0.0)
+    found = due_markers(finish, now, want, page_size or min(1000, want + 1))
+    keys, clock = found.keys, found.clock
+    metrics.finish_backlog(len(keys), clock.timestamp() - found.oldest if found.oldest is not None else 0.0)
     (rng or random).shuffle(keys)
-    started, claimed = time.monotonic(), 0
-    for key in keys[:limit]:
+    started = time.monotonic()
+    taken = keys[:limit]
+
+    def one(key: str) -> tuple[int, int | None]:
         if stop is not None and stop.is_set():
-            break
+            return 0, None
         moment = clock + timedelta(seconds=time.monotonic() - started)
         try:
-            claimed += _work(finish, key, moment)
+            return _work(finish, key, moment)
         except Refused as exc:  # the store failed for this one: the lease expires and it is retried
             log.warning("finish step: %s", exc.message)
         except Exception:  # a bug on one marker must not leave the others after it waiting
             log.exception("finish step: a marker failed")
-    return claimed
+        return 0, None
+
+    outcomes = list(pool.map(one, taken)) if pool is not None else [one(key) for key in taken]
+    dues = [due for _, due in outcomes if due is not None]
+    if found.next_due is not None:
+        dues.append(found.next_due)
+    return Pass(sum(claimed for claimed, _ in outcomes), len(taken) >= limit, min(dues) if dues else None)
 
 
-def _work(finish: Finish, key: str, now: datetime) -> int:
-    """Claim one marker (conditional write of a lease); 0 when another sweeper holds it."""
+def _work(finish: Finish, key: str, now: datetime) -> tuple[int, int | None]:
+    """Claim one marker (conditional write of a lease) and do its next step: (1, when it is due
+    again, or None when done), or (0, None) when another sweeper holds it."""
     credentials = finish.credentials()
     found = get_object(credentials, finish.bucket, key, timeout=finish.timeout)
     if found is None:
-        return 0
+        return 0, None
     body, etag = found.body, found.etag
     try:
         marker = json.loads(body)
@@ -401,9 +581,9 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
     except (TypeError, ValueError):
         log.error("finish step: dropped an unreadable marker")
         delete_object(credentials, finish.bucket, key, timeout=finish.timeout)
-        return 0
+        return 0, None
     if lease_until > now.timestamp():
-        return 0
+        return 0, None
     if (marker.get("v") == 2 and "recorded" not in marker and not marker.get("looks") and not marker.get("failures")
             and found.last_modified is not None):
         # Its first claim, never touched since its writer left it (this release writes v2; an older
@@ -415,7 +595,7 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
         put_object(credentials, finish.bucket, key, json.dumps(marker).encode(), if_match=etag or "*",
                    timeout=finish.timeout)
     except PreconditionFailed:
-        return 0  # another sweeper claimed it first
+        return 0, None  # another sweeper claimed it first
     try:
         due = _advance(finish, marker, now)
     except (KeyError, TypeError, ValueError):
@@ -430,7 +610,7 @@ def _work(finish: Finish, key: str, now: datetime) -> int:
         _write(finish, _marker_key(finish, due, marker["id"]), marker, fresh=False)
     if due is None or _marker_key(finish, due, marker["id"]) != key:
         delete_object(finish.credentials(), finish.bucket, key, timeout=finish.timeout)
-    return 1
+    return 1, due
 
 
 def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | None:
@@ -517,38 +697,3 @@ def _next_look(marker: dict[str, Any], moment: int) -> int | None:
     if moment >= deadline:
         return None
     return min(moment + delay, deadline)
-
-
-class Sweeper:
-    """One daemon thread per worker process, started after gunicorn forks (gunicorn.conf.py):
-    a sweep every ``interval`` seconds, give or take half, so workers and replicas spread out."""
-
-    def __init__(self, finish: Finish) -> None:
-        self.finish = finish
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="signer-finish-sweeper", daemon=True)
-
-    def start(self) -> Sweeper:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.finish.interval * random.uniform(0.5, 1.5)):  # noqa: S311 - spread, not secrecy
-            try:
-                # A full sweep left work due: go on at once, so a backlog drains instead of trickling.
-                while sweep(self.finish, stop=self._stop) >= MAX_PER_SWEEP and not self._stop.is_set():
-                    pass
-            except Refused as exc:
-                log.warning("finish step: sweep failed: %s", exc.message)
-            except Exception:  # a bug must not stop the sweeping silently
-                log.exception("finish step: sweep failed")
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the marker in hand (a worker leaving: gunicorn's worker_exit)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-
-def start_sweeper(finish: Finish) -> Sweeper:
-    return Sweeper(finish).start()

@@ -131,8 +131,12 @@ SETTINGS: tuple[Setting, ...] = (
             "ever called", FINISH),
     Setting("SIGNER_WEBHOOK_SECRET", "none", "the HMAC-SHA256 key of the webhook's `Signer-Signature` header, ≥ 32 "
             "characters; required with `SIGNER_WEBHOOK_URL`; never in an event or a log line", FINISH, file=True),
-    Setting("SIGNER_FINISH_INTERVAL", "`10`", "seconds between two sweeps of the pending markers by each worker "
-            "(± half, at random), and the first webhook retry delay (then doubling, at most an hour)", FINISH),
+    Setting("SIGNER_FINISH_INTERVAL", "`10`", "the pace of each replica's one sweeper of the pending markers (idle "
+            "pauses of 3, 6, then 9 intervals), and the first webhook retry delay (then doubling, at most an hour)", FINISH),
+    Setting("SIGNER_FINISH_SHARDS", "`1`", "how many key prefixes new pending markers spread over (1–256), so the "
+            "store's per-prefix write limit grows with the deployment ([At scale](events.md))", FINISH),
+    Setting("SIGNER_EVENTS_QUEUE_URL", "none: markers are swept", "an SQS queue receiving the bucket's "
+            "`ObjectCreated` events; uploads are finished from them ([At scale](events.md))", FINISH),
     Setting("SIGNER_MAX_PENDING_PER_CALLER", "`200`", "uploads one caller (anonymous visitors: one client address, "
             "an IPv6 client's /64) may record for the finish step within 15 minutes, in each worker process; more "
             "are refused `429` `too_many_pending` before anything is signed", FINISH),

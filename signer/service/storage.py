@@ -10,7 +10,7 @@ import http.client
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
@@ -259,22 +259,42 @@ def get_object(
 
 @dataclass(frozen=True)
 class Listing:
-    """One page of ListObjectsV2: keys in order, the token for the next page, the store's time."""
+    """One page of ListObjectsV2: keys in order, the token for the next page, the store's time;
+    with a delimiter, the "folders" (CommonPrefixes); each key's Last-Modified, by key."""
 
     keys: list[str]
     next_token: str | None
     time: datetime | None
+    prefixes: list[str] = field(default_factory=list)
+    modified: dict[str, datetime] = field(default_factory=dict)
 
 
 def list_keys(
     credentials: Credentials, bucket: Bucket, prefix: str, *, token: str | None = None, max_keys: int = 1000,
-    timeout: float = 10.0, now: datetime | None = None,
+    timeout: float = 10.0, now: datetime | None = None, delimiter: str | None = None,
 ) -> Listing:
     """One page of keys under ``prefix`` (S3 lists them in UTF-8 byte order)."""
-    root, ns, answer = _list_page(credentials, bucket, prefix, token, max_keys, timeout, now)
-    keys = [item.findtext(f"{ns}Key") or "" for item in root.iter(f"{ns}Contents")]
+    root, ns, answer = _list_page(credentials, bucket, prefix, token, max_keys, timeout, now, delimiter)
+    keys, modified = [], {}
+    for item in root.iter(f"{ns}Contents"):
+        key = item.findtext(f"{ns}Key") or ""
+        keys.append(key)
+        moment = _iso_date(item.findtext(f"{ns}LastModified"))
+        if moment is not None:
+            modified[key] = moment
     truncated = (root.findtext(f"{ns}IsTruncated") or "").lower() == "true"
-    return Listing(keys, root.findtext(f"{ns}NextContinuationToken") if truncated else None, store_time(answer))
+    prefixes = [item.findtext(f"{ns}Prefix") or "" for item in root.iter(f"{ns}CommonPrefixes")]
+    return Listing(keys, root.findtext(f"{ns}NextContinuationToken") if truncated else None, store_time(answer),
+                   prefixes, modified)
+
+
+def _iso_date(value: str | None) -> datetime | None:
+    """A listing's ``LastModified`` (``2026-12-06T20:14:55.000Z``) as an aware datetime; None if unusable."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 # --- multipart uploads ---------------------------------------------------------------

@@ -167,7 +167,7 @@ def test_a_sweep_does_bounded_work_and_follows_pages(weed: SeaweedFS, prefix: st
     expect_upload(finish, Expectation.of(caller(prefix), "alice", f"{prefix}alice/late.png"), protocol="test",
                   signed_until=datetime.now(UTC), clock_skew=0, now=later(3600))  # due in an hour
     base = later(3)
-    found, _ = finishing.due_markers(finish, base, 100, page_size=5)
+    found = finishing.due_markers(finish, base, 100, page_size=5).keys
     assert len(found) == 23  # five pages, stopped at the first marker not due
     assert sweep(finish, now=base, limit=10, page_size=5, rng=random.Random(1)) == 10
     rescheduled = [key for key in keys(weed, f"{prefix}.signer/pending/")
