@@ -26,6 +26,7 @@ from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Unavailable
 from .finish import DEFAULT_MAX_PENDING, Expectation, Finish, PendingLedger
+from .kinds import DEFAULT, Kind, Kinds, load_kinds
 from .networks import Network
 from .notify import Webhook, webhook_from
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish, template_problem
@@ -54,6 +55,13 @@ class Config:
     finish_interval: int = 10
     max_pending_per_caller: int = DEFAULT_MAX_PENDING
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
+    extra_kinds: tuple[Kind, ...] = ()  # the kinds of SIGNER_CONFIG (signer/service/kinds.py), validated
+
+    @cached_property
+    def kinds(self) -> Kinds:
+        """Every upload kind: ``default`` (this object's bucket, rules and publish settings) and the file's."""
+        default = Kind(DEFAULT, self.bucket, self.rules, publish=self.publish)
+        return Kinds({DEFAULT: default, **{kind.name: kind for kind in self.extra_kinds}})
 
     @property
     def credentials(self) -> Credentials:
@@ -92,7 +100,7 @@ class Config:
 KNOWN_VARIABLES = frozenset({
     "SIGNER_ADDRESSING_STYLE", "SIGNER_ALLOWED_ACLS", "SIGNER_ALLOWED_CONTENT_TYPES", "SIGNER_ALLOWED_METHODS",
     "SIGNER_ALLOW_ANONYMOUS", "SIGNER_API_TOKENS", "SIGNER_API_TOKENS_FILE", "SIGNER_BIND", "SIGNER_BUCKET",
-    "SIGNER_CLOCK_SKEW", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
+    "SIGNER_CLOCK_SKEW", "SIGNER_CONFIG", "SIGNER_COOKIE_SECRET", "SIGNER_COOKIE_SECRET_FILE", "SIGNER_CORS_ORIGINS",
     "SIGNER_DEMO_PAGE", "SIGNER_ENDPOINT_URL", "SIGNER_FINISH_INTERVAL", "SIGNER_FRONT", "SIGNER_KEY_PREFIX",
     "SIGNER_MAX_BODY", "SIGNER_MAX_CONNECTIONS", "SIGNER_MAX_CONNECTIONS_PER_PEER",
     "SIGNER_MAX_PENDING_PER_CALLER", "SIGNER_MAX_EXPIRES", "SIGNER_MAX_SIZE",
@@ -229,6 +237,7 @@ def _load(env: dict[str, str], serving: bool) -> Config:
             raise ConfigError(f"SIGNER_CORS_ORIGINS: {origin!r} must be scheme://host[:port]")
     secret = _cookie_secret(cookie_secret, credentials, anonymous and serving,
                             "SIGNER_PUBLISH_BUCKET" if env.get("SIGNER_PUBLISH_BUCKET", "").strip() else None)
+    publish_settings = _publish(env, bucket, prefix, secret)
     return Config(
         credentials_source=credentials,
         bucket=bucket,
@@ -246,8 +255,16 @@ def _load(env: dict[str, str], serving: bool) -> Config:
         max_pending_per_caller=integer(env, "SIGNER_MAX_PENDING_PER_CALLER", DEFAULT_MAX_PENDING, 1, 1_000_000),
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
-        publish=_publish(env, bucket, prefix, secret),
+        publish=publish_settings,
+        extra_kinds=_kinds(env, Kind(DEFAULT, bucket, rules, publish=publish_settings), secret),
     )
+
+
+def _kinds(env: Mapping[str, str], default: Kind, secret: bytes) -> tuple[Kind, ...]:
+    """The upload kinds beside ``default`` (issue #26), validated now so a bad file stops start-up."""
+    # SIGNER_CONFIG: path of a TOML file of [kinds.<name>] tables (docs/kinds.md); unset: only `default`.
+    path = env.get("SIGNER_CONFIG", "").strip() or None
+    return tuple(kind for kind in load_kinds(path, default, secret).by_name.values() if kind.name != DEFAULT)
 
 
 def _publish(env: Mapping[str, str], uploads: Bucket, key_prefix: str, secret: bytes) -> PublishSettings | None:
