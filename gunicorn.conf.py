@@ -132,7 +132,8 @@ def post_worker_init(worker: object) -> None:
     app = worker.wsgi  # type: ignore[attr-defined]  # the app gunicorn loaded
     config = getattr(app, "extensions", {}).get("signer_config")  # None: another app (benchmarks/apps.py)
     if config is not None:
-        worker.signer_sweeper = start_sweeper(config.finish)  # type: ignore[attr-defined]
+        # one sweeper for every kind's bucket and prefix (signer/service/kinds.py)
+        worker.signer_sweeper = start_sweeper(*config.finishes.values())  # type: ignore[attr-defined]
 
 
 def worker_exit(server: object, worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature

@@ -76,16 +76,32 @@ class Config:
     def finish(self) -> Finish:
         """The finish step's view of this configuration (signer/service/finish.py), made once:
         the request paths that record uploads ask for it on every request."""
-        publishing = self.publish is not None and self.publish.on_upload
-        return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
-                      self.finish_interval, self.webhook, self._publish_unseen if publishing else None,
-                      PendingLedger(self.max_pending_per_caller))
+        return self._finish_for(Kind(DEFAULT, self.bucket, self.rules, publish=self.publish),
+                                PendingLedger(self.max_pending_per_caller))
 
-    def _publish_unseen(self, expected: Expectation) -> None:
+    @cached_property
+    def finishes(self) -> Mapping[str, Finish]:
+        """The finish step of every kind (its bucket and prefix, its publish settings), by kind name;
+        one pending ledger for all, so a caller's share counts across kinds."""
+        ledger = self.finish.pending
+        return {name: self.finish if name == DEFAULT else self._finish_for(kind, ledger)
+                for name, kind in self.kinds.by_name.items()}
+
+    def finish_of(self, kind: Kind) -> Finish:
+        return self.finish if kind.name == DEFAULT else self.finishes[kind.name]
+
+    def _finish_for(self, kind: Kind, ledger: PendingLedger) -> Finish:
+        publishing = kind.publish is not None and kind.publish.on_upload
+        return Finish(lambda: self.credentials, kind.bucket, kind.rules.key_prefix, self.s3_timeout,
+                      self.finish_interval, self.webhook,
+                      (lambda expected: self._publish_unseen(kind, expected)) if publishing else None, ledger,
+                      check_content=kind.check_content)
+
+    def _publish_unseen(self, kind: Kind, expected: Expectation) -> None:
         """Publish, for the sweepers, an upload whose completion the service did not see."""
-        if self.publish is not None:
-            folder = expected.folder[len(self.rules.key_prefix):].rstrip("/") or None
-            publish(self.finish, self.publish, self.rules.for_caller(folder), expected.identity, expected.key)
+        if kind.publish is not None:
+            folder = expected.folder[len(kind.rules.key_prefix):].rstrip("/") or None
+            publish(self.finish_of(kind), kind.publish, kind.rules.for_caller(folder), expected.identity, expected.key)
 
     def allows_origin(self, origin: str | None) -> bool:
         """Whether a browser page from ``origin`` may call the service (CORS)."""

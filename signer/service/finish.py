@@ -119,6 +119,8 @@ class Finish:
     """The store's clock against this process's, as the sweeps last read it."""
     now: Callable[[], datetime] = current_time
     """This process's clock (tests skew it)."""
+    check_content: bool = False
+    """The kind's ``check_content`` (issue #26): the first bytes must be the declared type."""
 
     @property
     def pending_prefix(self) -> str:
@@ -248,7 +250,8 @@ def expect_upload(
     for it expires; ``clock_skew``: how far a client's date may be ahead. ``owner`` is whom the
     marker counts against (:class:`PendingLedger`; default: the caller's identity): a caller
     at its cap is refused before any signature leaves."""
-    if bounded and finish.webhook is None and not (finish.publish_unseen and completion_unseen(protocol, upload_id)):
+    if bounded and finish.webhook is None and not finish.check_content and not (
+            finish.publish_unseen and completion_unseen(protocol, upload_id)):
         return None
     now = now or finish.now()
     finish.pending.admit(owner or expected.identity or expected.folder, now.timestamp())
@@ -508,10 +511,12 @@ def _next_look(marker: dict[str, Any], moment: int) -> int | None:
 
 class Sweeper:
     """One daemon thread per worker process, started after gunicorn forks (gunicorn.conf.py):
-    a sweep every ``interval`` seconds, give or take half, so workers and replicas spread out."""
+    a sweep every ``interval`` seconds, give or take half, so workers and replicas spread out. With
+    upload kinds (signer/service/kinds.py) one sweeper covers every kind's bucket and prefix (``more``)."""
 
-    def __init__(self, finish: Finish) -> None:
+    def __init__(self, finish: Finish, *more: Finish) -> None:
         self.finish = finish
+        self.finishes = (finish, *more)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="signer-finish-sweeper", daemon=True)
 
@@ -522,9 +527,10 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self.finish.interval * random.uniform(0.5, 1.5)):  # noqa: S311 - spread, not secrecy
             try:
-                # A full sweep left work due: go on at once, so a backlog drains instead of trickling.
-                while sweep(self.finish, stop=self._stop) >= MAX_PER_SWEEP and not self._stop.is_set():
-                    pass
+                for finish in self.finishes:
+                    # A full sweep left work due: go on at once, so a backlog drains instead of trickling.
+                    while sweep(finish, stop=self._stop) >= MAX_PER_SWEEP and not self._stop.is_set():
+                        pass
             except Refused as exc:
                 log.warning("finish step: sweep failed: %s", exc.message)
             except Exception:  # a bug must not stop the sweeping silently
@@ -537,5 +543,5 @@ class Sweeper:
             self._thread.join(timeout)
 
 
-def start_sweeper(finish: Finish) -> Sweeper:
-    return Sweeper(finish).start()
+def start_sweeper(finish: Finish, *more: Finish) -> Sweeper:
+    return Sweeper(finish, *more).start()
