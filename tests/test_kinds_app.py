@@ -124,3 +124,17 @@ def test_cli_kind(tmp_path, capsys, monkeypatch) -> None:
     assert answer["bucket"] == "docs" and "docs.s3.amazonaws.com/docs/report.pdf" in answer["url"]
     assert main(["presign", "GET", "docs/report.pdf", "--kind", "videos"]) == 2
     assert "unknown_kind" in capsys.readouterr().err
+
+
+def test_a_doc_get_url_signs_an_attachment_with_the_objects_name(kinds_client) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    doc = kinds_client.post("/v1/presign", json={"method": "GET", "key": "docs/alice/Report Q4 é.pdf", "kind": "doc"},
+                            headers=bearer()).json
+    query = parse_qs(urlsplit(doc["url"]).query)
+    assert query["response-content-disposition"] == [
+        "attachment; filename=\"Report_Q4__.pdf\"; filename*=UTF-8''Report%20Q4%20%C3%A9.pdf"]
+    assert "X-Amz-Signature" in query
+    avatar = kinds_client.post("/v1/presign", json={"method": "GET", "key": "avatars/alice/a.png", "kind": "avatar"},
+                               headers=bearer()).json
+    assert "response-content-disposition" not in avatar["url"]

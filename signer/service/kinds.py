@@ -48,9 +48,13 @@ class Kind:
     bucket: Bucket
     rules: Rules
     check_content: bool = False
-    content_disposition: str = "inline"
     callers: frozenset[str] | None = None
     publish: PublishSettings | None = None
+
+    @property
+    def content_disposition(self) -> str:
+        """``inline`` or ``attachment``: a rule of what GET URLs sign, so it lives in the rules."""
+        return self.rules.content_disposition
 
     def allows(self, via: str) -> bool:
         """Whether a caller identified this way (``Caller.via``) may use this kind."""
@@ -58,7 +62,7 @@ class Kind:
 
     @property
     def attachment(self) -> bool:
-        return self.content_disposition == "attachment"
+        return self.rules.content_disposition == "attachment"
 
 
 @dataclass(frozen=True)
@@ -255,12 +259,13 @@ def _kind(name: str, table: Mapping[str, Any], default: Kind, secret: bytes) -> 
         changes["allowed_acls"] = acls
     if "overwrite" in values:
         changes["overwrite"] = _one_of(values["overwrite"], "overwrite", ("allow", "deny"))
-    disposition = _one_of(values.get("content_disposition", "inline"), "content_disposition", DISPOSITIONS)
+    changes["content_disposition"] = _one_of(values.get("content_disposition", "inline"), "content_disposition",
+                                             DISPOSITIONS)
     callers = frozenset(values.get("callers", CALLER_CLASSES.values()))
     if not callers or not callers <= set(CALLER_CLASSES.values()):
         raise _Problem("callers", "may list only tokens, users and anonymous (at least one)")
-    return Kind(name, bucket, replace(rules, **changes), bool(values.get("check_content", False)), disposition,
-                callers, _publish(values.get("publish"), bucket, secret))
+    return Kind(name, bucket, replace(rules, **changes), bool(values.get("check_content", False)), callers,
+                _publish(values.get("publish"), bucket, secret))
 
 
 def _whole(value: int, key: str, low: int, high: int) -> int:
