@@ -74,6 +74,7 @@ class NotAllowed(Refused):
         "cors_origin_not_allowed": "the browser origin is not in SIGNER_CORS_ORIGINS",
         "doctor_not_allowed": "only bearer-token callers may run the store checks",
         "publish_not_configured": "publishing is not set up: SIGNER_PUBLISH_BUCKET is not set",
+        "content_mismatch": "the uploaded bytes are not the declared type (the kind's check_content)",
         "kind_not_allowed": "this caller may not use the upload kind (its callers, SIGNER_CONFIG)",
     }
 
