@@ -17,5 +17,18 @@ def _log_credentials_to_stderr() -> None:
     logger.propagate = False
 
 
+def _audit_to_stderr() -> None:
+    """One line per grant (signer/service/grants.py) on stderr: ``audit {JSON}`` with identity, kind,
+    bucket, key, method, expiry, protocol; never a secret. The word first: lines that start with '{'
+    are the access log's."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("audit %(message)s"))
+    logger = logging.getLogger("signer.audit")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 _log_credentials_to_stderr()
+_audit_to_stderr()
 app = create_app()
