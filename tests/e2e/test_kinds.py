@@ -317,3 +317,19 @@ def test_an_audit_line_for_every_protocol_without_secrets(kinds_service) -> None
         assert "Signature" not in json.dumps(line) and ALICE_TOKEN not in json.dumps(line)
     assert {line["bucket"] for line in lines if line["kind"] == "doc"} == {DOCS}
     assert {line["bucket"] for line in lines if line["kind"] == "avatar"} == {AVATARS}
+
+
+def test_doctor_checks_every_kinds_bucket(weed, tmp_path) -> None:
+    from signer.service.config import load_config
+    from signer.service.doctor import healthy, report, run_doctor
+    from tests.conftest import env_with
+
+    for bucket in (AVATARS, DOCS):
+        weed.create_bucket(bucket)
+    config = tmp_path / "kinds.toml"
+    config.write_text(KINDS.replace('bucket = "docs"', 'bucket = "no-such-docs-bucket"'))
+    findings = run_doctor(load_config(env_with(SIGNER_CONFIG=str(config), **weed.signer_env("path"))))
+    checks = {finding.check: finding for finding in findings}
+    assert checks["bucket"].ok and checks["avatar: bucket"].ok and checks["avatar: cleanup"].ok, report(findings)
+    assert checks["doc: bucket"].ok is False and "no-such-docs-bucket" in checks["doc: bucket"].message
+    assert not healthy(findings)
