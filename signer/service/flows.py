@@ -15,7 +15,7 @@ from .callers import Caller
 from .checksums import CHECKSUM_FIELDS
 from .completion import guard_parts, refuse_existing
 from .config import Config
-from .errors import Malformed, NotAllowed, NotFound, refusal
+from .errors import Malformed, NotAllowed, NotFound, Refused, refusal
 from .fineuploader import FineUploader, policy_key
 from .finish import Expectation, Finish, check_object
 from .grants import Grant, Owed, issue
@@ -69,10 +69,10 @@ def presign(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     now = current_time()
     plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
     owed = ask.owed(rules, plan.key) if plan.method == "PUT" else None
-    url = issue(ask.grant("presign", plan.key, plan.method, owed),
-                lambda: _with_expiry(plan.sign(credentials, bucket, now)), **ask.issue_args(now))
+    url, expires_at = issue(ask.grant("presign", plan.key, plan.method, owed),
+                            lambda: _with_expiry_kept(plan.sign(credentials, bucket, now)), **ask.issue_args(now))
     return {"method": plan.method, "url": url.url, "headers": url.headers, "bucket": bucket.name, "key": plan.key,
-            "expires_at": iso(url.expires_at)}
+            "expires_at": iso(expires_at)}
 
 
 def post_policy(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
@@ -187,10 +187,25 @@ def fine_uploader_signature(ask: Asking, body: dict[str, Any]) -> dict[str, str]
         return issue(ask.grant("fine-uploader", call.key, call.kind, owed),
                      lambda: (adapter.sign_call(call), None), guard=guard,
                      **{**ask.issue_args(adapter.now), "now": adapter.now})
-    key = policy_key(body.get("conditions") or [])
-    return issue(ask.grant("fine-uploader", key, "POST", ask.owed(adapter.caller, key)),
-                 lambda: (adapter.sign_policy(body), adapter.policy_expires(body)),
+    key = _policy_key(body)
+
+    def sign() -> tuple[dict[str, str], datetime]:
+        signed = adapter.sign_policy(body)  # its own refusals first
+        policy_key(body["conditions"])  # then: only a policy for one exact key is given out
+        return signed, adapter.policy_expires(body)
+
+    return issue(ask.grant("fine-uploader", key, "POST", ask.owed(adapter.caller, key)), sign,
                  **{**ask.issue_args(adapter.now), "now": adapter.now})
+
+
+def _policy_key(document: dict[str, Any]) -> str:
+    """The key a policy names, for its grant; a policy without one is refused by ``sign_policy``
+    itself (first, with its own message), so here it is only looked for."""
+    conditions = document.get("conditions")
+    try:
+        return policy_key(conditions) if isinstance(conditions, list) else ""
+    except Refused:
+        return ""
 
 
 def fine_uploader_key(ask: Asking, bucket: str, key: str) -> str:
@@ -234,3 +249,9 @@ _Signed = TypeVar("_Signed", bound=_Expiring)
 
 def _with_expiry(signed: _Signed) -> tuple[_Signed, datetime]:
     return signed, signed.expires_at
+
+
+def _with_expiry_kept(signed: _Signed) -> tuple[tuple[_Signed, datetime], datetime]:
+    """For a flow that answers the expiry too: computed once."""
+    expires_at = signed.expires_at
+    return (signed, expires_at), expires_at

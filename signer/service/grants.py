@@ -9,11 +9,11 @@ identity, kind, bucket, key, method, expiry, protocol, never a signature, token 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring as _text
 from typing import TypeVar
 
 from .finish import Expectation, Finish, expect_upload
@@ -49,11 +49,13 @@ class Grant:
     expires_at: datetime | None = None
     owed: Owed | None = None
 
-    def audit_line(self) -> str:
-        expires = self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires_at else None
-        return json.dumps({"event": "grant", "identity": self.identity, "via": self.via, "kind": self.kind,
-                           "bucket": self.bucket, "key": self.key, "method": self.method, "expires_at": expires,
-                           "protocol": self.protocol}, separators=(",", ":"))
+    def audit_line(self, expires_at: datetime | None = None) -> str:
+        """One JSON object on one line (the strings escaped by json's own C encoder: this runs per grant)."""
+        moment = expires_at or self.expires_at
+        expires = _text(moment.strftime("%Y-%m-%dT%H:%M:%SZ")) if moment else "null"
+        return (f'{{"event":"grant","identity":{_text(self.identity)},"via":{_text(self.via)},'
+                f'"kind":{_text(self.kind)},"bucket":{_text(self.bucket)},"key":{_text(self.key)},'
+                f'"method":{_text(self.method)},"expires_at":{expires},"protocol":{_text(self.protocol)}}}')
 
 
 def issue(grant: Grant, sign: Callable[[], tuple[Signed, datetime | None]], *, finish: Finish | None, clock_skew: int,
@@ -76,6 +78,8 @@ def issue(grant: Grant, sign: Callable[[], tuple[Signed, datetime | None]], *, f
 
 def audit(grant: Grant, expires_at: datetime | None = None) -> None:
     """The grant's one audit line (for a step the service does itself, e.g. a Companion complete,
-    the only thing written here)."""
+    the only thing written here). The record is made directly: ``Logger.info`` would also walk the
+    stack for the caller's line, which the audit line does not need (this runs per grant)."""
     if audit_log.isEnabledFor(logging.INFO):
-        audit_log.info("%s", replace(grant, expires_at=expires_at or grant.expires_at).audit_line())
+        audit_log.handle(logging.LogRecord(audit_log.name, logging.INFO, __file__, 0, grant.audit_line(expires_at),
+                                           None, None, "audit"))

@@ -23,7 +23,7 @@ from ..errors import SigningError
 from ..post_policy import CANNED_ACLS
 from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
-from .errors import ConfigError, NotAllowed, NotFound
+from .errors import ConfigError, Malformed, NotAllowed, NotFound
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, template_problem
 from .rules import Rules
 
@@ -88,7 +88,7 @@ class Kinds:
     def choose(self, name: object, via: str) -> Kind:
         """The kind a request names, refused (403) when this caller may not use it."""
         if name is not None and not isinstance(name, str):
-            raise NotFound("unknown_kind", "kind must be the name of an upload kind")
+            raise Malformed("invalid_input", "kind must be the name of an upload kind (a string)")
         kind = self.get(name)
         if not kind.allows(via):
             raise NotAllowed("kind_not_allowed", f"the upload kind {kind.name!r} is not open to this caller "
