@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{status.error}", file=sys.stderr)
                 return 1
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
+            for kind in config.extra_kinds:  # SIGNER_CONFIG's kinds (docs/kinds.md)
+                print(f"kind {kind.name}: bucket {kind.bucket.name}, key prefix {kind.rules.key_prefix!r}")
             until = status.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if status.expiration else "never (static keys)"
             print(f"credentials: {status.provider}, access key {status.access_key}, expire {until}")
             return 0

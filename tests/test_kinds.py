@@ -152,3 +152,14 @@ def test_the_example_in_the_docs_loads(tmp_path) -> None:
     assert sorted(config.kinds.by_name) == ["avatar", "default", "doc"]
     doc = config.kinds.get("doc")
     assert doc.publish is not None and doc.publish.bucket.name == "public-docs" and doc.attachment
+
+
+def test_check_config_names_the_kinds(tmp_path) -> None:
+    path = tmp_path / "signer.toml"
+    path.write_text(AVATAR_AND_DOC)
+    env = {**os.environ, **env_with(SIGNER_CONFIG=str(path))}
+    done = subprocess.run([sys.executable, "-m", "signer", "check-config"], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "kind avatar: bucket avatars, key prefix 'avatars/'" in done.stdout
+    assert "kind doc: bucket docs, key prefix 'docs/'" in done.stdout

@@ -18,15 +18,13 @@ from .config import Config
 from .errors import Malformed, NotAllowed, NotFound, Refused, refusal
 from .fineuploader import FineUploader, policy_key
 from .finish import Expectation, Finish, check_object
-from .grants import Grant, Owed, issue
+from .grants import Grant, Owed, issue, stamp
 from .kinds import Kind
 from .publish import publish, required
 from .rules import JSON_FIELDS, SIGN_REQUEST_FIELDS, CallerRules, FieldNames, PostPlan
 from .storage import delete_object, list_objects
 
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = stamp
 
 
 @dataclass(frozen=True)
@@ -38,13 +36,15 @@ class Asking:
     who: Caller
     kind: Kind
     owner: str
+    finish: Finish
+    """The kind's finish step (Config.finish_of), looked up once."""
+
+    @classmethod
+    def of(cls, config: Config, who: Caller, kind: Kind, owner: str) -> Asking:
+        return cls(config, who, kind, owner, config.finish_of(kind))
 
     def rules(self, names: FieldNames = JSON_FIELDS) -> CallerRules:
         return self.kind.rules.for_caller(self.who.folder, names)
-
-    @property
-    def finish(self) -> Finish:
-        return self.config.finish_of(self.kind)
 
     def grant(self, protocol: str, key: str, method: str, owed: Owed | None = None) -> Grant:
         return Grant(protocol, self.who.identity, self.who.via, self.kind.name, self.kind.bucket.name, key, method,
@@ -58,8 +58,9 @@ class Asking:
             return None
         return Owed(Expectation.of(rules, self.who.identity, key), self.owner, bounded, upload_id)
 
-    def issue_args(self, now: datetime) -> dict[str, Any]:
-        return {"finish": self.finish, "clock_skew": self.config.rules.clock_skew, "now": now}
+    @property
+    def clock_skew(self) -> int:
+        return self.config.rules.clock_skew
 
 
 def presign(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def presign(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
     owed = ask.owed(rules, plan.key) if plan.method == "PUT" else None
     url, expires_at = issue(ask.grant("presign", plan.key, plan.method, owed),
-                            lambda: _with_expiry_kept(plan.sign(credentials, bucket, now)), **ask.issue_args(now))
+                            lambda: _with_expiry_kept(plan.sign(credentials, bucket, now)),
+                finish=ask.finish, clock_skew=ask.clock_skew, now=now)
     return {"method": plan.method, "url": url.url, "headers": url.headers, "bucket": bucket.name, "key": plan.key,
             "expires_at": iso(expires_at)}
 
@@ -82,7 +84,8 @@ def post_policy(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     now = current_time()
     plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
     form = issue(ask.grant("post-policy", plan.key, "POST", ask.owed(rules, plan.key)),
-                 lambda: _with_expiry(plan.sign(credentials, bucket, now)), **ask.issue_args(now))
+                 lambda: _with_expiry(plan.sign(credentials, bucket, now)),
+                finish=ask.finish, clock_skew=ask.clock_skew, now=now)
     return {"url": form.url, "fields": form.fields, "bucket": bucket.name, "key": plan.key,
             "expires_at": iso(form.expires_at)}
 
@@ -105,7 +108,8 @@ def sign_request(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(step.plan, PostPlan):
         post = step.plan
         form = issue(ask.grant("sign-request", key, "POST", ask.owed(rules, key, bounded=True)),
-                     lambda: _with_expiry(post.sign(credentials, kind.bucket, now)), **ask.issue_args(now))
+                     lambda: _with_expiry(post.sign(credentials, kind.bucket, now)),
+                finish=ask.finish, clock_skew=ask.clock_skew, now=now)
         return {"url": form.url, "fields": form.fields, "key": key}
     guard = None
     owed = None
@@ -121,7 +125,8 @@ def sign_request(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
         owed = Owed(Expectation.of(rules, ask.who.identity, key), ask.owner, False, upload_id)
     plan = step.plan
     url = issue(ask.grant("sign-request", key, step.operation if step.upload_id else plan.method, owed),
-                lambda: _with_expiry(plan.sign(credentials, kind.bucket, now)), guard=guard, **ask.issue_args(now))
+                lambda: _with_expiry(plan.sign(credentials, kind.bucket, now)), guard=guard,
+                finish=ask.finish, clock_skew=ask.clock_skew, now=now)
     return {"url": url.url, "headers": url.headers, "key": key}
 
 
@@ -186,7 +191,7 @@ def fine_uploader_signature(ask: Asking, body: dict[str, Any]) -> dict[str, str]
             owed = Owed(Expectation.of(adapter.caller, ask.who.identity, call.key), ask.owner, False, upload_id)
         return issue(ask.grant("fine-uploader", call.key, call.kind, owed),
                      lambda: (adapter.sign_call(call), None), guard=guard,
-                     **{**ask.issue_args(adapter.now), "now": adapter.now})
+                     finish=ask.finish, clock_skew=ask.clock_skew, now=adapter.now)
     key = _policy_key(body)
 
     def sign() -> tuple[dict[str, str], datetime]:
@@ -195,7 +200,7 @@ def fine_uploader_signature(ask: Asking, body: dict[str, Any]) -> dict[str, str]
         return signed, adapter.policy_expires(body)
 
     return issue(ask.grant("fine-uploader", key, "POST", ask.owed(adapter.caller, key)), sign,
-                 **{**ask.issue_args(adapter.now), "now": adapter.now})
+                 finish=ask.finish, clock_skew=ask.clock_skew, now=adapter.now)
 
 
 def _policy_key(document: dict[str, Any]) -> str:

@@ -50,12 +50,21 @@ class Grant:
     owed: Owed | None = None
 
     def audit_line(self, expires_at: datetime | None = None) -> str:
-        """One JSON object on one line (the strings escaped by json's own C encoder: this runs per grant)."""
+        """One JSON object on one line. Identity and key are escaped (json's C encoder); the other
+        values are names the service chose (a kind's name, a bucket S3 accepts, a method, a
+        protocol), written as they are: this runs per grant."""
         moment = expires_at or self.expires_at
-        expires = _text(moment.strftime("%Y-%m-%dT%H:%M:%SZ")) if moment else "null"
-        return (f'{{"event":"grant","identity":{_text(self.identity)},"via":{_text(self.via)},'
-                f'"kind":{_text(self.kind)},"bucket":{_text(self.bucket)},"key":{_text(self.key)},'
-                f'"method":{_text(self.method)},"expires_at":{expires},"protocol":{_text(self.protocol)}}}')
+        expires = f'"{stamp(moment)}"' if moment else "null"
+        return (f'{{"event":"grant","identity":{_text(self.identity)},"via":"{self.via}","kind":"{self.kind}",'
+                f'"bucket":"{self.bucket}","key":{_text(self.key)},"method":"{self.method}","expires_at":{expires},'
+                f'"protocol":"{self.protocol}"}}')
+
+
+def stamp(moment: datetime) -> str:
+    """``2026-12-06T20:30:00Z`` for a UTC moment, as ``strftime`` writes it, at a third of its cost
+    (per grant, twice: the answer and the audit line)."""
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+            f"{moment.second:02d}Z")
 
 
 def issue(grant: Grant, sign: Callable[[], tuple[Signed, datetime | None]], *, finish: Finish | None, clock_skew: int,

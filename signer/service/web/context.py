@@ -82,7 +82,7 @@ def asking(cfg: Config | None = None, named: object = None) -> Asking:
     """Who asks under which kind, for a flow (signer/service/flows.py)."""
     cfg = cfg or config()
     who = caller(cfg)
-    return Asking(cfg, who, kind(cfg, named), pending_owner(who))
+    return Asking.of(cfg, who, kind(cfg, named), pending_owner(who))
 
 
 def kind_finish(cfg: Config | None = None) -> Finish:
