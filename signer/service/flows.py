@@ -72,7 +72,7 @@ def presign(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     owed = ask.owed(rules, plan.key) if plan.method == "PUT" else None
     url, expires_at = issue(ask.grant("presign", plan.key, plan.method, owed),
                             lambda: _with_expiry_kept(plan.sign(credentials, bucket, now)),
-                finish=ask.finish, clock_skew=ask.clock_skew, now=now)
+                            finish=ask.finish, clock_skew=ask.clock_skew, now=now)
     return {"method": plan.method, "url": url.url, "headers": url.headers, "bucket": bucket.name, "key": plan.key,
             "expires_at": iso(expires_at)}
 
@@ -85,7 +85,7 @@ def post_policy(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     plan = rules.plan_post_policy(now=now, valid_until=credentials.expiration, **body)
     form = issue(ask.grant("post-policy", plan.key, "POST", ask.owed(rules, plan.key)),
                  lambda: _with_expiry(plan.sign(credentials, bucket, now)),
-                finish=ask.finish, clock_skew=ask.clock_skew, now=now)
+                 finish=ask.finish, clock_skew=ask.clock_skew, now=now)
     return {"url": form.url, "fields": form.fields, "bucket": bucket.name, "key": plan.key,
             "expires_at": iso(form.expires_at)}
 
@@ -109,7 +109,7 @@ def sign_request(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
         post = step.plan
         form = issue(ask.grant("sign-request", key, "POST", ask.owed(rules, key, bounded=True)),
                      lambda: _with_expiry(post.sign(credentials, kind.bucket, now)),
-                finish=ask.finish, clock_skew=ask.clock_skew, now=now)
+                     finish=ask.finish, clock_skew=ask.clock_skew, now=now)
         return {"url": form.url, "fields": form.fields, "key": key}
     guard = None
     owed = None
