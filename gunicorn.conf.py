@@ -206,7 +206,9 @@ def post_worker_init(worker: object) -> None:
         measure(app)
     if config is not None:
         also = poller(config.finish, config.events) if config.events is not None else None
-        worker.signer_sweeper = start_sweeper(config.finish, _replica.get("folder"), also)  # type: ignore[attr-defined]
+        others = tuple(finish for finish in config.finishes.values() if finish is not config.finish)  # kinds
+        worker.signer_sweeper = start_sweeper(config.finish, _replica.get("folder"), also,  # type: ignore[attr-defined]
+                                              more=others)
 
 
 def worker_exit(server: object, worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                          "(write ./NAME for a file whose name looks like a value)")
     presign.add_argument("--expires", type=int, help="lifetime in seconds (at most SIGNER_MAX_EXPIRES)")
     presign.add_argument("--identity", help="sign as this caller (key prefix <prefix><identity>/)")
+    presign.add_argument("--kind", help="the upload kind (SIGNER_CONFIG, docs/kinds.md); default: default")
     presign.add_argument("--json", action="store_true", help="print method, url, headers, key and expiry as JSON")
     commands.add_parser("check-config", help="validate the environment, fetch the credentials once, and exit")
     doctor = commands.add_parser("doctor", help="check the store with signed requests: credentials, clock, "
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .service.config import load_config
     from .service.errors import ConfigError, Malformed, Refused
+    from .service.grants import Grant, issue
     from .service.rules import IDENTITY, is_reserved
     from .sigv4 import current_time
 
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{status.error}", file=sys.stderr)
                 return 1
             print(f"configuration is valid: bucket {config.bucket.name} at {config.bucket.base_url}")
+            for kind in config.extra_kinds:  # SIGNER_CONFIG's kinds (docs/kinds.md)
+                print(f"kind {kind.name}: bucket {kind.bucket.name}, key prefix {kind.rules.key_prefix!r}")
             until = status.expiration.strftime("%Y-%m-%dT%H:%M:%SZ") if status.expiration else "never (static keys)"
             print(f"credentials: {status.provider}, access key {status.access_key}, expire {until}")
             events = (f"events from {config.events.queue.url} (region {config.events.queue.region})"
@@ -119,14 +123,17 @@ def main(argv: list[str] | None = None) -> int:
             raise Malformed("invalid_input",
                           "--identity must be 1-64 letters, digits, '.', '_', '@' or '-' (not 'anonymous' or 'user')")
         checksum = None if args.checksum_sha256 is None else sha256_argument(args.checksum_sha256)
+        kind = config.kinds.get(args.kind)
         credentials = config.credentials
         now = current_time()
-        plan = config.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
+        plan = kind.rules.for_caller(args.identity, CLI_FIELDS).plan_presign(
             method=args.method, key=args.key, filename=args.filename, content_type=args.content_type,
             content_length=args.content_length, expires_in=args.expires, now=now, valid_until=credentials.expiration,
             checksum_sha256=checksum,
         )
-        url = plan.sign(credentials, config.bucket, now)
+        grant = Grant("cli", args.identity or "", "cli", kind.name, kind.bucket.name, plan.key, plan.method)
+        url = issue(grant, lambda: (signed := plan.sign(credentials, kind.bucket, now), signed.expires_at),
+                    finish=None, clock_skew=config.rules.clock_skew, now=now)
     except ConfigError as exc:
         print(f"configuration error: {exc.message}", file=sys.stderr)
         return 2
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.json:
         print(json.dumps({
-            "method": plan.method, "url": url.url, "headers": url.headers, "bucket": config.bucket.name,
+            "method": plan.method, "url": url.url, "headers": url.headers, "bucket": kind.bucket.name,
             "key": plan.key, "expires_at": url.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }))
     else:

@@ -146,3 +146,29 @@ def test_the_cycle_check_can_fail() -> None:
     assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
     assert "signer.providers" in signer_imports(ROOT / "signer/service/config.py")
     assert "signer.service.web.context" in signer_imports(ROOT / "signer/service/web/api.py")
+
+
+VIEWS = [ROOT / "signer" / "service" / "web" / name for name in ("api.py", "fineuploader.py", "companion.py")]
+PIPELINE = {
+    "signer.service.finish.expect_upload", "signer.service.finish.check_object", "signer.service.completion.guard_parts",
+    "signer.service.completion.refuse_existing", "signer.service.publish.publish", "signer.service.storage.delete_object",
+    "signer.service.storage.list_objects", "signer.presign.presign_url", "signer.post_policy.presign_post",
+    "signer.service.grants.issue", "signer.service.grants.audit",
+}
+"""Guard, sign, record, audit: done by signer/service/grants.py for the flows (issue #26), never by a view."""
+
+
+@pytest.mark.parametrize("path", VIEWS, ids=lambda path: path.name)
+def test_views_only_parse_call_and_serialize(path: Path) -> None:
+    """A view neither guards, signs, records nor plans: it calls one flow (signer/service/flows.py or
+    the protocol adapter) and serializes the answer."""
+    assert not imports_of(path) & PIPELINE, f"{path.name} imports {imports_of(path) & PIPELINE}"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            assert name != "sign" and not name.startswith("plan_"), f"{path.name} calls .{name}()"
+
+
+def test_the_view_check_can_fail() -> None:
+    assert "signer.service.flows.presign" in imports_of(ROOT / "signer/service/web/api.py")
+    assert imports_of(ROOT / "signer/service/flows.py") & PIPELINE

@@ -37,7 +37,7 @@ def test_service_imports_no_aws_sdk() -> None:
 def test_runtime_requirements_pull_no_aws_sdk() -> None:
     lines = [line.split("#")[0].strip().lower() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     names = {line.split("==")[0].split("[")[0] for line in lines if line}
-    assert names == {"flask", "gunicorn", "pyjwt", "cryptography"}  # PyJWT: the issuer's JWTs (#27)
+    assert names == {"flask", "gunicorn", "pyjwt", "cryptography", "puremagic"}  # JWTs (#27), check_content (#26); no SDK
 
 
 def test_dockerfile_passes_hadolint() -> None:

@@ -13,22 +13,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from ..credentials import Credentials
+from ..post_policy import PostForm
+from ..presign import PresignedURL
 from ..s3 import Bucket
+from . import metrics
 from .completion import guard_parts
 from .errors import Malformed, NotAllowed, NotFound, Refused
 from .finish import Expectation, Finish, expect_upload, forget_upload
+from .grants import Grant, Owed, audit, issue
 from .publish import PublishSettings, publish
 from .rules import CallerRules
 from .storage import abort_multipart_upload, complete_multipart_upload, create_multipart_upload, list_parts
 
 log = logging.getLogger("signer")
 MAX_BATCH = 100
+Signed = TypeVar("Signed")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,18 @@ class Companion:
     identity: str | None = None
     owner: str | None = None
     """Whom its markers count against (finish.PendingLedger); default: the identity."""
+    kind: str = "default"
+    """The upload kind (signer/service/kinds.py), for the audit lines; ``via`` too."""
+    via: str = ""
+
+    def _grant(self, key: str, method: str, owed: Owed | None = None) -> Grant:
+        return Grant("companion", self.identity or "", self.via, self.kind, self.bucket.name, key, method, owed=owed)
+
+    def _owed(self, key: str, upload_id: str | None = None) -> Owed | None:
+        """Both Companion uploads are bounded by what the service signs and does: reported, not re-checked."""
+        if self.finish is None:
+            return None
+        return Owed(Expectation.of(self.caller, self.identity, key), self.owner or self.identity or "", True, upload_id)
 
     def _finish_for_publish(self) -> Finish:
         if self.finish is None:
@@ -63,12 +81,22 @@ class Companion:
                              signed_until=signed_until, clock_skew=self.caller.rules.clock_skew, upload_id=upload_id,
                              bounded=True, now=self.now, owner=self.owner)
 
+    def _issue(self, grant: Grant, sign: Callable[[], tuple[Signed, datetime | None]]) -> Signed:
+        if self.finish is None:  # tests of the protocol alone: signed, not recorded
+            audit(grant)
+            return sign()[0]
+        return issue(grant, sign, finish=self.finish, clock_skew=self.caller.rules.clock_skew, now=self.now)
+
     def params(self, filename: object, content_type: object) -> dict[str, Any]:
         """``GET /s3/params``: a POST form whose policy carries the key, type and size range."""
         plan = self.caller.plan_post_policy(filename=filename, content_type=content_type or None, now=self.now,
                                             valid_until=self.credentials.expiration)
-        form = plan.sign(self.credentials, self.bucket, self.now)
-        self._expect(plan.key, form.expires_at)
+
+        def sign() -> tuple[PostForm, datetime]:
+            signed = plan.sign(self.credentials, self.bucket, self.now)
+            return signed, signed.expires_at
+
+        form = self._issue(self._grant(plan.key, "POST", self._owed(plan.key)), sign)
         return {"method": "POST", "url": form.url, "fields": form.fields, "key": plan.key,
                 "expires": plan.expires_in, "headers": {}}
 
@@ -78,6 +106,7 @@ class Companion:
         upload_id = create_multipart_upload(self.credentials, self.bucket, plan.key, plan.content_type,
                                             timeout=self.timeout)
         sealed = f"{upload_id}.{self._seal(plan.key, upload_id)}" if self.seal_key else upload_id
+        audit(self._grant(plan.key, "create"))
         return {"key": plan.key, "uploadId": sealed}
 
     # Uppy hands the upload id back to us only, so we bind it to its key with an HMAC: a
@@ -102,7 +131,9 @@ class Companion:
         checked_key, store_id = self._upload(key, upload_id)
         plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=part_number,
                                             now=self.now, valid_until=self.credentials.expiration)
-        return {"url": plan.sign(self.credentials, self.bucket, self.now).url, "expires": plan.expires_in}
+        url = self._issue(self._grant(checked_key, "part"), lambda: _expiring(plan.sign(self.credentials, self.bucket,
+                                                                                          self.now)))
+        return {"url": url.url, "expires": plan.expires_in}
 
     def sign_batch(self, upload_id: object, part_numbers: object, key: object) -> dict[str, Any]:
         """The older ``/batch?partNumbers=1,2,3`` call of ``@uppy/aws-s3-multipart``."""
@@ -117,6 +148,9 @@ class Companion:
             plan = self.caller.plan_upload_part(key=checked_key, upload_id=store_id, part_number=number,
                                                 now=self.now, valid_until=self.credentials.expiration)
             urls[str(int(number))] = plan.sign(self.credentials, self.bucket, self.now).url
+        grant = self._grant(checked_key, f"parts {','.join(urls)}")
+        audit(grant, self.now + timedelta(seconds=plan.expires_in))
+        metrics.signed(grant.protocol, "PUT", len(urls), kind=grant.kind)
         return {"presignedUrls": urls}
 
     def list_parts(self, upload_id: object, key: object) -> list[dict[str, Any]]:
@@ -143,7 +177,7 @@ class Companion:
                     with suppress(Refused):  # left, it is reported as this upload (at least once, as ever)
                         forget_upload(self.finish, marker)
             raise
-        log.info("completed a multipart upload of %d parts", len(chosen))
+        audit(self._grant(checked_key, "complete"))
         answer: dict[str, Any] = {"location": self.bucket.object_url(checked_key), "bucket": self.bucket.name,
                                   "key": checked_key}
         if self.publish is not None and self.publish.on_upload:
@@ -175,3 +209,7 @@ def _parts(raw: object, caller: CallerRules) -> list[tuple[int, str]]:
             raise Malformed("invalid_input", "each part needs its ETag")
         parts.append((caller.check_part_number(item.get("PartNumber"), "PartNumber"), etag))
     return parts
+
+
+def _expiring(url: PresignedURL) -> tuple[PresignedURL, datetime]:
+    return url, url.expires_at

@@ -26,8 +26,9 @@ from ..s3 import Bucket
 from ..sigv4 import MAX_EXPIRES
 from .errors import ConfigError, Unavailable
 from .events import EventsQueue
-from .finish import DEFAULT_MAX_PENDING, MAX_SHARDS, SETTLE, Expectation, Finish, PendingLedger
+from .finish import DEFAULT_MAX_PENDING, MAX_SHARDS, SETTLE, Expectation, Finish, PendingLedger, StoreClock
 from .jwt_settings import ASYMMETRIC, HMAC, Issuer, key_url_allowed
+from .kinds import DEFAULT, Kind, Kinds, load_kinds
 from .networks import Network
 from .notify import Webhook, webhook_from
 from .publish import DEFAULT_PREFIX, DEFAULT_TEMPLATE, PublishSettings, publish, template_problem
@@ -65,6 +66,13 @@ class Config:
     finish_shards: int = 1
     events: EventsQueue | None = None  # None: SIGNER_EVENTS_QUEUE_URL is not set
     warnings: tuple[str, ...] = ()  # said at start-up (app log, check-config); never fatal
+    extra_kinds: tuple[Kind, ...] = ()  # the kinds of SIGNER_CONFIG (signer/service/kinds.py), validated
+
+    @cached_property
+    def kinds(self) -> Kinds:
+        """Every upload kind: ``default`` (this object's bucket, rules and publish settings) and the file's."""
+        default = Kind(DEFAULT, self.bucket, self.rules, publish=self.publish)
+        return Kinds({DEFAULT: default, **{kind.name: kind for kind in self.extra_kinds}})
 
     @property
     def credentials(self) -> Credentials:
@@ -79,12 +87,8 @@ class Config:
     def finish(self) -> Finish:
         """The finish step's view of this configuration (signer/service/finish.py), made once:
         the request paths that record uploads ask for it on every request."""
-        publishing = self.publish is not None and self.publish.on_upload
-        return Finish(lambda: self.credentials, self.bucket, self.rules.key_prefix, self.s3_timeout,
-                      self.finish_interval, self.webhook, self._publish_unseen if publishing else None,
-                      PendingLedger(self.max_pending_per_caller), shards=self.finish_shards,
-                      events=self.events is not None,
-                      horizon=self.rules.max_expires + self.rules.clock_skew + SETTLE)
+        return self._finish_for(Kind(DEFAULT, self.bucket, self.rules, publish=self.publish),
+                                PendingLedger(self.max_pending_per_caller), events=self.events is not None)
 
     @cached_property
     def jwt(self) -> Verifier | None:
@@ -96,11 +100,33 @@ class Config:
 
         return Verifier(self.jwt_issuer)
 
-    def _publish_unseen(self, expected: Expectation) -> None:
+    @cached_property
+    def finishes(self) -> Mapping[str, Finish]:
+        """The finish step of every kind (its bucket and prefix, its publish settings), by kind name;
+        one pending ledger for all, so a caller's share counts across kinds."""
+        ledger = self.finish.pending
+        return {name: self.finish if name == DEFAULT else self._finish_for(kind, ledger)
+                for name, kind in self.kinds.by_name.items()}
+
+    def finish_of(self, kind: Kind) -> Finish:
+        return self.finish if kind.name == DEFAULT else self.finishes[kind.name]
+
+    def _finish_for(self, kind: Kind, ledger: PendingLedger, *, events: bool = False) -> Finish:
+        """One kind's finish step. The events queue (SIGNER_EVENTS_QUEUE_URL) serves the default
+        kind's bucket; every other kind's markers are swept. All share the default's store clock."""
+        publishing = kind.publish is not None and kind.publish.on_upload
+        clock = StoreClock() if kind.name == DEFAULT else self.finish.clock
+        return Finish(lambda: self.credentials, kind.bucket, kind.rules.key_prefix, self.s3_timeout,
+                      self.finish_interval, self.webhook,
+                      (lambda expected: self._publish_unseen(kind, expected)) if publishing else None, ledger,
+                      check_content=kind.check_content, shards=self.finish_shards, events=events,
+                      horizon=kind.rules.max_expires + kind.rules.clock_skew + SETTLE, clock=clock)
+
+    def _publish_unseen(self, kind: Kind, expected: Expectation) -> None:
         """Publish, for the sweepers, an upload whose completion the service did not see."""
-        if self.publish is not None:
-            folder = expected.folder[len(self.rules.key_prefix):].rstrip("/") or None
-            publish(self.finish, self.publish, self.rules.for_caller(folder), expected.identity, expected.key)
+        if kind.publish is not None:
+            folder = expected.folder[len(kind.rules.key_prefix):].rstrip("/") or None
+            publish(self.finish_of(kind), kind.publish, kind.rules.for_caller(folder), expected.identity, expected.key)
 
     def allows_origin(self, origin: str | None) -> bool:
         """Whether a browser page from ``origin`` may call the service (CORS)."""
@@ -227,6 +253,7 @@ def _load(env: dict[str, str], serving: bool) -> Config:
             raise ConfigError(f"SIGNER_CORS_ORIGINS: {origin!r} must be scheme://host[:port]")
     secret = _cookie_secret(cookie_secret, credentials, anonymous and serving,
                             "SIGNER_PUBLISH_BUCKET" if env.get("SIGNER_PUBLISH_BUCKET", "").strip() else None)
+    publish_settings = _publish(env, bucket, prefix, secret)
     return Config(
         credentials_source=credentials,
         bucket=bucket,
@@ -247,7 +274,8 @@ def _load(env: dict[str, str], serving: bool) -> Config:
         events=_events(env, region),
         warnings=tuple(unknown_variables(env)),
         cookie_secret=secret,
-        publish=_publish(env, bucket, prefix, secret),
+        publish=publish_settings,
+        extra_kinds=_kinds(env, Kind(DEFAULT, bucket, rules, publish=publish_settings), secret),
     )
 
 
@@ -313,6 +341,13 @@ def _events(env: Mapping[str, str], region: str) -> EventsQueue | None:
         raise ConfigError("SIGNER_EVENTS_QUEUE_URL must be an SQS queue URL, "
                           "https://sqs.<region>.amazonaws.com/<account>/<queue>")
     return EventsQueue(Queue.at(url, region)) if url else None
+
+
+def _kinds(env: Mapping[str, str], default: Kind, secret: bytes) -> tuple[Kind, ...]:
+    """The upload kinds beside ``default`` (issue #26), validated now so a bad file stops start-up."""
+    # SIGNER_CONFIG: path of a TOML file of [kinds.<name>] tables (docs/kinds.md); unset: only `default`.
+    path = env.get("SIGNER_CONFIG", "").strip() or None
+    return tuple(kind for kind in load_kinds(path, default, secret).by_name.values() if kind.name != DEFAULT)
 
 
 def _publish(env: Mapping[str, str], uploads: Bucket, key_prefix: str, secret: bytes) -> PublishSettings | None:

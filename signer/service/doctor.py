@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode
@@ -102,8 +102,11 @@ def _multipart(fields: dict[str, str], content: bytes) -> tuple[bytes, str]:
 class Doctor:
     """The checks, in order; ``run()`` returns the findings and leaves the bucket as it was."""
 
-    def __init__(self, config: Config, now: Callable[[], datetime] = current_time) -> None:
+    def __init__(self, config: Config, now: Callable[[], datetime] = current_time,
+                 swept: frozenset[str] = frozenset()) -> None:
         self.config, self.now = config, now
+        self.swept = swept | {config.finish.pending_prefix}
+        """Pending folders in this bucket some kind's sweeps cover (signer/service/kinds.py)."""
         self.timeout = config.s3_timeout
         self.prefix = f"{config.rules.key_prefix}signer-doctor-{uuid.uuid4().hex[:12]}/"
         self.source = self.prefix + "source.txt"
@@ -299,11 +302,11 @@ class Doctor:
         """Pending markers under another key prefix (SIGNER_KEY_PREFIX changed since they were
         written) are swept by no replica of this configuration: name them, with the way out."""
         cfg = self.config
-        own = cfg.finish.pending_prefix
         elsewhere = []
         for folder in ["", *folders(cfg.credentials, cfg.bucket, timeout=self.timeout)[:100]]:
             pending = f"{folder}{SERVICE_FOLDER}pending/"
-            if pending != own and list_keys(cfg.credentials, cfg.bucket, pending, max_keys=1, timeout=self.timeout).keys:
+            if pending not in self.swept and list_keys(cfg.credentials, cfg.bucket, pending, max_keys=1,
+                                                       timeout=self.timeout).keys:
                 elsewhere.append(folder)
         if elsewhere:  # not the store's fault, so not unhealthy: said, with what to do
             names = ", ".join(repr(folder) for folder in elsewhere)
@@ -338,7 +341,16 @@ class Doctor:
 
 
 def run_doctor(config: Config, now: Callable[[], datetime] = current_time) -> list[Finding]:
-    findings = Doctor(config, now).run()
+    """The checks for the ``default`` kind's bucket, then for every other kind's (SIGNER_CONFIG,
+    issue #26), each finding of those named ``<kind>: <check>``."""
+    def swept(bucket: str) -> frozenset[str]:
+        return frozenset(f.pending_prefix for f in config.finishes.values() if f.bucket.name == bucket)
+
+    findings = Doctor(config, now, swept(config.bucket.name)).run()
+    for kind in config.extra_kinds:
+        as_kind = replace(config, bucket=kind.bucket, rules=kind.rules, publish=kind.publish, extra_kinds=())
+        findings += [replace(finding, check=f"{kind.name}: {finding.check}")
+                     for finding in Doctor(as_kind, now, swept(kind.bucket.name)).run()]
     if config.jwt is not None:
         from .jwt_callers import probe  # PyJWT only where an issuer is configured
 

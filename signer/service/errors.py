@@ -86,6 +86,8 @@ class NotAllowed(Refused):
         "cors_origin_not_allowed": "the browser origin is not in SIGNER_CORS_ORIGINS",
         "doctor_not_allowed": "only bearer-token callers may run the store checks",
         "publish_not_configured": "publishing is not set up: SIGNER_PUBLISH_BUCKET is not set",
+        "content_mismatch": "the uploaded bytes are not the declared type (the kind's check_content)",
+        "kind_not_allowed": "this caller may not use the upload kind (its callers, SIGNER_CONFIG)",
     }
 
 
@@ -95,6 +97,7 @@ class NotFound(Refused):
     CODES: ClassVar[Mapping[str, str]] = {
         "object_not_found": "the object is not in the bucket",
         "upload_not_found": "no such multipart upload for this key (finished, aborted, or another caller's)",
+        "unknown_kind": "no upload kind of this name (SIGNER_CONFIG)",
     }
 
 

@@ -54,6 +54,7 @@ from . import metrics
 from .errors import NotAllowed, Refused, Throttled
 from .notify import Webhook, deliver
 from .rules import SERVICE_FOLDER, CallerRules, Rules
+from .sniff import check_content, first_bytes
 from .storage import (
     Listing,
     ObjectInfo,
@@ -168,6 +169,8 @@ class Finish:
     (SIGNER_MAX_EXPIRES + SIGNER_CLOCK_SKEW + :data:`SETTLE`): when the sweep looks at it."""
     alarm: Alarm = field(default_factory=Alarm)
     """Wakes this replica's sweeper when a marker is written (signer/service/sweeping.py)."""
+    check_content: bool = False
+    """The kind's ``check_content`` (issue #26): the first bytes must be the declared type."""
 
     @property
     def pending_prefix(self) -> str:
@@ -253,12 +256,17 @@ def check_object(finish: Finish, expected: Expectation, *, not_before: int | Non
         return Verdict("absent")
     if not_before is not None and info.last_modified is not None and info.last_modified.timestamp() < not_before - 1:
         return Verdict("absent")  # a second of slack: whole seconds, maybe from two of the store's nodes
+    # The kind's check_content (issue #26): read before the checks, so a store failure is not a refusal.
+    head = first_bytes(credentials, finish.bucket, expected.key, info, timeout=finish.timeout) \
+        if finish.check_content else None
     try:
         if not expected.key.startswith(expected.folder) or Rules(key_prefix=finish.key_prefix).is_reserved_key(
                 expected.key):
             raise NotAllowed("key_not_allowed", "the object is outside the caller's folder")
         Rules(max_size=expected.max_size, allowed_content_types=expected.content_types).check_object(
             info.size, info.content_type)
+        if head is not None:
+            check_content(info.content_type, head)
     except Refused as exc:
         delete_object(credentials, finish.bucket, expected.key, timeout=finish.timeout)
         log.warning("deleted a finished upload that broke the rules: %s", exc.code)
@@ -310,7 +318,8 @@ def expect_upload(
     for it expires; ``clock_skew``: how far a client's date may be ahead. ``owner`` is whom the
     marker counts against (:class:`PendingLedger`; default: the caller's identity): a caller
     at its cap is refused before any signature leaves."""
-    if bounded and finish.webhook is None and not (finish.publish_unseen and completion_unseen(protocol, upload_id)):
+    if bounded and finish.webhook is None and not finish.check_content and not (
+            finish.publish_unseen and completion_unseen(protocol, upload_id)):
         return None
     now = now or finish.now()
     finish.pending.admit(owner or expected.identity or expected.folder, now.timestamp())

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 from ..credentials import Credentials
 from ..errors import InvalidTime
@@ -79,11 +80,18 @@ class Rules:
     default); ``allow`` lets an upload replace an existing object. (``allow`` here, so a bare
     ``Rules()`` in a test signs only what it is given.)"""
 
+    content_disposition: str = "inline"
+    """The kind's ``content_disposition`` (signer/service/kinds.py): ``attachment`` signs
+    ``response-content-disposition`` into GET URLs, so a stored file downloads rather than renders
+    on the bucket's origin."""
+
     def __post_init__(self) -> None:
         if not 1 <= self.max_expires <= MAX_EXPIRES:
             raise ValueError(f"max_expires must be between 1 and {MAX_EXPIRES}")
         if self.overwrite not in ("allow", "deny"):
             raise ValueError("overwrite must be 'allow' or 'deny'")
+        if self.content_disposition not in ("inline", "attachment"):
+            raise ValueError("content_disposition must be 'inline' or 'attachment'")
 
     @property
     def deny_overwrite(self) -> bool:
@@ -401,7 +409,10 @@ class CallerRules:
             raise Malformed("invalid_input", f"{names['content_type']} and {names['content_length']} apply to PUT, not {verb}")
         elif any(value is not None for value in checksums.values()):
             raise Malformed("invalid_input", f"a checksum applies to PUT, not {verb}")
-        return PresignPlan(verb, chosen, headers, self.expiry(expires_in, now, valid_until))
+        query: tuple[tuple[str, str], ...] = ()
+        if verb == "GET" and rules.content_disposition == "attachment":
+            query = (("response-content-disposition", attachment(chosen)),)
+        return PresignPlan(verb, chosen, headers, self.expiry(expires_in, now, valid_until), query)
 
     def plan_post_policy(
         self,
@@ -560,6 +571,14 @@ class CallerRules:
             self.rules.check_uploads_allowed()
         headers = self.rules.no_overwrite_headers() if operation == "complete" else {}
         return SignRequestPlan(operation, PresignPlan(verb, checked_key, headers, expires, query), checked_id)
+
+
+def attachment(key: str) -> str:
+    """``Content-Disposition: attachment`` with the object's name (RFC 6266: an ASCII ``filename``
+    for old clients, the exact UTF-8 name in ``filename*``)."""
+    name = key.rsplit("/", 1)[-1]
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def method_text(method: object, name: str, choices: str = "") -> str:

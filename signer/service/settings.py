@@ -79,6 +79,9 @@ SETTINGS: tuple[Setting, ...] = (
     # Rules before signing
     Setting("SIGNER_KEY_PREFIX", "`uploads/`", "every key must start with it; each caller gets its own folder under "
             "it (see [Who writes where](security.md#who-writes-where))", RULES),
+    Setting("SIGNER_CONFIG", "none: only the kind `default`", "path of a TOML file of upload kinds, "
+            "`[kinds.<name>]` tables with their own bucket and rules; the variables here describe `default` "
+            "([Upload kinds](kinds.md))", RULES),
     Setting("SIGNER_MAX_SIZE", "no limit", "largest upload in bytes; when set, PUT URLs sign `Content-Length` and POST "
             "policies always carry `content-length-range`", RULES),
     Setting("SIGNER_ALLOWED_CONTENT_TYPES", "any", "comma list of media types, `image/*` wildcards (`image/*` does not "

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import Refused
-from .finish import Finish, sweep_pass
+from .finish import Finish, Pass, sweep_pass
 
 log = logging.getLogger("signer")
 
@@ -62,18 +62,22 @@ def replica_folder() -> str:
 class Sweeper:
     """One thread per worker process; the replica's leader sweeps (see the module's docstring).
     ``folder`` is the replica's folder; without one, this process is a replica by itself.
-    ``also`` runs beside the sweeps while this worker leads (the event queue's poller)."""
+    ``also`` runs beside the sweeps while this worker leads (the event queue's poller). ``more``
+    are the other upload kinds' finish steps (their buckets and prefixes, signer/service/kinds.py):
+    one sweeper covers them all, on ``finish``'s schedule and store clock."""
 
     def __init__(self, finish: Finish, folder: str | None = None,
-                 also: Callable[[threading.Event], None] | None = None) -> None:
+                 also: Callable[[threading.Event], None] | None = None, *, more: tuple[Finish, ...] = ()) -> None:
         self.finish = finish
+        self.finishes = (finish, *more)
         self.folder = Path(folder or replica_folder())
         self.also = also
         self.leading = False
         self._stop = threading.Event()
         self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="signer-finish-sweeper", daemon=True)
-        finish.alarm.path = str(self.folder / "wake.sock")
+        for each in self.finishes:
+            each.alarm.path = str(self.folder / "wake.sock")
 
     def start(self) -> Sweeper:
         self._thread.start()
@@ -131,7 +135,7 @@ class Sweeper:
                     idle = float(interval)
                 continue
             try:
-                done = sweep_pass(self.finish, stop=self._stop, pool=pool)
+                done = self._sweep(pool)
             except Refused as exc:
                 log.warning("finish step: sweep failed: %s", exc.message)
                 sweep_at = time.monotonic() + interval
@@ -151,6 +155,13 @@ class Sweeper:
             if done.next_due is not None:
                 pause = min(pause, max(0.0, done.next_due - self._store_seconds()) + random.uniform(0.2, 1.0))  # noqa: S311
             sweep_at = time.monotonic() + pause
+
+    def _sweep(self, pool: ThreadPoolExecutor) -> Pass:
+        """One pass over every kind's markers, told as one: full if any was, the earliest next due."""
+        passes = [sweep_pass(finish, stop=self._stop, pool=pool) for finish in self.finishes]
+        dues = [done.next_due for done in passes if done.next_due is not None]
+        return Pass(sum(done.claimed for done in passes), any(done.full for done in passes),
+                    min(dues) if dues else None)
 
     def _receive(self, timeout: float) -> int | None:
         """The earliest due time among the datagrams that arrive within ``timeout`` seconds (all
@@ -186,9 +197,10 @@ class Sweeper:
             self.finish.alarm.ring(0)  # wakes the leader's wait
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self.finish.alarm.close()
+        for each in self.finishes:
+            each.alarm.close()
 
 
 def start_sweeper(finish: Finish, folder: str | None = None,
-                  also: Callable[[threading.Event], None] | None = None) -> Sweeper:
-    return Sweeper(finish, folder, also).start()
+                  also: Callable[[threading.Event], None] | None = None, *, more: tuple[Finish, ...] = ()) -> Sweeper:
+    return Sweeper(finish, folder, also, more=more).start()

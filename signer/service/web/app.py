@@ -17,6 +17,7 @@ from .companion import companion
 from .context import config, issue_visitor_cookie
 from .envelope import answer_headers
 from .fineuploader import fineuploader
+from .kindpath import KindPaths
 from .lean import LeanPresign
 from .meta import meta
 from .proxy import TrustedProxies
@@ -64,7 +65,8 @@ def create_app(cfg: Config | None = None, *, lean: bool = True) -> Flask:
     register_error_handlers(app)  # plain JSON; Fine Uploader's and Companion's blueprints have their own shapes
     for blueprint in (api, companion, fineuploader, meta):
         app.register_blueprint(blueprint)
-    inner = LeanPresign(app.wsgi_app, cfg) if lean else app.wsgi_app
+    kinds = KindPaths(app.wsgi_app)
+    inner = LeanPresign(kinds, cfg) if lean else kinds
     app.wsgi_app = TrustedProxies(inner, cfg.trusted_proxies)  # type: ignore[method-assign]
     if cfg.demo_page:
         from .demo import demo

@@ -5,20 +5,16 @@ Errors keep their real status and carry the reason in the status line: Uppy show
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from ...sigv4 import current_time
-from .. import metrics
 from ..companion import Companion
 from . import fields
-from .context import caller, caller_rules, config, json_body, pending_owner
+from .context import caller, caller_rules, config, json_body, kind, kind_finish, pending_owner
 from .responses import ErrorShape, json_response, register_error_handlers
 
-log = logging.getLogger("signer")
 companion = Blueprint("companion", __name__)
 register_error_handlers(companion, ErrorShape(reason_in_status=True), paths=("/s3/params", "/s3/multipart"))
 
@@ -38,38 +34,32 @@ def _add_converter(state: BlueprintSetupState) -> None:
 def _companion() -> Companion:
     cfg = config()
     who = caller()
-    return Companion(cfg.credentials, cfg.bucket, caller_rules(), current_time(), cfg.s3_timeout, cfg.cookie_secret,
-                     cfg.publish, cfg.finish, who.identity, pending_owner(who))
+    chosen = kind(cfg)
+    return Companion(cfg.credentials, chosen.bucket, caller_rules(cfg), current_time(), cfg.s3_timeout,
+                     cfg.cookie_secret, chosen.publish, kind_finish(cfg), who.identity, pending_owner(who),
+                     chosen.name, who.via)
 
 
 @companion.get("/s3/params")
 def params() -> Response:
-    answer = _companion().params(request.args.get("filename"), request.args.get("type"))
-    metrics.signed("companion", "POST")
-    return json_response(answer)
+    return json_response(_companion().params(request.args.get("filename"), request.args.get("type")))
 
 
 @companion.post("/s3/multipart")
 def create() -> Response:
     adapter = _companion()  # authenticate before reading the body
     body = json_body(fields.COMPANION_CREATE.names)
-    answer = adapter.create(body.get("filename"), body.get("type"))
-    log.info("created a multipart upload for %s", caller().identity or "-")
-    return json_response(answer)
+    return json_response(adapter.create(body.get("filename"), body.get("type")))
 
 
 @companion.get("/s3/multipart/<upload_id>/batch")
 def batch(upload_id: str) -> Response:
-    answer = _companion().sign_batch(upload_id, request.args.get("partNumbers"), request.args.get("key"))
-    metrics.signed("companion", "PUT", len(answer["presignedUrls"]))
-    return json_response(answer)
+    return json_response(_companion().sign_batch(upload_id, request.args.get("partNumbers"), request.args.get("key")))
 
 
 @companion.get("/s3/multipart/<upload_id>/<part_number:part_number>")
 def part(upload_id: str, part_number: str) -> Response:
-    answer = _companion().sign_part(upload_id, part_number, request.args.get("key"))
-    metrics.signed("companion", "PUT")
-    return json_response(answer)
+    return json_response(_companion().sign_part(upload_id, part_number, request.args.get("key")))
 
 
 @companion.get("/s3/multipart/<upload_id>")

@@ -11,9 +11,12 @@ from werkzeug.exceptions import HTTPException
 
 from ..callers import VISITOR_COOKIE, VISITOR_COOKIE_MAX_AGE, Caller, identify
 from ..config import Config
-from ..errors import Refused
+from ..errors import Malformed, Refused
+from ..finish import Finish
+from ..flows import Asking
 from ..jsonbody import checked_fields, parse_json_object
-from ..rules import CallerRules
+from ..kinds import Kind
+from ..rules import JSON_FIELDS, CallerRules, FieldNames
 from .envelope import JSON, is_plain_json
 from .proxy import peer_address
 from .statuses import Envelope
@@ -48,9 +51,50 @@ def pending_owner(who: Caller) -> str:
     return f"anonymous@{network}"
 
 
-def caller_rules(cfg: Config | None = None) -> CallerRules:
+KIND_PATH = "signer.kind"
+"""Where :class:`KindPaths` leaves the kind a ``/kinds/<name>/…`` path names."""
+
+
+def kind(cfg: Config | None = None, named: object = None) -> Kind:
+    """The upload kind of this request: named by its path (``/kinds/<name>/``) or by a JSON
+    body's ``kind`` (``named``), else ``default``; 404 when unknown, 403 when not this caller's.
+    Decided once per request; a JSON view passes its body's name on the first call."""
+    if "kind" not in g:
+        cfg = cfg or config()
+        g.kind = choose_kind(cfg, caller(cfg).via, request.environ.get(KIND_PATH), named)
+    found: Kind = g.kind
+    return found
+
+
+def choose_kind(cfg: Config, via: str, from_path: str | None, from_body: object) -> Kind:
+    """The path's kind and the body's must agree when both are given (the lean path calls this too)."""
+    if from_path is not None and from_body is not None and from_body != from_path:
+        raise Malformed("invalid_input", "kind in the body differs from the kind in the path")
+    return cfg.kinds.choose(from_body if from_body is not None else from_path, via)
+
+
+def kind_of_body(body: dict[str, Any]) -> object:
+    """A JSON body's ``kind``, taken out of it (the plans do not take it)."""
+    return body.pop("kind", None)
+
+
+def asking(cfg: Config | None = None, named: object = None) -> Asking:
+    """Who asks under which kind, for a flow (signer/service/flows.py)."""
     cfg = cfg or config()
-    return cfg.rules.for_caller(caller(cfg).folder)
+    who = caller(cfg)
+    return Asking.of(cfg, who, kind(cfg, named), pending_owner(who))
+
+
+def kind_finish(cfg: Config | None = None) -> Finish:
+    """The finish step of this request's kind (its bucket, its prefix)."""
+    cfg = cfg or config()
+    return cfg.finish_of(kind(cfg))
+
+
+def caller_rules(cfg: Config | None = None, names: FieldNames = JSON_FIELDS) -> CallerRules:
+    """The rules of this request's kind, bound to the caller's folder."""
+    cfg = cfg or config()
+    return kind(cfg).rules.for_caller(caller(cfg).folder, names)
 
 
 NEW_VISITOR_HEADER = "Signer-Anonymous"

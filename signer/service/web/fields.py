@@ -47,6 +47,8 @@ class Body:
 EXPIRES = {"type": "integer", "minimum": 1, "maximum": 604800, "description": "Seconds; at most SIGNER_MAX_EXPIRES."}
 KEY = {"type": "string", "minLength": 1, "description": "Object key under your prefix (see /v1/whoami)."}
 FILENAME = {"type": "string", "minLength": 1, "description": "Let the service choose the key; only the extension is kept."}
+KIND = {"type": "string", "description": "The upload kind (SIGNER_CONFIG, docs/kinds.md); default: `default`, "
+        "or the kind of a /kinds/<name>/ path."}
 CHECKSUMS = {
     f"checksum_{algorithm}": {"type": "string", "minLength": base64_length(size), "maxLength": base64_length(size),
                               "description": f"Base64 of the {algorithm.upper()} digest ({size} bytes); signed as "
@@ -62,6 +64,7 @@ PRESIGN = Body({
     "content_length": {"type": "integer", "minimum": 0, "description": "PUT only; required when SIGNER_MAX_SIZE is set."},
     **CHECKSUMS,
     "expires_in": EXPIRES,
+    "kind": KIND,
 }, required=("method",), one_of=("key", "filename"))
 
 POST_POLICY = Body({
@@ -71,6 +74,7 @@ POST_POLICY = Body({
     "max_size": {"type": "integer", "minimum": 0},
     **CHECKSUMS,
     "expires_in": EXPIRES,
+    "kind": KIND,
 }, one_of=("key", "filename"))
 
 SIGN_REQUEST = Body({
@@ -83,12 +87,14 @@ SIGN_REQUEST = Body({
     **CHECKSUMS,
     "checksum_algorithm": {"type": "string", "enum": [algorithm.upper() for algorithm in DIGEST_BYTES],
                            "description": "Creating a multipart upload only."},
+    "kind": KIND,
 }, required=("method", "key"))
 
 PUBLISH = Body({
     "key": KEY,
     "filename": {"type": "string", "minLength": 1, "description": "Makes the public name readable (a-z, 0-9 and "
                  "hyphens are kept); the extension comes from the type."},
+    "kind": KIND,
 }, required=("key",))
 
 COMPANION_CREATE = Body({"filename": FILENAME, "type": {"type": "string"}, "metadata": {"type": "object"}},

@@ -30,6 +30,7 @@ from ..errors import StoreFailed, Throttled, Unavailable
 from ..jsonbody import checked_fields, parse_json_object
 from .api import DECIDED, PRESIGN_FIELDS, presign_answer
 from .envelope import JSON, answer_headers, plain_json_length
+from .kindpath import PREFIX as KIND_PREFIX
 from .proxy import peer_address
 
 if TYPE_CHECKING:  # typing only: not loaded in the workers
@@ -45,8 +46,16 @@ class LeanPresign:
         self.applies = not config.allow_anonymous  # anonymous visitors need Flask's cookie handling
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if not self.applies or environ.get("PATH_INFO") != "/v1/presign" or environ.get("REQUEST_METHOD") != "POST":
+        path = environ.get("PATH_INFO")
+        if not self.applies or environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)
+        path_kind = None
+        if path != "/v1/presign":  # or /kinds/<name>/v1/presign (web/kindpath.py), the kind's
+            if not (path and path.startswith(KIND_PREFIX) and path.endswith("/v1/presign")):
+                return self.app(environ, start_response)
+            path_kind = path[len(KIND_PREFIX):-len("/v1/presign")]
+            if not path_kind or "/" in path_kind:
+                return self.app(environ, start_response)
         size = plain_json_length(environ, self.config.max_body)
         if size is None:
             return self.app(environ, start_response)  # the envelope's gates: Flask decides (and may refuse)
@@ -56,7 +65,7 @@ class LeanPresign:
             return self.app(environ, start_response)
         body = environ["wsgi.input"].read(size)
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads it again if it answers after all
-        answer = self._answer(who, body, environ) if len(body) == size else None
+        answer = self._answer(who, body, environ, path_kind) if len(body) == size else None
         if answer is None:
             return self.app(environ, start_response)
         payload = json_text(answer).encode()
@@ -64,13 +73,15 @@ class LeanPresign:
                                   *answer_headers(self.config, environ.get("HTTP_ORIGIN"))])  # as app.cors_headers
         return [payload]
 
-    def _answer(self, who: Caller, body: bytes, environ: WSGIEnvironment) -> dict[str, object] | None:
+    def _answer(self, who: Caller, body: bytes, environ: WSGIEnvironment,
+                path_kind: str | None) -> dict[str, object] | None:
         """The view's answer, or None when Flask should answer (a refusal, or anything unforeseen).
         A refusal that came after work was done (the store, the credentials, the caller's share:
         a marker may be written already) is handed to Flask as decided, never done again: a frozen
         store would otherwise cost two timeouts and two markers (issue #31)."""
         try:
-            return presign_answer(self.config, who, checked_fields(parse_json_object(body), PRESIGN_FIELDS))
+            return presign_answer(self.config, who, checked_fields(parse_json_object(body), PRESIGN_FIELDS),
+                                  path_kind)
         except (StoreFailed, Throttled, Unavailable) as exc:
             environ[DECIDED] = exc
             return None

@@ -147,7 +147,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                         "200": {"description": "Signed", **_json(_signed_answer(
                             method={"type": "string"}, headers=_STRING_MAP,
                         ))},
-                        **_errors(400, 401, 403, 413, 415),
+                        **_errors(400, 401, 403, 404, 413, 415),
                     },
                 }
             },
@@ -159,7 +159,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "Signed; send fields first and the file last",
                                 **_json(_signed_answer(fields=_STRING_MAP))},
-                        **_errors(400, 401, 403, 413, 415),
+                        **_errors(400, 401, 403, 404, 413, 415),
                     },
                 }
             },
@@ -202,34 +202,39 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "/v1/objects": {
                 "get": {
                     "summary": "The caller's objects under its prefix (at most 100)",
-                    "security": secured,
+                    "security": secured, "parameters": [_query("kind", required=False)],
                     "responses": {
                         "200": {"description": "Listing", **_json({
                             "type": "object",
                             "required": ["prefix", "objects"],
                             "properties": {
-                                "prefix": {"type": "string"},
+                                "prefix": {"type": "string"}, "kind": {"type": "string"}, "bucket": {"type": "string"},
+                                "kinds": {"type": "array", "items": {"type": "string"},
+                                          "description": "With SIGNER_CONFIG: the upload kinds this caller may use."},
                                 "objects": {"type": "array", "items": {
                                     "type": "object", "required": ["key", "size"],
                                     "properties": {"key": {"type": "string"}, "size": {"type": "integer"}},
                                 }},
                             },
                         })},
-                        **_errors(401, 502),
+                        **_errors(401, 403, 404, 502),
                     },
                 }
             },
             "/v1/whoami": {
                 "get": {
                     "summary": "The caller's identity and the key prefix it may write under",
-                    "security": secured,
+                    "security": secured, "parameters": [_query("kind", required=False)],
                     "responses": {
                         "200": {"description": "Identity", **_json({
                             "type": "object",
                             "required": ["identity", "key_prefix"],
-                            "properties": {"identity": {"type": ["string", "null"]}, "key_prefix": {"type": "string"}},
+                            "properties": {"identity": {"type": ["string", "null"]}, "key_prefix": {"type": "string"},
+                                           "kind": {"type": "string"}, "bucket": {"type": "string"},
+                                "kinds": {"type": "array", "items": {"type": "string"},
+                                          "description": "With SIGNER_CONFIG: the upload kinds this caller may use."},},
                         })},
-                        **_errors(401),
+                        **_errors(401, 403, 404),
                     },
                 }
             },
