@@ -10,8 +10,10 @@ import functools
 import hashlib
 import hmac
 import json
+import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
@@ -21,11 +23,21 @@ from hypothesis import strategies as st
 
 from signer.service.config import load_config
 from signer.service.errors import ConfigError, Refused
-from signer.service.jwt_callers import MAX_AGE, REFETCH_AFTER, Issuer, KeySet, Verifier, checked_identity
+from signer.service.jwt_callers import (
+    MAX_AGE,
+    REFETCH_AFTER,
+    Issuer,
+    KeyFetchError,
+    KeySet,
+    Verifier,
+    checked_identity,
+    fetch_json,
+)
 from signer.service.web.app import create_app
 from tests import fineuploader_samples as fu
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, env_with
 from tests.jwt_issuer import AUDIENCE, Key, issuer_server, unsigned
+from tests.servers import serving
 
 PRESIGN = {"method": "PUT", "filename": "cat.png", "content_type": "image/png", "content_length": 10}
 
@@ -300,6 +312,37 @@ def test_keys_never_fetched_are_a_503_not_a_401() -> None:
         answer = presign(client, issuer.token())
         assert answer.status_code == 503 and answer.json["code"] == "token_keys_unavailable"
         assert client.get("/readyz").json["jwt"]["state"] == "none"
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_an_issuer_answering_a_byte_at_a_time_is_cut_off_at_the_timeout(where) -> None:
+    """A socket timeout bounds each read, not the answer: an issuer sending a byte every 0.2 s would
+    hold the key set's lock (forced refreshes, rotation) for as long as it likes."""
+    stop = threading.Event()
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+            body = b'{"keys": []}' + b" " * 28
+            self.wfile.write(head if where == "body" else b"")
+            for byte in (head if where == "headers" else b"") + body:
+                if stop.wait(0.2):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Drip)) as url:
+        started = time.monotonic()
+        try:
+            with pytest.raises(KeyFetchError) as error:
+                fetch_json(url + "/jwks", 0.5)
+            assert time.monotonic() - started < 2.0
+            assert "0.5 s" in str(error.value)
+        finally:
+            stop.set()
 
 
 def test_an_x509_certificate_map_is_named_as_such() -> None:

@@ -19,8 +19,12 @@ unverified ``iss`` and then verified by that issuer alone: nothing here assumes 
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import re
+import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -80,17 +84,62 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is an error: a key URL is configured exactly, not followed elsewhere
 
 
+class _Deadline(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Keeps the sockets a fetch opens, so :meth:`cut` can shut them at the fetch's deadline: a
+    socket timeout bounds each read, and an issuer sending a byte at a time would never reach it."""
+
+    def __init__(self) -> None:
+        urllib.request.HTTPHandler.__init__(self)
+        urllib.request.HTTPSHandler.__init__(self, context=ssl.create_default_context())
+        self.sockets: list[socket.socket] = []
+        self.was_cut = False
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._kept(http.client.HTTPConnection), req)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._kept(http.client.HTTPSConnection), req, context=ssl.create_default_context())
+
+    def _kept(self, base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        handler = self
+
+        class Kept(base):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                handler.sockets.append(self.sock)
+                if handler.was_cut:  # the deadline passed while connecting
+                    handler.cut()
+
+        return Kept
+
+    def cut(self) -> None:
+        self.was_cut = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 def fetch_json(url: str, timeout: float) -> object:
-    """GET ``url`` as JSON: https or loopback only, no redirects, at most 256 KiB."""
+    """GET ``url`` as JSON: https or loopback only, no redirects, at most 256 KiB, all of it within
+    ``timeout`` seconds."""
     if not key_url_allowed(url):
         raise KeyFetchError(f"{url} is neither https nor loopback http")
-    opener = urllib.request.build_opener(_NoRedirects())
+    deadline = _Deadline()
+    opener = urllib.request.build_opener(_NoRedirects(), deadline)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above
+    timer = threading.Timer(timeout, deadline.cut)
+    timer.start()
     try:
         with opener.open(request, timeout=timeout) as answer:
             body = answer.read(MAX_DOCUMENT + 1)
     except Exception as exc:  # noqa: BLE001 - any failure to fetch is one kind: unreachable
+        if deadline.was_cut:
+            raise KeyFetchError(f"{url} did not answer within {timeout:g} s") from None
         raise KeyFetchError(f"{url} could not be fetched ({type(exc).__name__}: {exc})") from None
+    finally:
+        timer.cancel()
+    if deadline.was_cut:
+        raise KeyFetchError(f"{url} did not answer within {timeout:g} s")
     if len(body) > MAX_DOCUMENT:
         raise KeyFetchError(f"{url} answered more than {MAX_DOCUMENT} bytes")
     try:
