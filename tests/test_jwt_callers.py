@@ -110,6 +110,8 @@ def attacks(issuer) -> dict[str, tuple[str, str]]:
         "tampered payload": (issuer.token().split(".")[0] + "." + unsigned({}, {**claims, "sub": "bob"}).split(".")[1]
                              + "." + issuer.token().split(".")[2], "token_signature"),
         "unsafe sub": (issuer.token(sub="../bob"), "token_identity"),
+        "sub a number": (issuer.token(sub=42), "token_identity"),
+        "iat not a number": (issuer.token(iat="yesterday"), "token_malformed"),
         "garbage": ("a.b.c", "token_malformed"),
     }
 
@@ -117,7 +119,7 @@ def attacks(issuer) -> dict[str, tuple[str, str]]:
 @pytest.mark.parametrize("case", [
     "expired", "not yet valid", "other issuer", "other audience", "no exp", "unknown key", "known kid, other key",
     "alg none", "HS256 with the public key as secret", "kid pointing at an EC key", "jku header", "x5u header",
-    "jwk header", "tampered payload", "unsafe sub", "garbage"])
+    "jwk header", "tampered payload", "unsafe sub", "sub a number", "iat not a number", "garbage"])
 def test_every_attack_is_a_401_naming_the_check_and_nothing_is_signed(client, issuer, case) -> None:
     token, code = attacks(issuer)[case]
     answer = presign(client, token)

@@ -263,6 +263,9 @@ _REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
     (jwt.InvalidIssuerError, "token_issuer", "the token is from another issuer (iss)"),
     (jwt.InvalidSignatureError, "token_signature", "the token's signature does not verify"),
     (jwt.MissingRequiredClaimError, "token_claims", "the token lacks a required claim (exp, iss, aud)"),
+    (jwt.exceptions.InvalidSubjectError, "token_identity", "the token's sub claim is not a string"),
+    (jwt.InvalidIssuedAtError, "token_malformed", "the token's iat is not a number"),
+    (jwt.exceptions.InvalidJTIError, "token_malformed", "the token's jti is not a string"),
     (jwt.InvalidAlgorithmError, "token_algorithm", "the token's algorithm is not allowed"),
     (jwt.DecodeError, "token_malformed", "the token is not a well-formed JWT"),
 )
