@@ -134,12 +134,12 @@ def fetch_json(url: str, timeout: float) -> object:
             body = answer.read(MAX_DOCUMENT + 1)
     except Exception as exc:  # noqa: BLE001 - any failure to fetch is one kind: unreachable
         if deadline.was_cut:
-            raise KeyFetchError(f"{url} did not answer within {timeout:g} s") from None
+            raise KeyFetchError(f"{url} timed out: no whole answer within {timeout:g} s") from None
         raise KeyFetchError(f"{url} could not be fetched ({type(exc).__name__}: {exc})") from None
     finally:
         timer.cancel()
     if deadline.was_cut:
-        raise KeyFetchError(f"{url} did not answer within {timeout:g} s")
+        raise KeyFetchError(f"{url} timed out: no whole answer within {timeout:g} s")
     if len(body) > MAX_DOCUMENT:
         raise KeyFetchError(f"{url} answered more than {MAX_DOCUMENT} bytes")
     try:
