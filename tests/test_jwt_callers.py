@@ -402,6 +402,30 @@ def test_hostile_tokens_are_refused_never_a_500(client, header, claims, signatur
         assert answer.json["code"].startswith("token_") or answer.json["code"] in ("unauthorized", "invalid_header")
 
 
+BARE_NUMBERS = ("Infinity", "-Infinity", "NaN", "1e999", "9" * 4400)
+"""Words json.loads reads as numbers (floats that int() cannot take, an int past Python's digit limit)."""
+
+
+@settings(max_examples=120)
+@given(hostile=st.dictionaries(st.sampled_from(["iss", "aud", "sub", "exp", "nbf", "iat", "jti"]),
+                               JSON_VALUES | st.sampled_from(BARE_NUMBERS), min_size=1, max_size=2))
+def test_claims_of_any_type_under_a_good_signature_are_refused_never_a_500(client, issuer, hostile) -> None:
+    """Past the signature PyJWT reads the claims: a buggy issuer's ``exp: Infinity`` (a float int()
+    cannot take), a number ``sub``, a list ``aud`` must be a 401 naming a check, never a 500."""
+    key, now = issuer.keys[0], int(time.time())
+    payload = json.dumps({"iss": issuer.url, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, **hostile})
+    for word in BARE_NUMBERS:
+        payload = payload.replace(f'"{word}"', word)
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+    signing_input = f"{part(json.dumps({'alg': 'RS256', 'kid': key.kid}).encode())}.{part(payload.encode())}"
+    token = f"{signing_input}.{part(jwt.get_algorithm_by_name('RS256').sign(signing_input.encode(), key.private))}"
+    answer = presign(client, token)
+    assert answer.status_code in (200, 401), (payload, answer.status_code, answer.json)
+    assert answer.status_code == 200 or answer.json["code"] not in ("token_signature", "token_invalid"), payload
+
+
 def test_pyjwt_is_loaded_only_where_an_issuer_is_configured() -> None:
     """A worker without SIGNER_JWT_ISSUER carries neither PyJWT nor cryptography (memory per worker)."""
     import subprocess
