@@ -357,6 +357,16 @@ def test_an_issuer_answering_a_byte_at_a_time_is_cut_off_at_the_timeout(where) -
             stop.set()
 
 
+def test_an_issuer_set_with_a_trailing_slash_its_discovery_lacks_says_both() -> None:
+    """``iss`` is compared exactly (OIDC Discovery 4.3): the fix is one character, so say which."""
+    with issuer_server(Key.rsa("k")) as issuer:
+        settings = load_config(jwt_env(issuer.url + "/")).jwt_issuer
+        assert settings is not None
+        keys = KeySet(settings)
+        assert not keys.refresh()
+        assert f"names the issuer {issuer.url!r}, not SIGNER_JWT_ISSUER {issuer.url + '/'!r}" in (keys.status().error or "")
+
+
 def test_an_x509_certificate_map_is_named_as_such() -> None:
     settings = Issuer("https://securetoken.google.com/p", ("p",), jwks_url="https://x.example/x509")
     keys = KeySet(settings, lambda _url, _timeout: {"abc": "-----BEGIN CERTIFICATE-----\nMII...\n"})

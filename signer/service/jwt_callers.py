@@ -245,8 +245,9 @@ class KeySet:
         document = self._fetch(url, self.issuer.timeout)
         if not isinstance(document, dict) or not isinstance(document.get("jwks_uri"), str):
             raise KeyFetchError(f"{url} has no jwks_uri")
-        if document.get("issuer") != self.issuer.issuer:  # OpenID Connect Discovery 1.0, section 4.3
-            raise KeyFetchError(f"{url} names another issuer than SIGNER_JWT_ISSUER")
+        named = document.get("issuer")
+        if named != self.issuer.issuer:  # OpenID Connect Discovery 1.0, section 4.3: exactly, a trailing slash too
+            raise KeyFetchError(f"{url} names the issuer {str(named)[:200]!r}, not SIGNER_JWT_ISSUER {self.issuer.issuer!r}")
         jwks_uri: str = document["jwks_uri"]
         if not key_url_allowed(jwks_uri):
             raise KeyFetchError(f"{url} names a jwks_uri that is neither https nor loopback http")
