@@ -357,6 +357,56 @@ def test_an_issuer_answering_a_byte_at_a_time_is_cut_off_at_the_timeout(where) -
             stop.set()
 
 
+def test_an_https_key_url_is_fetched_only_with_a_certificate_the_machine_trusts(tmp_path, monkeypatch) -> None:
+    """The fetch's own https handler (which keeps its sockets for the deadline) checks the
+    certificate and the host name as urllib's default does: a self-signed issuer is refused until
+    its certificate is trusted (SSL_CERT_FILE)."""
+    import ssl
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+                   .serial_number(1).not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(private, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "12")
+            self.end_headers()
+            self.wfile.write(b'{"keys": []}')
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    with serving(server):
+        url = f"https://localhost:{server.server_address[1]}/jwks"
+        with pytest.raises(KeyFetchError) as error:
+            fetch_json(url, 5.0)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(error.value)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+        assert fetch_json(url, 5.0) == {"keys": []}
+        with pytest.raises(KeyFetchError) as error:
+            fetch_json(url.replace("localhost", "127.0.0.1"), 5.0)  # trusted, but not for that name
+        assert "CERTIFICATE_VERIFY_FAILED" in str(error.value)
+
+
 def test_an_issuer_set_with_a_trailing_slash_its_discovery_lacks_says_both() -> None:
     """``iss`` is compared exactly (OIDC Discovery 4.3): the fix is one character, so say which."""
     with issuer_server(Key.rsa("k")) as issuer:

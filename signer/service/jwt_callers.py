@@ -89,8 +89,8 @@ class _Deadline(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
     socket timeout bounds each read, and an issuer sending a byte at a time would never reach it."""
 
     def __init__(self) -> None:
-        urllib.request.HTTPHandler.__init__(self)
-        urllib.request.HTTPSHandler.__init__(self, context=ssl.create_default_context())
+        super().__init__()
+        self.tls = ssl.create_default_context()  # urllib's own default: certificates and host names checked
         self.sockets: list[socket.socket] = []
         self.was_cut = False
 
@@ -98,7 +98,7 @@ class _Deadline(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
         return self.do_open(self._kept(http.client.HTTPConnection), req)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self._kept(http.client.HTTPSConnection), req, context=ssl.create_default_context())
+        return self.do_open(self._kept(http.client.HTTPSConnection), req, context=self.tls)
 
     def _kept(self, base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
         handler = self
@@ -128,6 +128,7 @@ def fetch_json(url: str, timeout: float) -> object:
     opener = urllib.request.build_opener(_NoRedirects(), deadline)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above
     timer = threading.Timer(timeout, deadline.cut)
+    timer.daemon = True
     timer.start()
     try:
         with opener.open(request, timeout=timeout) as answer:
