@@ -17,7 +17,7 @@ from typing import Any
 from signer.service.config import WARNED, load_config
 from signer.service.errors import ConfigError
 from signer.service.server import server_settings
-from signer.service.web.front import INSTALL_HINT, Fronted, Listen, haproxy_path
+from signer.service.web.front import HEADERS_LIMIT, INSTALL_HINT, Fronted, Listen, haproxy_path
 from signer.service.web.metrics_listener import Aggregator
 
 # Refuse to start half-configured: check the whole environment once, as gunicorn reads this
@@ -67,7 +67,9 @@ max_requests_jitter = 1000
 # gunicorn's parser would; these are gunicorn's own bounds behind it (SIGNER_FRONT=none: its only ones).
 limit_request_line = 8190
 limit_request_fields = 50 if _settings.front == "none" else 32768
-limit_request_field_size = 8190 if _settings.front == "none" else 0
+# Not 0 behind the front: gunicorn 27 reads 0 as its default 8190, and a header the front admits (a JWT
+# with many claims) got gunicorn's HTML 431.
+limit_request_field_size = 8190 if _settings.front == "none" else HEADERS_LIMIT
 # The worker heartbeat file: /dev/shm is a tmpfs in every container, so a read-only root works.
 worker_tmp_dir = "/dev/shm"  # noqa: S108 - a RAM-backed folder for the heartbeat: works with a read-only root
 # No control socket: it would need a writable $HOME or $XDG_RUNTIME_DIR, and nothing uses it.

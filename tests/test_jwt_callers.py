@@ -10,8 +10,10 @@ import functools
 import hashlib
 import hmac
 import json
+import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
@@ -21,11 +23,21 @@ from hypothesis import strategies as st
 
 from signer.service.config import load_config
 from signer.service.errors import ConfigError, Refused
-from signer.service.jwt_callers import MAX_AGE, REFETCH_AFTER, Issuer, KeySet, Verifier, checked_identity
+from signer.service.jwt_callers import (
+    MAX_AGE,
+    REFETCH_AFTER,
+    Issuer,
+    KeyFetchError,
+    KeySet,
+    Verifier,
+    checked_identity,
+    fetch_json,
+)
 from signer.service.web.app import create_app
 from tests import fineuploader_samples as fu
 from tests.conftest import ACCESS_KEY, ALICE_TOKEN, env_with
 from tests.jwt_issuer import AUDIENCE, Key, issuer_server, unsigned
+from tests.servers import serving
 
 PRESIGN = {"method": "PUT", "filename": "cat.png", "content_type": "image/png", "content_length": 10}
 
@@ -59,6 +71,16 @@ def test_a_token_for_alice_presigns_under_her_user_folder(client, issuer, key) -
     assert answer.json["key"].startswith("uploads/user/alice/")
     assert client.get("/v1/whoami", headers={"Authorization": f"Bearer {issuer.token('alice')}"}).json[
         "key_prefix"] == "uploads/user/alice/"
+
+
+def test_a_token_of_12_kib_is_checked_like_any_other(client, issuer) -> None:
+    """Roles and groups make tokens of 8-16 KiB; the front admits 16 KiB of headers, so such a token
+    is verified, not taken for something else ('the bearer token is not valid')."""
+    token = issuer.token("alice", groups=[f"group-{n:04d}-" + "g" * 40 for n in range(200)])
+    assert 12 * 1024 < len(token) < 16 * 1024
+    answer = presign(client, token)
+    assert answer.status_code == 200, answer.json
+    assert answer.json["key"].startswith("uploads/user/alice/")
 
 
 def test_api_tokens_still_name_their_callers_beside_jwts(client) -> None:
@@ -98,6 +120,8 @@ def attacks(issuer) -> dict[str, tuple[str, str]]:
         "tampered payload": (issuer.token().split(".")[0] + "." + unsigned({}, {**claims, "sub": "bob"}).split(".")[1]
                              + "." + issuer.token().split(".")[2], "token_signature"),
         "unsafe sub": (issuer.token(sub="../bob"), "token_identity"),
+        "sub a number": (issuer.token(sub=42), "token_identity"),
+        "iat not a number": (issuer.token(iat="yesterday"), "token_malformed"),
         "garbage": ("a.b.c", "token_malformed"),
     }
 
@@ -105,7 +129,7 @@ def attacks(issuer) -> dict[str, tuple[str, str]]:
 @pytest.mark.parametrize("case", [
     "expired", "not yet valid", "other issuer", "other audience", "no exp", "unknown key", "known kid, other key",
     "alg none", "HS256 with the public key as secret", "kid pointing at an EC key", "jku header", "x5u header",
-    "jwk header", "tampered payload", "unsafe sub", "garbage"])
+    "jwk header", "tampered payload", "unsafe sub", "sub a number", "iat not a number", "garbage"])
 def test_every_attack_is_a_401_naming_the_check_and_nothing_is_signed(client, issuer, case) -> None:
     token, code = attacks(issuer)[case]
     answer = presign(client, token)
@@ -302,6 +326,97 @@ def test_keys_never_fetched_are_a_503_not_a_401() -> None:
         assert client.get("/readyz").json["jwt"]["state"] == "none"
 
 
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_an_issuer_answering_a_byte_at_a_time_is_cut_off_at_the_timeout(where) -> None:
+    """A socket timeout bounds each read, not the answer: an issuer sending a byte every 0.2 s would
+    hold the key set's lock (forced refreshes, rotation) for as long as it likes."""
+    stop = threading.Event()
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+            body = b'{"keys": []}' + b" " * 28
+            self.wfile.write(head if where == "body" else b"")
+            for byte in (head if where == "headers" else b"") + body:
+                if stop.wait(0.2):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Drip)) as url:
+        started = time.monotonic()
+        try:
+            with pytest.raises(KeyFetchError) as error:
+                fetch_json(url + "/jwks", 0.5)
+            assert time.monotonic() - started < 2.0
+            assert "timed out: no whole answer within 0.5 s" in str(error.value)
+        finally:
+            stop.set()
+
+
+def test_an_https_key_url_is_fetched_only_with_a_certificate_the_machine_trusts(tmp_path, monkeypatch) -> None:
+    """The fetch's own https handler (which keeps its sockets for the deadline) checks the
+    certificate and the host name as urllib's default does: a self-signed issuer is refused until
+    its certificate is trusted (SSL_CERT_FILE)."""
+    import ssl
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+                   .serial_number(1).not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(private, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "12")
+            self.end_headers()
+            self.wfile.write(b'{"keys": []}')
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    with serving(server):
+        url = f"https://localhost:{server.server_address[1]}/jwks"
+        with pytest.raises(KeyFetchError) as error:
+            fetch_json(url, 5.0)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(error.value)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+        assert fetch_json(url, 5.0) == {"keys": []}
+        with pytest.raises(KeyFetchError) as error:
+            fetch_json(url.replace("localhost", "127.0.0.1"), 5.0)  # trusted, but not for that name
+        assert "CERTIFICATE_VERIFY_FAILED" in str(error.value)
+
+
+def test_an_issuer_set_with_a_trailing_slash_its_discovery_lacks_says_both() -> None:
+    """``iss`` is compared exactly (OIDC Discovery 4.3): the fix is one character, so say which."""
+    with issuer_server(Key.rsa("k")) as issuer:
+        settings = load_config(jwt_env(issuer.url + "/")).jwt_issuer
+        assert settings is not None
+        keys = KeySet(settings)
+        assert not keys.refresh()
+        assert f"names the issuer {issuer.url!r}, not SIGNER_JWT_ISSUER {issuer.url + '/'!r}" in (keys.status().error or "")
+
+
 def test_an_x509_certificate_map_is_named_as_such() -> None:
     settings = Issuer("https://securetoken.google.com/p", ("p",), jwks_url="https://x.example/x509")
     keys = KeySet(settings, lambda _url, _timeout: {"abc": "-----BEGIN CERTIFICATE-----\nMII...\n"})
@@ -355,6 +470,30 @@ def test_hostile_tokens_are_refused_never_a_500(client, header, claims, signatur
         answer = presign(client, token)
         assert answer.status_code in (400, 401), (token, answer.status_code, answer.json)
         assert answer.json["code"].startswith("token_") or answer.json["code"] in ("unauthorized", "invalid_header")
+
+
+BARE_NUMBERS = ("Infinity", "-Infinity", "NaN", "1e999", "9" * 4400)
+"""Words json.loads reads as numbers (floats that int() cannot take, an int past Python's digit limit)."""
+
+
+@settings(max_examples=120)
+@given(hostile=st.dictionaries(st.sampled_from(["iss", "aud", "sub", "exp", "nbf", "iat", "jti"]),
+                               JSON_VALUES | st.sampled_from(BARE_NUMBERS), min_size=1, max_size=2))
+def test_claims_of_any_type_under_a_good_signature_are_refused_never_a_500(client, issuer, hostile) -> None:
+    """Past the signature PyJWT reads the claims: a buggy issuer's ``exp: Infinity`` (a float int()
+    cannot take), a number ``sub``, a list ``aud`` must be a 401 naming a check, never a 500."""
+    key, now = issuer.keys[0], int(time.time())
+    payload = json.dumps({"iss": issuer.url, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, **hostile})
+    for word in BARE_NUMBERS:
+        payload = payload.replace(f'"{word}"', word)
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+    signing_input = f"{part(json.dumps({'alg': 'RS256', 'kid': key.kid}).encode())}.{part(payload.encode())}"
+    token = f"{signing_input}.{part(jwt.get_algorithm_by_name('RS256').sign(signing_input.encode(), key.private))}"
+    answer = presign(client, token)
+    assert answer.status_code in (200, 401), (payload, answer.status_code, answer.json)
+    assert answer.status_code == 200 or answer.json["code"] not in ("token_signature", "token_invalid"), payload
 
 
 def test_pyjwt_is_loaded_only_where_an_issuer_is_configured() -> None:

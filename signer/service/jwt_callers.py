@@ -19,8 +19,12 @@ unverified ``iss`` and then verified by that issuer alone: nothing here assumes 
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import re
+import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -80,17 +84,63 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx is an error: a key URL is configured exactly, not followed elsewhere
 
 
+class _Deadline(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Keeps the sockets a fetch opens, so :meth:`cut` can shut them at the fetch's deadline: a
+    socket timeout bounds each read, and an issuer sending a byte at a time would never reach it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tls = ssl.create_default_context()  # urllib's own default: certificates and host names checked
+        self.sockets: list[socket.socket] = []
+        self.was_cut = False
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._kept(http.client.HTTPConnection), req)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._kept(http.client.HTTPSConnection), req, context=self.tls)
+
+    def _kept(self, base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        handler = self
+
+        class Kept(base):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                handler.sockets.append(self.sock)
+                if handler.was_cut:  # the deadline passed while connecting
+                    handler.cut()
+
+        return Kept
+
+    def cut(self) -> None:
+        self.was_cut = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 def fetch_json(url: str, timeout: float) -> object:
-    """GET ``url`` as JSON: https or loopback only, no redirects, at most 256 KiB."""
+    """GET ``url`` as JSON: https or loopback only, no redirects, at most 256 KiB, all of it within
+    ``timeout`` seconds."""
     if not key_url_allowed(url):
         raise KeyFetchError(f"{url} is neither https nor loopback http")
-    opener = urllib.request.build_opener(_NoRedirects())
+    deadline = _Deadline()
+    opener = urllib.request.build_opener(_NoRedirects(), deadline)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked above
+    timer = threading.Timer(timeout, deadline.cut)
+    timer.daemon = True
+    timer.start()
     try:
         with opener.open(request, timeout=timeout) as answer:
             body = answer.read(MAX_DOCUMENT + 1)
     except Exception as exc:  # noqa: BLE001 - any failure to fetch is one kind: unreachable
+        if deadline.was_cut:
+            raise KeyFetchError(f"{url} timed out: no whole answer within {timeout:g} s") from None
         raise KeyFetchError(f"{url} could not be fetched ({type(exc).__name__}: {exc})") from None
+    finally:
+        timer.cancel()
+    if deadline.was_cut:
+        raise KeyFetchError(f"{url} timed out: no whole answer within {timeout:g} s")
     if len(body) > MAX_DOCUMENT:
         raise KeyFetchError(f"{url} answered more than {MAX_DOCUMENT} bytes")
     try:
@@ -196,8 +246,9 @@ class KeySet:
         document = self._fetch(url, self.issuer.timeout)
         if not isinstance(document, dict) or not isinstance(document.get("jwks_uri"), str):
             raise KeyFetchError(f"{url} has no jwks_uri")
-        if document.get("issuer") != self.issuer.issuer:  # OpenID Connect Discovery 1.0, section 4.3
-            raise KeyFetchError(f"{url} names another issuer than SIGNER_JWT_ISSUER")
+        named = document.get("issuer")
+        if named != self.issuer.issuer:  # OpenID Connect Discovery 1.0, section 4.3: exactly, a trailing slash too
+            raise KeyFetchError(f"{url} names the issuer {str(named)[:200]!r}, not SIGNER_JWT_ISSUER {self.issuer.issuer!r}")
         jwks_uri: str = document["jwks_uri"]
         if not key_url_allowed(jwks_uri):
             raise KeyFetchError(f"{url} names a jwks_uri that is neither https nor loopback http")
@@ -214,6 +265,9 @@ _REFUSALS: tuple[tuple[type[Exception], str, str], ...] = (
     (jwt.InvalidIssuerError, "token_issuer", "the token is from another issuer (iss)"),
     (jwt.InvalidSignatureError, "token_signature", "the token's signature does not verify"),
     (jwt.MissingRequiredClaimError, "token_claims", "the token lacks a required claim (exp, iss, aud)"),
+    (jwt.exceptions.InvalidSubjectError, "token_identity", "the token's sub claim is not a string"),
+    (jwt.InvalidIssuedAtError, "token_malformed", "the token's iat is not a number"),
+    (jwt.exceptions.InvalidJTIError, "token_malformed", "the token's jti is not a string"),
     (jwt.InvalidAlgorithmError, "token_algorithm", "the token's algorithm is not allowed"),
     (jwt.DecodeError, "token_malformed", "the token is not a well-formed JWT"),
 )

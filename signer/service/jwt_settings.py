@@ -9,11 +9,13 @@ from urllib.parse import urlsplit
 
 HMAC = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
-MAX_TOKEN = 8 * 1024
+MAX_TOKEN = 16 * 1024
+"""What the front admits of the headers (web/front.py HEADERS_LIMIT): tokens with many roles or
+groups run past 8 KiB."""
 
 
 def looks_like_jwt(token: str) -> bool:
-    """Three dot-separated parts, at most 8 KiB: worth handing to the verifier."""
+    """Three dot-separated parts, at most :data:`MAX_TOKEN`: worth handing to the verifier."""
     return token.count(".") == 2 and len(token) <= MAX_TOKEN
 
 

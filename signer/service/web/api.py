@@ -46,7 +46,7 @@ def presign_answer(cfg: Config, who: Caller, body: dict[str, Any], path_kind: st
     """The answer to ``POST /v1/presign`` (or a refusal), without Flask, for the lean path
     (web/lean.py): the same flow as the view above. Never an anonymous visitor (Flask's cookie)."""
     chosen = choose_kind(cfg, who.via, path_kind, body.pop("kind", None))
-    return sign_presign(Asking.of(cfg, who, chosen, who.identity), body)
+    return sign_presign(Asking.of(cfg, who, chosen, who.folder), body)  # pending_owner, for a caller never anonymous
 
 
 @api.post("/v1/post-policy")

@@ -38,11 +38,12 @@ def caller(cfg: Config | None = None) -> Caller:
 
 
 def pending_owner(who: Caller) -> str:
-    """Whom an upload's marker counts against (SIGNER_MAX_PENDING_PER_CALLER): the caller, or,
-    for anonymous visitors, who can take a new identity at will, their address (an IPv6 client's
-    /64, which one host usually has whole)."""
+    """Whom an upload's marker counts against (SIGNER_MAX_PENDING_PER_CALLER): the caller, by its
+    folder (an API token and an app user of one name are two callers, a gateway's and a JWT's user
+    of one name one), or, for anonymous visitors, who can take a new identity at will, their address
+    (an IPv6 client's /64, which one host usually has whole)."""
     if who.via != "anonymous":
-        return who.identity
+        return who.folder
     try:
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
