@@ -3,6 +3,7 @@
 import logging
 import sys
 
+from signer.service import grants
 from signer.service.web.app import create_app
 
 
@@ -17,26 +18,11 @@ def _log_credentials_to_stderr() -> None:
     logger.propagate = False
 
 
-class _AuditLines(logging.StreamHandler):  # type: ignore[type-arg]
-    """``audit <the record's message>``, written as it is: no formatter (this runs per grant)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.stream.write(f"audit {record.getMessage()}\n")
-            self.flush()
-        except Exception:  # noqa: BLE001 - as logging does: a failed write is reported, never raised
-            self.handleError(record)
-
-
 def _audit_to_stderr() -> None:
     """One line per grant (signer/service/grants.py) on stderr: ``audit {JSON}`` with identity, kind,
     bucket, key, method, expiry, protocol; never a secret. The word first: lines that start with '{'
     are the access log's."""
-    handler = _AuditLines(sys.stderr)
-    logger = logging.getLogger("signer.audit")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    grants.audit_stream = grants.AuditStream(sys.stderr)
 
 
 _log_credentials_to_stderr()
