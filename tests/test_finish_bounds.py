@@ -10,32 +10,46 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from signer.service.errors import StoreFailed, Throttled
-from signer.service.finish import FAILURE_BACKOFF_CAP, GIVE_UP, PendingLedger, StoreClock, _after_failure
+from signer.service.finish import (
+    FAILURE_BACKOFF_CAP,
+    GIVE_UP,
+    Expectation,
+    Marker,
+    PendingLedger,
+    StoreClock,
+    _after_failure,
+)
+from signer.service.notify import Event
 
 FAILED = StoreFailed("storage_error", "S3 HEAD answered 400")
+EXPECTED = Expectation("uploads/alice/a.png", "alice", "uploads/alice/", None, ())
 
 
 def test_a_failed_look_backs_off_doubling_up_to_its_cap() -> None:
-    marker = {"id": "m", "state": "check", "deadline": 10_000}
-    dues = [_after_failure(marker, 1000, FAILED) for _ in range(12)]
+    marker: Marker = Marker("m", "check", expect=EXPECTED, deadline=10_000)
+    dues = []
+    for _ in range(12):
+        marker, due = _after_failure(marker, 1000, FAILED)
+        dues.append(due)
     assert dues[:4] == [1002, 1004, 1008, 1016]
     assert max(due - 1000 for due in dues if due is not None) == FAILURE_BACKOFF_CAP
-    assert marker["failures"] == 12
+    assert marker.failures == 12
 
 
 def test_a_failed_look_goes_on_past_the_signatures_deadline_and_ends_after_three_days() -> None:
     """The deadline only ends the wait for an absent upload: a look that failed has not seen the
     object, so dropping it then would leave a rule-breaking object unchecked."""
-    marker = {"id": "m", "state": "check", "deadline": 1000}
-    assert _after_failure(marker, 1000, FAILED) == 1002
-    assert _after_failure(dict(marker), 1000 + GIVE_UP, FAILED) is None
+    marker = Marker("m", "check", expect=EXPECTED, deadline=1000)
+    assert _after_failure(marker, 1000, FAILED)[1] == 1002
+    assert _after_failure(marker, 1000 + GIVE_UP, FAILED)[1] is None
 
 
 def test_an_event_whose_delivery_step_fails_ends_three_days_after_its_time() -> None:
-    marker = {"id": "m", "state": "notify", "event": {"time": "2026-12-01T00:00:00Z"}}
+    event = Event("e", "upload.verified", "2026-12-01T00:00:00Z", "uploads/alice/a.png", "alice", 1, None, None)
+    marker = Marker("m", "notify", event=event)
     start = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
-    assert _after_failure(dict(marker), start + 10, FAILED) == start + 12
-    assert _after_failure(dict(marker), start + GIVE_UP, FAILED) is None
+    assert _after_failure(marker, start + 10, FAILED)[1] == start + 12
+    assert _after_failure(marker, start + GIVE_UP, FAILED)[1] is None
 
 
 def test_the_store_clock_moves_by_two_seconds_or_more_only() -> None:

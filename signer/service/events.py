@@ -27,8 +27,8 @@ from urllib.parse import unquote_plus
 
 from .errors import Refused
 from .finish import (
-    Expectation,
     Finish,
+    Marker,
     check_object,
     completion_unseen,
     defer_delivery,
@@ -98,22 +98,24 @@ def finish_from_event(finish: Finish, key: str) -> str:
                  "ignored")
         return "unknown"
     try:
-        marker = json.loads(found.body)
-        expected = Expectation.from_json(marker["expect"])
-    except (KeyError, TypeError, ValueError):
+        marker = Marker.from_json(found.body)
+        expected = marker.expect
+    except ValueError:
+        expected = None
+    if expected is None:  # not a marker, or not an upload's (a keyed marker always is)
         log.error("finish step: an event's marker cannot be read: left for the sweep")
         return "unknown"
     if expected.key != key:
         log.warning("finish step: an event's key does not match its marker: ignored")
         return "unknown"
     recorded = None
-    if not marker.get("upload_id") and found.last_modified is not None:
+    if not marker.upload_id and found.last_modified is not None:
         recorded = int(found.last_modified.timestamp())
     verdict = check_object(finish, expected, not_before=recorded)
     if verdict.outcome == "absent":
         return "absent"
     if (verdict.outcome == "verified" and finish.publish_unseen is not None
-            and completion_unseen(marker.get("protocol"), marker.get("upload_id"))):
+            and completion_unseen(marker.protocol, marker.upload_id)):
         finish.publish_unseen(expected)
     if finish.webhook is not None:
         now = finish.clock.store_now(finish.now())

@@ -43,7 +43,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -52,7 +52,7 @@ from ..s3 import Bucket
 from ..sigv4 import current_time
 from . import metrics
 from .errors import NotAllowed, Refused, Throttled
-from .notify import Webhook, deliver
+from .notify import TIME_FORMAT, Event, Webhook, deliver, typed
 from .rules import SERVICE_FOLDER, CallerRules, Rules
 from .sniff import check_content, first_bytes
 from .storage import (
@@ -229,9 +229,70 @@ class Expectation:
                 "content_types": list(self.content_types)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Expectation:
-        return cls(str(data["key"]), data.get("identity"), str(data["folder"]), data.get("max_size"),
-                   tuple(data.get("content_types") or ()))
+    def from_json(cls, data: object) -> Expectation:
+        """As :meth:`as_json` wrote it; ValueError when it is not."""
+        if not isinstance(data, dict):
+            raise ValueError("an expectation is a JSON object")
+        types = typed(data.get("content_types") or [], list)
+        return cls(typed(data.get("key"), str), typed(data.get("identity"), str, True), typed(data.get("folder"), str),
+                   typed(data.get("max_size"), int, True), tuple(typed(kind, str) for kind in types))
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A pending marker, as kept in the store: ``check`` an upload (``expect`` and the fields after
+    it), then ``notify`` the webhook of ``event`` (a marker :func:`queue_event` wrote starts there).
+    :meth:`to_json` writes the same keys as every release before it (v1 and v2), so old markers
+    are read and old replicas read ours: the check fields only when there is an ``expect``;
+    ``recorded``, ``failures`` and ``event`` only once set."""
+
+    id: str
+    state: str
+    v: int = 2
+    attempts: int = 0
+    lease_until: int = 0
+    protocol: str | None = None
+    expect: Expectation | None = None
+    upload_id: str | None = None
+    looks: int = 0
+    deadline: int = 0
+    recorded: int | None = None
+    """The store's time the marker was written (its first claim reads it): an older object is not this upload."""
+    failures: int | None = None
+    event: Event | None = None
+
+    def to_json(self) -> bytes:
+        data: dict[str, Any] = {"v": self.v, "id": self.id, "state": self.state, "attempts": self.attempts,
+                                "lease_until": self.lease_until}
+        if self.expect is not None:
+            data.update(protocol=self.protocol, expect=self.expect.as_json(), upload_id=self.upload_id,
+                        looks=self.looks, deadline=self.deadline)
+        if self.recorded is not None:
+            data["recorded"] = self.recorded
+        if self.failures is not None:
+            data["failures"] = self.failures
+        if self.event is not None:
+            data["event"] = self.event.to_json()
+        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, body: bytes) -> Marker:
+        """A stored marker; ValueError for anything else (the sweep drops it, an event ignores it)."""
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("a marker is a JSON object")
+        state = data.get("state")
+        if state not in ("check", "notify"):
+            raise ValueError("a marker's state is check or notify")
+        expect = Expectation.from_json(data.get("expect")) if state == "check" or "expect" in data else None
+        event = Event.from_json(data.get("event")) if state == "notify" or "event" in data else None
+        return cls(
+            typed(data.get("id"), str), state, typed(data.get("v", 1), int), typed(data.get("attempts", 0), int),
+            typed(data.get("lease_until", 0), int), typed(data.get("protocol"), str, True), expect,
+            typed(data.get("upload_id"), str, True), typed(data.get("looks", 0), int),
+            typed(data.get("deadline", 0), int), typed(data.get("recorded"), int, True),
+            typed(data.get("failures"), int, True), event,
+        )
 
 
 @dataclass(frozen=True)
@@ -293,9 +354,8 @@ def _key_hash(finish: Finish, key: str) -> str:
     return hashlib.sha256(f"{finish.bucket.name}\n{key}".encode()).hexdigest()[:32]
 
 
-def _write(finish: Finish, key: str, marker: dict[str, Any], *, fresh: bool = True) -> None:
-    body = json.dumps(marker, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    put_object(finish.credentials(), finish.bucket, key, body, if_none_match=fresh, timeout=finish.timeout)
+def _write(finish: Finish, key: str, marker: Marker, *, fresh: bool = True) -> None:
+    put_object(finish.credentials(), finish.bucket, key, marker.to_json(), if_none_match=fresh, timeout=finish.timeout)
 
 
 def completion_unseen(protocol: object, upload_id: object) -> bool:
@@ -330,11 +390,8 @@ def expect_upload(
         marker_id = hashlib.sha256(f"{finish.bucket.name}\n{expected.key}\n{upload_id}".encode()).hexdigest()[:32]
     else:
         marker_id = uuid.uuid4().hex
-    marker = {
-        "v": 2, "id": marker_id, "state": "check", "protocol": protocol, "expect": expected.as_json(),
-        "upload_id": upload_id, "looks": 0, "attempts": 0,
-        "deadline": int(signed_until.timestamp()) + finish.clock.offset + clock_skew + SETTLE, "lease_until": 0,
-    }
+    marker = Marker(marker_id, "check", protocol=protocol, expect=expected, upload_id=upload_id,
+                    deadline=int(signed_until.timestamp()) + finish.clock.offset + clock_skew + SETTLE)
     if finish.events:  # one marker per key, the latest signature's: the event finds it by name
         written = keyed_marker_key(finish, expected.key)
         _write(finish, written, marker, fresh=False)
@@ -373,8 +430,8 @@ def queue_event(
         return None
     now = finish.clock.store_now(now or finish.now())
     marker_id = event_id or uuid.uuid4().hex
-    marker = {"v": 1, "id": marker_id, "state": "notify", "attempts": 0, "lease_until": 0,
-              "event": make_event(marker_id, kind, expected, info, now, code=code, message=message, extra=extra)}
+    marker = Marker(marker_id, "notify", v=1,
+                    event=make_event(marker_id, kind, expected, info, now, code=code, message=message, extra=extra))
     try:
         _write(finish, _marker_key(finish, int(now.timestamp()), marker_id), marker)
     except PreconditionFailed:
@@ -383,11 +440,11 @@ def queue_event(
     return marker_id
 
 
-def defer_delivery(finish: Finish, marker: dict[str, Any], event: dict[str, Any], now: datetime) -> None:
+def defer_delivery(finish: Finish, marker: Marker, event: Event, now: datetime) -> None:
     """An event the webhook did not take (signer/service/events.py): its marker goes into the due
     order as a notify marker, and the sweep retries it with backoff like any other."""
-    marker.update(state="notify", attempts=1, event=event, lease_until=0)
-    _write(finish, _marker_key(finish, int(now.timestamp()) + finish.interval, marker["id"]), marker, fresh=False)
+    marker = replace(marker, state="notify", attempts=1, event=event, lease_until=0)
+    _write(finish, _marker_key(finish, int(now.timestamp()) + finish.interval, marker.id), marker, fresh=False)
 
 
 def upload_event_id(finish: Finish, kind: str, expected: Expectation, info: ObjectInfo | None) -> str:
@@ -403,18 +460,12 @@ def upload_event_id(finish: Finish, kind: str, expected: Expectation, info: Obje
 def make_event(
     event_id: str, kind: str, expected: Expectation, info: ObjectInfo | None, now: datetime, *,
     code: str | None = None, message: str | None = None, extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The webhook's JSON: what happened to which key of whose, with the object's facts."""
-    event: dict[str, Any] = {
-        "id": event_id, "type": kind, "time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "key": expected.key, "identity": expected.identity,
-        "size": info.size if info else None, "content_type": info.content_type if info else None,
-        "etag": info.etag.strip('"') if info and info.etag else None,
-    }
-    if code is not None:
-        event["reason"] = {"code": code, "message": message}
-    event.update(extra or {})
-    return event
+) -> Event:
+    """The webhook's event: what happened to which key of whose, with the object's facts."""
+    return Event(event_id, kind, now.astimezone(UTC).strftime(TIME_FORMAT), expected.key, expected.identity,
+                 info.size if info else None, info.content_type if info else None,
+                 info.etag.strip('"') if info and info.etag else None, code, message if code is not None else None,
+                 dict(extra or {}))
 
 
 # --- sweeping (any worker of any replica) -------------------------------------------------
@@ -580,91 +631,93 @@ def _work(finish: Finish, key: str, now: datetime) -> tuple[int, int | None]:
     found = get_object(credentials, finish.bucket, key, timeout=finish.timeout)
     if found is None:
         return 0, None
-    body, etag = found.body, found.etag
     try:
-        marker = json.loads(body)
-        if (not isinstance(marker, dict) or not _NAME.fullmatch(key[len(finish.pending_prefix):])
-                or not isinstance(marker.get("id"), str)):
-            raise ValueError("not a marker")
-        lease_until = int(marker.get("lease_until", 0))
-    except (TypeError, ValueError):
+        if not _NAME.fullmatch(key[len(finish.pending_prefix):]):
+            raise ValueError("not a marker's name")
+        marker = Marker.from_json(found.body)
+    except ValueError:
         log.error("finish step: dropped an unreadable marker")
         delete_object(credentials, finish.bucket, key, timeout=finish.timeout)
         return 0, None
-    if lease_until > now.timestamp():
+    if marker.lease_until > now.timestamp():
         return 0, None
-    if (marker.get("v") == 2 and "recorded" not in marker and not marker.get("looks") and not marker.get("failures")
+    if (marker.v == 2 and marker.recorded is None and not marker.looks and not marker.failures
             and found.last_modified is not None):
         # Its first claim, never touched since its writer left it (this release writes v2; an older
         # replica rescheduling it counts a look): the store's Last-Modified is when the upload was
         # recorded, by the store's clock, the one its objects' Last-Modified use too.
-        marker["recorded"] = int(found.last_modified.timestamp())
-    marker["lease_until"] = int(now.timestamp()) + LEASE
+        marker = replace(marker, recorded=int(found.last_modified.timestamp()))
+    marker = replace(marker, lease_until=int(now.timestamp()) + LEASE)
     try:
-        put_object(credentials, finish.bucket, key, json.dumps(marker).encode(), if_match=etag or "*",
+        put_object(credentials, finish.bucket, key, marker.to_json(), if_match=found.etag or "*",
                    timeout=finish.timeout)
     except PreconditionFailed:
         return 0, None  # another sweeper claimed it first
     try:
-        due = _advance(finish, marker, now)
-    except (KeyError, TypeError, ValueError):
+        marker, due = _advance(finish, marker, now)
+    except ValueError:
         log.error("finish step: dropped a marker it cannot read")
         due = None
     except Refused as exc:  # the store (or the object's key) failed: look again later, like any look
-        if marker.get("state") == "check":
+        if marker.state == "check":
             metrics.finish_checked("failed")
-        due = _after_failure(marker, int(now.timestamp()), exc)
-    marker["lease_until"] = 0
+            marker, _ = _next_look(marker, int(now.timestamp()))  # counted, as _advance had before the failure
+        marker, due = _after_failure(marker, int(now.timestamp()), exc)
+    marker = replace(marker, lease_until=0)
     if due is not None:
-        _write(finish, _marker_key(finish, due, marker["id"]), marker, fresh=False)
-    if due is None or _marker_key(finish, due, marker["id"]) != key:
+        _write(finish, _marker_key(finish, due, marker.id), marker, fresh=False)
+    if due is None or _marker_key(finish, due, marker.id) != key:
         delete_object(finish.credentials(), finish.bucket, key, timeout=finish.timeout)
     return 1, due
 
 
-def _advance(finish: Finish, marker: dict[str, Any], now: datetime) -> int | None:
-    """Do the marker's next step; the due time of the one after, or None when it is done."""
+def _advance(finish: Finish, marker: Marker, now: datetime) -> tuple[Marker, int | None]:
+    """Do the marker's next step: the marker as it is then, and the due time of the step after, or
+    None when it is done."""
     moment = int(now.timestamp())
-    if marker["state"] == "check":
-        expected = Expectation.from_json(marker["expect"])
-        later = _next_look(marker, moment)
-        if marker.get("upload_id"):
+    if marker.state == "check":
+        expected = marker.expect
+        if expected is None:
+            raise ValueError("a check marker without its expectation")  # Marker.from_json reads none such
+        looked, later = _next_look(marker, moment)
+        if marker.upload_id:
             try:
-                list_parts(finish.credentials(), finish.bucket, expected.key, marker["upload_id"],
+                list_parts(finish.credentials(), finish.bucket, expected.key, marker.upload_id,
                            timeout=finish.timeout)
-                return _looked(later)  # still open: not completed yet
+                return looked, _looked(later)  # still open: not completed yet
             except UploadNotFound:
                 pass
         # One request (a PUT, a POST form) makes its object whole: an object there written before the
         # upload was recorded is an earlier one, not this upload's (a PUT URL never used). A multipart
         # object's Last-Modified is its upload's start on S3, so there the upload id decides.
-        recorded = marker.get("recorded") if not marker.get("upload_id") else None
+        recorded = marker.recorded if not marker.upload_id else None
         verdict = check_object(finish, expected, not_before=recorded)
         if verdict.outcome == "absent":
-            return _looked(later)  # not uploaded yet; None once no signature can still make it
+            return looked, _looked(later)  # not uploaded yet; None once no signature can still make it
         metrics.finish_checked(verdict.outcome)
         if (verdict.outcome == "verified" and finish.publish_unseen is not None
-                and completion_unseen(marker.get("protocol"), marker.get("upload_id"))):
+                and completion_unseen(marker.protocol, marker.upload_id)):
             finish.publish_unseen(expected)  # idempotent: a retry after a failure copies nothing twice
         if finish.webhook is None:
-            return None
+            return looked, None
         kind = "upload.verified" if verdict.outcome == "verified" else "upload.rejected"
-        marker.update(state="notify", attempts=0, event=make_event(
+        marker = replace(looked, state="notify", attempts=0, event=make_event(
             upload_event_id(finish, kind, expected, verdict.info), kind, expected, verdict.info, now,
             code=verdict.code, message=verdict.message))
+    event = marker.event
+    if event is None:
+        raise ValueError("a notify marker without its event")  # Marker.from_json reads none such
     if finish.webhook is None:
         log.error("finish step: an event is waiting but SIGNER_WEBHOOK_URL is not set; dropped")
-        return None
-    if deliver(finish.webhook, marker["event"], now=now):
-        return None
-    marker["attempts"] = attempts = int(marker.get("attempts", 0)) + 1
-    first = _event_time(marker)
-    if (now - first).total_seconds() > GIVE_UP:
-        log.error("finish step: gave up delivering %s %s after %d attempts", marker["event"]["type"],
-                  marker["id"], attempts)
-        metrics.webhook_dropped(marker["event"]["id"])
-        return None
-    return moment + min(finish.interval * 2 ** (attempts - 1), BACKOFF_CAP)  # type: ignore[no-any-return]
+        return marker, None
+    if deliver(finish.webhook, event, now=now):
+        return marker, None
+    marker = replace(marker, attempts=marker.attempts + 1)
+    if (now - event.happened()).total_seconds() > GIVE_UP:
+        log.error("finish step: gave up delivering %s %s after %d attempts", event.type, marker.id, marker.attempts)
+        metrics.webhook_dropped(event.id)
+        return marker, None
+    return marker, moment + min(finish.interval * 2 ** (marker.attempts - 1), BACKOFF_CAP)
 
 
 def _looked(later: int | None) -> int | None:
@@ -674,35 +727,29 @@ def _looked(later: int | None) -> int | None:
     return later
 
 
-def _event_time(marker: dict[str, Any]) -> datetime:
-    """When a notify marker's event happened (its ``time``, as make_event wrote it)."""
-    return datetime.strptime(marker["event"]["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def _after_failure(marker: dict[str, Any], moment: int, exc: Refused) -> int | None:
+def _after_failure(marker: Marker, moment: int, exc: Refused) -> tuple[Marker, int | None]:
     """A marker whose store call failed (any status, a timeout) is rescheduled with backoff, so it
     moves behind the others and can never hold the front of the queue; three days past its
     deadline (or its event's time) it is dropped, with an error logged."""
-    failures = int(marker.get("failures", 0)) + 1
-    marker["failures"] = failures
+    marker = replace(marker, failures=(marker.failures or 0) + 1)
     # The signature's deadline only ends the wait for an upload that is absent; a look that failed
     # has not seen the object yet, so it goes on for as long as an event would.
-    deadline: int = int(marker.get("deadline") or moment) + GIVE_UP
-    if marker.get("state") == "notify":
-        deadline = int(_event_time(marker).timestamp()) + GIVE_UP
+    deadline = (marker.deadline or moment) + GIVE_UP
+    if marker.state == "notify" and marker.event is not None:
+        deadline = int(marker.event.happened().timestamp()) + GIVE_UP
     if moment >= deadline:
-        log.error("finish step: dropped marker %s after %d failed looks: %s", marker.get("id"), failures, exc.code)
-        return None
-    log.warning("finish step: marker %s failed (%s), look %d; again later", marker.get("id"), exc.code, failures)
-    return min(moment + min(1 << min(failures, 20), FAILURE_BACKOFF_CAP), deadline)
+        log.error("finish step: dropped marker %s after %d failed looks: %s", marker.id, marker.failures, exc.code)
+        return marker, None
+    log.warning("finish step: marker %s failed (%s), look %d; again later", marker.id, exc.code, marker.failures)
+    return marker, min(moment + min(1 << min(marker.failures or 0, 20), FAILURE_BACKOFF_CAP), deadline)
 
 
-def _next_look(marker: dict[str, Any], moment: int) -> int | None:
-    """When to look again at an upload not finished yet, or None past its deadline."""
-    looks = int(marker.get("looks", 0))
-    marker["looks"] = looks + 1
+def _next_look(marker: Marker, moment: int) -> tuple[Marker, int | None]:
+    """The marker with one more look counted, and when to look again at an upload not finished yet
+    (None past its deadline)."""
+    looks = marker.looks
     delay = CHECK_DELAYS[looks + 1] if looks + 1 < len(CHECK_DELAYS) else LATER
-    deadline = int(marker["deadline"])
-    if moment >= deadline:
-        return None
-    return min(moment + delay, deadline)
+    marker = replace(marker, looks=looks + 1)
+    if moment >= marker.deadline:
+        return marker, None
+    return marker, min(moment + delay, marker.deadline)
