@@ -328,15 +328,7 @@ def main() -> int:
     print(f"{args.rounds} rounds x {args.seconds}s per target, order rotated each round; wrk -t2 -c{args.connections}; "
           f"gunicorn.conf.py ({workers} workers per server, all servers up at once); {os.cpu_count()} cores, "
           f"load generator on the same machine; response body {body_bytes} bytes\n")
-    print(f"{'target':30} {'req/s':>7} {'(min-max)':>13} {'CPU µs/req':>11} {'(min-max)':>13} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'errors':>6}")
-    for target in targets:
-        errors = sum(run["non2xx"] + run["socket_errors"] for run in target.runs)
-        rps_low, rps_high = target.spread("rps")
-        cpu_low, cpu_high = target.spread("cpu_us")
-        print(f"{target.name:30} {target.median('rps'):7.0f} {rps_low:6.0f}-{rps_high:<6.0f} "
-              f"{target.median('cpu_us'):11.0f} {cpu_low:6.0f}-{cpu_high:<6.0f} {target.median('p50_ms'):7.2f} "
-              f"{target.median('p99_ms'):7.2f} {errors:6d}")
+    table(targets)
     presign, _, bare, _, noop, boto = targets[:6]
     per_round = list(zip(presign.runs, bare.runs, boto.runs, strict=True))
     print()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -127,3 +128,11 @@ def server_settings(environ: Mapping[str, str], cpus: int | None = None) -> Serv
         raise ConfigError("SIGNER_BIND unix:/path is for a local proxy in front, which then is the front: "
                           "set SIGNER_FRONT=none too")
     return settings
+
+
+def private_folder(prefix: str) -> str:
+    """A fresh folder only this user may enter (0700, an unguessable name) for a replica's own
+    sockets and locks: the front's, the finish-step sweeper's, the metrics aggregator's. In /dev/shm
+    where there is one: a tmpfs in every container, writable under a read-only root."""
+    shared = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - a RAM-backed folder, made private
+    return tempfile.mkdtemp(prefix=prefix, dir=shared)

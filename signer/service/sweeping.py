@@ -30,7 +30,6 @@ import logging
 import os
 import random
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from pathlib import Path
 
 from .errors import Refused
 from .finish import Finish, Pass, sweep_pass
+from .server import private_folder
 
 log = logging.getLogger("signer")
 
@@ -55,8 +55,7 @@ FOLLOW = 1.0
 def replica_folder() -> str:
     """A fresh private folder (0700) for one replica's lock and socket, in /dev/shm where there is one
     (RAM-backed, writable under a read-only root)."""
-    shared = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - a RAM-backed folder, made private
-    return tempfile.mkdtemp(prefix="sigv4-signer-finish-", dir=shared)
+    return private_folder("sigv4-signer-finish-")
 
 
 class Sweeper:

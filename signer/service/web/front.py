@@ -30,13 +30,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ..server import ServerSettings
+from ..server import ServerSettings, private_folder
 from .statuses import CODES
 
 HEADERS_LIMIT = 16 * 1024  # the request line and headers, as the service always allowed
@@ -101,8 +100,7 @@ def private_socket() -> str:
     """Where gunicorn listens behind the front: a Unix socket in a fresh 0700 directory in /dev/shm
     (a tmpfs in every container, writable under a read-only root), its name unguessable, so no
     other user of the host can open it or take its name first."""
-    shared = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - a RAM-backed folder, made private
-    return os.path.join(tempfile.mkdtemp(prefix="sigv4-signer-", dir=shared), "gunicorn.sock")
+    return os.path.join(private_folder("sigv4-signer-"), "gunicorn.sock")
 
 
 def _quoted_json(code: str) -> str:

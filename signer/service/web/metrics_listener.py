@@ -24,7 +24,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,8 +177,9 @@ class Aggregator:
     def start(self, timeout: float = 10.0) -> None:
         """Start it and wait until it answers; OSError if it does not."""
         if not self.folder:
-            shared = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - RAM-backed, made private
-            self.folder = tempfile.mkdtemp(prefix="sigv4-signer-metrics-", dir=shared)
+            from ..server import private_folder  # here: the aggregator's own process need not load the service
+
+            self.folder = private_folder("sigv4-signer-metrics-")
         if os.path.exists(self.socket):
             os.unlink(self.socket)
         from .front import _die_with_parent
