@@ -87,8 +87,8 @@ class Config:
     def finish(self) -> Finish:
         """The finish step's view of this configuration (signer/service/finish.py), made once:
         the request paths that record uploads ask for it on every request."""
-        return self._finish_for(Kind(DEFAULT, self.bucket, self.rules, publish=self.publish),
-                                PendingLedger(self.max_pending_per_caller), events=self.events is not None)
+        return self._finish_for(self.kinds.by_name[DEFAULT], PendingLedger(self.max_pending_per_caller),
+                                events=self.events is not None)
 
     @cached_property
     def jwt(self) -> Verifier | None:
