@@ -62,6 +62,14 @@ def test_kinds_from_the_file_and_defaults_from_the_environment(tmp_path) -> None
     assert [bucket.name for bucket in config.kinds.buckets()] == ["uploads-bucket", "avatars", "docs"]
 
 
+def test_a_jwt_user_is_one_of_a_kinds_users(tmp_path) -> None:
+    """A JWT's user and a gateway's are both the app's users (#27): ``callers`` names them ``users``."""
+    config = config_with(tmp_path, AVATAR_AND_DOC)
+    avatar, doc = config.kinds.get("avatar"), config.kinds.get("doc")
+    assert [doc.allows(via) for via in ("token", "gateway", "jwt", "anonymous")] == [True] * 4
+    assert [avatar.allows(via) for via in ("token", "gateway", "jwt", "anonymous")] == [True, False, False, True]
+
+
 def test_choosing_a_kind(tmp_path) -> None:
     kinds = config_with(tmp_path, AVATAR_AND_DOC).kinds
     assert kinds.choose(None, "gateway").name == "default"
