@@ -215,7 +215,12 @@ def post_worker_init(worker: object) -> None:
 
 def worker_exit(server: object, worker: object) -> None:  # noqa: ARG001 - gunicorn's hook signature
     """A worker leaving (recycled after max_requests, or stopping) finishes the marker in hand;
-    anything it did not get to stays in the store for the next sweep, here or elsewhere."""
+    anything it did not get to stays in the store for the next sweep, here or elsewhere. Then the
+    audit lines still queued are written (signer/service/grants.py)."""
+    from signer.service import grants
+
     sweeper = getattr(worker, "signer_sweeper", None)
     if sweeper is not None:
         sweeper.stop(timeout=5.0)
+    if grants.audit_stream is not None:
+        grants.audit_stream.close()

@@ -22,7 +22,7 @@ def _audit_to_stderr() -> None:
     """One line per grant (signer/service/grants.py) on stderr: ``audit {JSON}`` with identity, kind,
     bucket, key, method, expiry, protocol; never a secret. The word first: lines that start with '{'
     are the access log's."""
-    grants.audit_stream = grants.AuditStream(sys.stderr)
+    grants.audit_stream = grants.AuditStream(sys.stderr.fileno())
 
 
 _log_credentials_to_stderr()

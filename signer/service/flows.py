@@ -5,9 +5,8 @@ request into an :class:`Asking` and the body, calls one function here and serial
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..credentials import Credentials
 from ..sigv4 import current_time
@@ -27,10 +26,10 @@ from .storage import delete_object, list_objects
 iso = stamp
 
 
-@dataclass(frozen=True)
-class Asking:
+class Asking(NamedTuple):
     """Who asks, under which kind: all a flow needs of the request. ``owner`` is whom the finish
-    step's markers count against (the caller; an anonymous visitor's address)."""
+    step's markers count against (the caller; an anonymous visitor's address). A NamedTuple, as
+    :class:`signer.service.grants.Grant`: one per request."""
 
     config: Config
     who: Caller

@@ -306,7 +306,10 @@ def test_an_audit_line_for_every_protocol_without_secrets(kinds_service) -> None
     """Runs after the tests above (file order): every protocol has granted something by now."""
     url, logs = kinds_service
     sign(url, method="GET", key="docs/alice/report.pdf", kind="doc")
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10  # a worker writes its audit lines within 0.2 s (grants.AUDIT_FLUSH)
+    while not any(line["method"] == "GET" and line["kind"] == "doc" for line in audit_lines(logs)):
+        assert time.monotonic() < deadline, "the GET's audit line never reached the log"
+        time.sleep(0.1)
     lines = audit_lines(logs)
     protocols = {line["protocol"] for line in lines}
     assert {"presign", "post-policy", "sign-request", "companion"} <= protocols, protocols
