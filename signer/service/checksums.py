@@ -54,6 +54,8 @@ def declared_checksum(values: Mapping[str, object], names: Mapping[str, str] | N
     """The one checksum header among ``values`` (fields of :data:`CHECKSUM_FIELDS` that are not
     None), checked; ``{}`` when none is given. S3 takes one checksum per request."""
     given = {field: value for field, value in values.items() if field in CHECKSUM_FIELDS and value is not None}
+    if not given:
+        return {}
     label = {field: (names or {}).get(field, field) for field in given}
     if len(given) > 1:
         raise Malformed("invalid_checksum", f"give one checksum, not {' and '.join(label.values())}")

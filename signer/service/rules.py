@@ -16,6 +16,7 @@ so a caller asking for the default or the maximum still gets a working URL; the 
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -115,7 +116,7 @@ class Rules:
         """These rules bound to one caller (its key prefix) and to how it names fields."""
         return CallerRules(self, identity, names)
 
-    @property
+    @functools.cached_property
     def reserved_prefix(self) -> str:
         """Where the service keeps its own objects; never signed for a caller."""
         return f"{self.key_prefix}{SERVICE_FOLDER}"
@@ -168,9 +169,9 @@ class Rules:
     def _type_allowed(self, media: str) -> bool:
         """``type/*`` admits that type's subtypes except the scriptable ones (SVG can carry
         script that runs on the bucket's origin): those only when listed by name."""
-        major = media.split("/", 1)[0]
+        wildcard = media.split("/", 1)[0] + "/*"
         return any(
-            allowed == media or allowed == "*/*" or (allowed == f"{major}/*" and media not in SCRIPTABLE_TYPES)
+            allowed == media or allowed == "*/*" or (allowed == wildcard and media not in SCRIPTABLE_TYPES)
             for allowed in self.allowed_content_types
         )
 
@@ -204,10 +205,14 @@ class Rules:
         return low, high
 
     def check_method(self, method: object, name: str = "method") -> str:
-        verb = method_text(method, name, f": one of {', '.join(sorted(self.allowed_methods))}")
+        verb = method_text(method, name, f": one of {self.allowed_methods_text()}" if method is None else "")
         if verb not in self.allowed_methods:
-            raise NotAllowed("method_not_allowed", f"{name} must be one of {', '.join(sorted(self.allowed_methods))}")
+            raise NotAllowed("method_not_allowed", f"{name} must be one of {self.allowed_methods_text()}")
         return verb
+
+    def allowed_methods_text(self) -> str:
+        """For refusals only: written when one is made, not per request."""
+        return ", ".join(sorted(self.allowed_methods))
 
     def check_uploads_allowed(self) -> None:
         """Every upload (PUT, POST form, multipart) is a PUT as far as SIGNER_ALLOWED_METHODS goes."""
@@ -312,8 +317,9 @@ class CallerRules:
     identity: str | None
     names: FieldNames = field(default_factory=lambda: JSON_FIELDS)
 
-    @property
+    @functools.cached_property
     def prefix(self) -> str:
+        """Computed once: every key check reads it."""
         return self.rules.prefix_for(self.identity)
 
     # --- keys ---------------------------------------------------------------
