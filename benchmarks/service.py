@@ -52,7 +52,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def fine_uploader_policy() -> dict:
     now = datetime.now(UTC)
-    return {"expiration": (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z"), "conditions": [
+    # 14 minutes: under SIGNER_MAX_EXPIRES (900 s), and longer than a --rounds 15 run (5 minutes expired mid-run)
+    return {"expiration": (now + timedelta(minutes=14)).strftime("%Y-%m-%dT%H:%M:%S.000Z"), "conditions": [
         {"acl": "private"}, {"bucket": ENV["SIGNER_BUCKET"]}, {"Content-Type": "image/jpeg"},
         {"success_action_status": "200"}, {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
         {"key": "uploads/bench/0b7a3c9e.jpg"},
