@@ -193,11 +193,15 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
             ports[name] = port = free_port()
             servers[name] = stack.enter_context(running(gunicorn(app, port, args.workers), f"http://127.0.0.1:{port}/",
                                                         env=env, log_path=work / f"{name}.log"))
-        if args.compare:  # another checkout's service, under its own gunicorn.conf.py, for before/after
-            ports["before"] = port = free_port()
-            servers["before"] = stack.enter_context(running(
-                gunicorn("wsgi:app", port, args.workers), f"http://127.0.0.1:{port}/healthz", env=env,
-                log_path=work / "before.log", cwd=Path(args.compare).resolve()))
+        if args.compare:  # another checkout's service, under its own gunicorn.conf.py, for before/after,
+            # against one more server of this checkout that serves nothing else: the "signer" server
+            # also takes /s3/signature's load (more garbage, twice the worker recycling), and two
+            # copies of one commit compared that way differed by 4 %.
+            for name, checkout in (("this", Path.cwd()), ("before", Path(args.compare).resolve())):
+                ports[name] = port = free_port()
+                servers[name] = stack.enter_context(running(
+                    gunicorn("wsgi:app", port, args.workers), f"http://127.0.0.1:{port}/healthz", env=env,
+                    log_path=work / f"{name}.log", cwd=checkout))
         presign_script = wrk_script(work, PRESIGN_BODY)
         targets = [
             Target("signer POST /v1/presign", f"http://127.0.0.1:{ports['signer']}/v1/presign",
@@ -213,14 +217,22 @@ def side_by_side(args: argparse.Namespace, work: Path) -> tuple[list[Target], di
             Target("Flask + boto3 presign", f"http://127.0.0.1:{ports['boto3']}/v1/presign",
                    servers["boto3"].pid, presign_script),
         ]
+        pair: list[Target] = []
         if args.compare:
-            targets.append(Target("--compare POST /v1/presign", f"http://127.0.0.1:{ports['before']}/v1/presign",
-                                  servers["before"].pid, presign_script))
+            pair = [Target("this checkout, alone", f"http://127.0.0.1:{ports['this']}/v1/presign",
+                           servers["this"].pid, presign_script),
+                    Target("--compare POST /v1/presign", f"http://127.0.0.1:{ports['before']}/v1/presign",
+                           servers["before"].pid, presign_script)]
+            targets += pair
         for target in targets:  # warm-up: imports, clients, caches; not counted
             run_wrk(target.url, target.script, 1, args.connections)
         for round_number in range(args.rounds):
             shift = round_number % len(targets)
-            for target in targets[shift:] + targets[:shift]:
+            order = targets[shift:] + targets[:shift]
+            if pair and round_number % 2:  # the compared pair: each goes first in half the rounds
+                first, second = order.index(pair[0]), order.index(pair[1])
+                order[first], order[second] = order[second], order[first]
+            for target in order:
                 target.run(args.seconds, args.connections)
         rss = {name: max((rss_mib(pid) for pid in worker_pids(server.pid)), default=float("nan"))
                for name, server in servers.items()}
@@ -345,9 +357,10 @@ def main() -> int:
         [theirs["cpu_us"] / floor["cpu_us"] for floor, theirs in zip(noop.runs, boto.runs, strict=True)],
         "none; the most any app could reach against boto3 under these server settings"))
     if args.compare:
-        before = targets[6]
+        this, before = targets[6:8]
         print("--compare / this checkout, CPU per request: " + ratio_text(
-            [old["cpu_us"] / new["cpu_us"] for old, new in zip(before.runs, presign.runs, strict=True)], "none"))
+            [old["cpu_us"] / new["cpu_us"] for old, new in zip(before.runs, this.runs, strict=True)], "none")
+            + f"; ratio of the medians {before.median('cpu_us') / this.median('cpu_us'):.2f}x")
     print("worker RSS after the runs (largest worker): " + ", ".join(
         f"{name} {value:.1f} MiB" + (" (target <= 32)" if name == "signer" else "") for name, value in rss.items()))
     if killed:
