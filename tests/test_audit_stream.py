@@ -76,3 +76,17 @@ def test_a_grants_line_is_queued_before_issue_returns(descriptor, monkeypatch) -
     stream.close()
     assert read(path) == ['audit {"event":"grant","identity":"alice","via":"token","kind":"default","bucket":"bucket",'
                           '"key":"uploads/alice/a.png","method":"PUT","expires_at":null,"protocol":"presign"}']
+
+
+def test_a_forked_child_leaves_its_parents_lines_to_the_parent(descriptor) -> None:
+    fd, path = descriptor
+    stream = AuditStream(fd, every=60)
+    stream.write('{"i":"parent"}')
+    child = os.fork()
+    if child == 0:  # the child: one line of its own, written at once, then gone without cleanup
+        stream.write('{"i":"child"}')
+        stream.close()
+        os._exit(0)
+    os.waitpid(child, 0)
+    stream.close()
+    assert sorted(read(path)) == ['audit {"i":"child"}', 'audit {"i":"parent"}']  # each line once

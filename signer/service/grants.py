@@ -99,9 +99,10 @@ class AuditStream:
     """Audit lines for a file descriptor (stderr's, set by wsgi.py), ``audit {JSON}`` each, written
     in batches by a thread of their own at least every :data:`AUDIT_FLUSH` seconds.
 
-    Why not a write per grant: the system call released the GIL mid-request, and with gunicorn's
-    request threads waiting for it each hand-over cost more than the rest of the audit; under load
-    that was 7 % of the service's CPU per request (benchmarks/service.py). A line is queued before
+    Why not a write per grant: the system call released the GIL mid-request, and gunicorn's request
+    threads waiting for it made about 6 more futex calls per request (strace); side by side, servers
+    without that write came out several % cheaper per request, within a benchmark whose own spread
+    is as wide (docs/kinds.md, Speed). A line is queued before
     the signature leaves and reaches the descriptor within :data:`AUDIT_FLUSH`; :meth:`close`
     (gunicorn's worker_exit, and at exit) writes the rest, so only a worker killed outright loses
     its last fraction of a second. A queue past :data:`AUDIT_BACKLOG` lines (a stalled reader) is
@@ -153,7 +154,10 @@ class AuditStream:
                 self.flush()
 
     def _forked(self) -> None:
-        """A forked child has the lines but not the thread: it starts its own on its first grant."""
+        """A forked child has neither the thread nor, perhaps, a usable lock (held by another thread
+        at the fork); the queued lines are its parent's to write. It starts afresh on its first grant."""
+        self._queued.clear()
+        self._starting = threading.Lock()
         self._thread = None
 
 
