@@ -26,20 +26,17 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.service import ENV, PRESIGN_BODY, TOKEN
+from benchmarks.service import ENV, TOKEN
+from benchmarks.wsgi import BODY, environ
 
 DRIVER = """
-import io, os, sys
+import io, json, os, sys
 sys.path.insert(0, os.getcwd())
 import wsgi
+fixed = json.loads(os.environ["BENCH_ENVIRON"])
 body = os.environ["BENCH_BODY"].encode()
 def call():
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/presign", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-               "SERVER_PORT": "8080", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
-               "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
-               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "HTTP_HOST": "127.0.0.1:8080",
-               "HTTP_AUTHORIZATION": "Bearer " + os.environ["BENCH_TOKEN"]}
+    environ = {**fixed, "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0)}
     status = []
     out = b"".join(wsgi.app(environ, lambda line, headers, exc_info=None: status.append(line)))
     assert status[0].startswith("200"), (status, out[:200])
@@ -51,11 +48,22 @@ gc.freeze()
 for _ in range(int(sys.argv[1])):
     call()
 """
+"""Runs in the other checkout, so it imports nothing of this one: the request comes in the
+environment, as :func:`driver_environment` writes it."""
+
+
+def driver_environment(token: str = TOKEN) -> dict[str, str]:
+    """The service's settings and benchmarks/wsgi.py's request, for :data:`DRIVER`: its WSGI
+    environ less the stream objects the driver makes itself, and the body."""
+    request = {name: value for name, value in environ().items()
+               if name not in ("wsgi.input", "wsgi.errors", "wsgi.version")}
+    request["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return {**os.environ, **ENV, "BENCH_ENVIRON": json.dumps(request), "BENCH_BODY": BODY.decode()}
 
 
 def instructions(checkout: Path, requests: int) -> int:
     """Instructions of one run of the driver in ``checkout`` (its stderr, the audit lines, to /dev/null)."""
-    env = {**os.environ, **ENV, "BENCH_BODY": json.dumps(PRESIGN_BODY), "BENCH_TOKEN": TOKEN}
+    env = driver_environment()
     with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", f"--log-file={log.name}",
