@@ -19,8 +19,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from itsdangerous import BadSignature, Signer
 
@@ -42,11 +41,11 @@ VISITOR_COOKIE_MAX_AGE = 365 * 24 * 3600
 _VISITOR_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(NamedTuple):
     """``identity`` names the caller (logs, /v1/whoami); ``folder`` is the part of its key
     prefix after ``SIGNER_KEY_PREFIX``. ``new_cookie``, for a visitor without a valid cookie,
-    is the signed cookie value the web layer must send back."""
+    is the signed cookie value the web layer must send back. (A NamedTuple: one per request,
+    at a fraction of a frozen dataclass's cost.)"""
 
     identity: str
     via: str  # "token", "gateway", "jwt" or "anonymous", for the access log

@@ -109,7 +109,7 @@ class Config:
                 for name, kind in self.kinds.by_name.items()}
 
     def finish_of(self, kind: Kind) -> Finish:
-        return self.finish if kind.name == DEFAULT else self.finishes[kind.name]
+        return self.finishes[kind.name]
 
     def _finish_for(self, kind: Kind, ledger: PendingLedger, *, events: bool = False) -> Finish:
         """One kind's finish step. The events queue (SIGNER_EVENTS_QUEUE_URL) serves the default

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import quote
 
 from ..credentials import Credentials
@@ -114,7 +115,7 @@ class Rules:
 
     def for_caller(self, identity: str | None, names: FieldNames = JSON_FIELDS) -> CallerRules:
         """These rules bound to one caller (its key prefix) and to how it names fields."""
-        return CallerRules(self, identity, names)
+        return CallerRules(self, identity, names, self.prefix_for(identity))
 
     @functools.cached_property
     def reserved_prefix(self) -> str:
@@ -169,11 +170,9 @@ class Rules:
     def _type_allowed(self, media: str) -> bool:
         """``type/*`` admits that type's subtypes except the scriptable ones (SVG can carry
         script that runs on the bucket's origin): those only when listed by name."""
-        wildcard = media.split("/", 1)[0] + "/*"
-        return any(
-            allowed == media or allowed == "*/*" or (allowed == wildcard and media not in SCRIPTABLE_TYPES)
-            for allowed in self.allowed_content_types
-        )
+        allowed = self.allowed_content_types
+        return (media in allowed or "*/*" in allowed
+                or (media.split("/", 1)[0] + "/*" in allowed and media not in SCRIPTABLE_TYPES))
 
     def allowed_types_text(self) -> str:
         return "allowed types are " + ", ".join(self.allowed_content_types)
@@ -253,9 +252,9 @@ class Rules:
         return str(stamp)
 
 
-@dataclass(frozen=True)
-class PresignPlan:
-    """Exactly what one presigned URL will allow; nothing else is signed."""
+class PresignPlan(NamedTuple):
+    """Exactly what one presigned URL will allow; nothing else is signed. (A NamedTuple, like
+    :class:`CallerRules`: one per request.)"""
 
     method: str
     key: str
@@ -309,18 +308,16 @@ class SignRequestPlan:
     upload_id: str | None = None
 
 
-@dataclass(frozen=True)
-class CallerRules:
-    """The rules for one caller: its prefix is fixed here, once."""
+class CallerRules(NamedTuple):
+    """The rules for one caller: its prefix is fixed here, once (:meth:`Rules.for_caller`), since
+    every key check reads it. A NamedTuple, as :class:`signer.service.grants.Grant`: one is built
+    per request, and a frozen dataclass (with a ``cached_property``, whose lock every request
+    thread shares on Python 3.11) costs several times as much."""
 
     rules: Rules
     identity: str | None
-    names: FieldNames = field(default_factory=lambda: JSON_FIELDS)
-
-    @functools.cached_property
-    def prefix(self) -> str:
-        """Computed once: every key check reads it."""
-        return self.rules.prefix_for(self.identity)
+    names: FieldNames
+    prefix: str
 
     # --- keys ---------------------------------------------------------------
 
@@ -614,6 +611,7 @@ def _check_key_text(key: object, what: str) -> str:
         raise NotAllowed("key_not_allowed", f"{what} is {size} bytes; at most {MAX_KEY_BYTES} are allowed")
     # A backslash separates segments too for some stores (SeaweedFS answers 400 to any request on
     # 'a/..\\b'): a key every store reads alike, or none.
-    if any(segment in (".", "..") for segment in key.replace("\\", "/").split("/")):
+    segments = key.replace("\\", "/").split("/")
+    if "." in segments or ".." in segments:
         raise NotAllowed("key_not_allowed", f"{what} must not contain '.' or '..' segments")
     return key
