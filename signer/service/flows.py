@@ -257,4 +257,3 @@ _Signed = TypeVar("_Signed", bound=_Expiring)
 
 def _with_expiry(signed: _Signed) -> tuple[_Signed, datetime]:
     return signed, signed.expires_at
-
