@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..credentials import Credentials
-from ..presign import PresignedURL
 from ..sigv4 import current_time
 from .callers import Caller
 from .checksums import CHECKSUM_FIELDS
@@ -38,12 +37,10 @@ class Asking(NamedTuple):
     owner: str
     finish: Finish
     """The kind's finish step (Config.finish_of), looked up once."""
-    clock_skew: int
-    """SIGNER_CLOCK_SKEW, for the finish step's deadlines."""
 
     @classmethod
     def of(cls, config: Config, who: Caller, kind: Kind, owner: str) -> Asking:
-        return cls(config, who, kind, owner, config.finish_of(kind), config.rules.clock_skew)
+        return cls(config, who, kind, owner, config.finish_of(kind))
 
     def rules(self, names: FieldNames = JSON_FIELDS) -> CallerRules:
         return self.kind.rules.for_caller(self.who.folder, names)
@@ -60,6 +57,10 @@ class Asking(NamedTuple):
             return None
         return Owed(Expectation.of(rules, self.who.identity, key), self.owner, bounded, upload_id)
 
+    @property
+    def clock_skew(self) -> int:
+        return self.config.rules.clock_skew
+
 
 def presign(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /v1/presign``: one presigned URL."""
@@ -68,13 +69,8 @@ def presign(ask: Asking, body: dict[str, Any]) -> dict[str, Any]:
     now = current_time()
     plan = rules.plan_presign(now=now, valid_until=credentials.expiration, **body)
     owed = ask.owed(rules, plan.key) if plan.method == "PUT" else None
-
-    def sign() -> tuple[tuple[PresignedURL, datetime], datetime]:
-        url = plan.sign(credentials, bucket, now)
-        expires_at = url.expires_at  # a computed property: once, for the answer and the grant
-        return (url, expires_at), expires_at
-
-    url, expires_at = issue(ask.grant("presign", plan.key, plan.method, owed), sign,
+    url, expires_at = issue(ask.grant("presign", plan.key, plan.method, owed),
+                            lambda: _with_expiry_kept(plan.sign(credentials, bucket, now)),
                             finish=ask.finish, clock_skew=ask.clock_skew, now=now)
     return {"method": plan.method, "url": url.url, "headers": url.headers, "bucket": bucket.name, "key": plan.key,
             "expires_at": iso(expires_at)}
@@ -257,3 +253,9 @@ _Signed = TypeVar("_Signed", bound=_Expiring)
 
 def _with_expiry(signed: _Signed) -> tuple[_Signed, datetime]:
     return signed, signed.expires_at
+
+
+def _with_expiry_kept(signed: _Signed) -> tuple[tuple[_Signed, datetime], datetime]:
+    """For a flow that answers the expiry too: computed once."""
+    expires_at = signed.expires_at
+    return (signed, expires_at), expires_at

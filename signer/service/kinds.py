@@ -88,13 +88,10 @@ class Kinds:
 
     def choose(self, name: object, via: str) -> Kind:
         """The kind a request names, refused (403) when this caller may not use it."""
-        if name is None:
-            kind = self.by_name[DEFAULT]  # most requests name none
-        elif isinstance(name, str):
-            kind = self.get(name)
-        else:
+        if name is not None and not isinstance(name, str):
             raise Malformed("invalid_input", "kind must be the name of an upload kind (a string)")
-        if kind.callers is not None and not kind.allows(via):
+        kind = self.get(name)
+        if not kind.allows(via):
             raise NotAllowed("kind_not_allowed", f"the upload kind {kind.name!r} is not open to this caller "
                              f"({CALLER_CLASSES.get(via, via)})")
         return kind
